@@ -1,0 +1,259 @@
+/* helix.h — public API of the helix library.
+ *
+ * helix runs multi-head attention partitioned over an n x m grid of devices:
+ * the h heads are split into n head groups, each head's width d into m
+ * slices; device (i, j) = rank i*m + j owns head group i, slice j.
+ *
+ * Conventions
+ *   - All sizes are int64_t; counts and byte sizes never share a name.
+ *   - Weights use the math convention y = x W (W is [in, out] = [D, D]).
+ *     Head k owns output columns [k*d, (k+1)*d).
+ *   - Tensors are row-major. Activations are [B, L, D].
+ *   - The library never prints and never exits: every fallible call returns
+ *     a helix_status and, where it takes one, fills a helix_err message.
+ */
+#ifndef HELIX_H
+#define HELIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HELIX_VERSION "0.1.0"
+
+typedef enum {
+    HELIX_OK = 0,
+    HELIX_ERR_INVALID,     /* bad configuration or argument (user error)      */
+    HELIX_ERR_NOMEM,       /* allocation failed or layout does not fit        */
+    HELIX_ERR_COMM,        /* a collective failed                             */
+    HELIX_ERR_ABORTED,     /* another device failed; this one stopped cleanly */
+    HELIX_ERR_IO,          /* file could not be read or written               */
+    HELIX_ERR_FORMAT,      /* file is malformed                               */
+    HELIX_ERR_NONFINITE,   /* NaN or Inf where finite values are required     */
+    HELIX_ERR_UNSUPPORTED, /* feature not built in / not available            */
+    HELIX_ERR_INTERNAL
+} helix_status;
+
+const char *helix_status_str(helix_status s);
+
+/* A human-readable message that goes with a non-OK status. */
+typedef struct {
+    char msg[512];
+} helix_err;
+
+typedef enum { HELIX_F32 = 0, HELIX_F16, HELIX_BF16 } helix_dtype;
+typedef enum { HELIX_MODE_SLICED = 0, HELIX_MODE_EXACT } helix_mode;
+typedef enum { HELIX_EXACT_REGATHER = 0, HELIX_EXACT_SCORES } helix_exact_algo;
+
+size_t      helix_dtype_size(helix_dtype t);
+const char *helix_dtype_name(helix_dtype t);
+const char *helix_mode_name(helix_mode m);
+const char *helix_exact_algo_name(helix_exact_algo a);
+/* Parse names ("f32", "sliced", "regather", ...). Return HELIX_ERR_INVALID if unknown. */
+helix_status helix_dtype_parse(const char *s, helix_dtype *out);
+helix_status helix_mode_parse(const char *s, helix_mode *out);
+helix_status helix_exact_algo_parse(const char *s, helix_exact_algo *out);
+
+/* Element conversion between storage types and f32 (round to nearest even). */
+void  helix_to_f32(helix_dtype t, const void *src, float *dst, int64_t n_elems);
+void  helix_from_f32(helix_dtype t, const float *src, void *dst, int64_t n_elems);
+float helix_load(helix_dtype t, const void *base, int64_t idx);
+uint16_t helix_f32_to_f16(float f);
+float    helix_f16_to_f32(uint16_t h);
+uint16_t helix_f32_to_bf16(float f);
+float    helix_bf16_to_f32(uint16_t h);
+
+/* ------------------------------------------------------------------ plan */
+
+typedef struct {
+    int64_t heads;      /* h                                    */
+    int64_t head_dim;   /* d                                    */
+    int64_t groups;     /* n: head groups (grid rows)           */
+    int64_t slices;     /* m: slices per head (grid columns)    */
+    int64_t batch;      /* B                                    */
+    int64_t seq;        /* L                                    */
+    helix_dtype dtype;  /* storage of X, weights, Q/K/V, output */
+    helix_mode mode;
+    helix_exact_algo exact_algo; /* used when mode == EXACT     */
+    int causal;
+    int out_proj;       /* 1: W_O is applied (row-parallel + reduce) */
+    int bias;           /* 1: b_Q, b_K, b_V (and b_O) are present    */
+    double scale;       /* 0: 1/sqrt(attention width)                */
+} helix_config;
+
+/* The default small configuration used by `helix run` with no options. */
+helix_config helix_config_default(void);
+
+/* Phases of one forward pass; bytes and time are counted per phase. */
+typedef enum {
+    HELIX_PHASE_INPUT = 0,  /* broadcast X from rank 0                        */
+    HELIX_PHASE_QKV,        /* local projections X W^(i,j)                    */
+    HELIX_PHASE_REGATHER,   /* exact/regather: slices -> full-width heads     */
+    HELIX_PHASE_ATTENTION,  /* attention (exact/scores: incl. score all-reduce) */
+    HELIX_PHASE_RETURN,     /* exact/regather: outputs back to (i,j) layout   */
+    HELIX_PHASE_ROW_GATHER, /* no W_O: all-gather slices along the row        */
+    HELIX_PHASE_COL_GATHER, /* no W_O: gather head groups down column 0       */
+    HELIX_PHASE_OUT_PROJ,   /* W_O: local partial product                     */
+    HELIX_PHASE_REDUCE,     /* W_O: sum partials over all devices to rank 0   */
+    HELIX_NPHASES
+} helix_phase;
+
+const char *helix_phase_name(helix_phase p);
+
+typedef struct {
+    int64_t sent_bytes;
+    int64_t recv_bytes;
+} helix_traffic;
+
+/* How exact/regather splits work inside a row. */
+typedef enum {
+    HELIX_REGATHER_NONE = 0,
+    HELIX_REGATHER_HEADS,   /* m divides h_g: each device gets h_g/m whole heads */
+    HELIX_REGATHER_QUERIES  /* otherwise: all-gather K/V, split the queries      */
+} helix_regather_kind;
+
+/* Tile sizes of the attention kernels (fixed; part of the memory model). */
+#define HELIX_TILE_Q 64
+#define HELIX_TILE_K 64
+/* exact/scores: queries per all-reduced score block. */
+#define HELIX_SCORES_TILE_Q 64
+
+typedef struct {
+    helix_config cfg;
+    int64_t D;      /* model width h*d           */
+    int64_t P;      /* devices n*m               */
+    int64_t hg;     /* heads per group h/n       */
+    int64_t ds;     /* features per slice d/m    */
+    int64_t cols;   /* columns per device hg*ds  */
+    double  scale;  /* resolved softmax scale    */
+    helix_regather_kind regather;
+} helix_plan;
+
+/* One device's share: shapes, buffers, memory and traffic. All pure. */
+typedef struct {
+    int64_t rank, i, j;
+    /* weight shard: for local head k (0..hg-1), the columns
+     * [col0(k), col0(k)+ds) of W_Q/W_K/W_V, col0(k) = (i*hg+k)*d + j*ds;
+     * W_O rows follow the same ranges. */
+    int64_t head0;          /* first global head of the group: i*hg       */
+    int64_t col_stride;     /* col0(k+1) - col0(k) = d                    */
+    int64_t col_first;      /* col0(0)                                    */
+    /* exact/regather work split inside the row */
+    int64_t rg_head_begin, rg_head_end;   /* HEADS: local heads owned       */
+    int64_t rg_q_begin, rg_q_end;         /* QUERIES: query rows owned      */
+    /* buffer sizes (bytes) */
+    int64_t weight_bytes;   /* W_Q,W_K,W_V shards (+ biases, + W_O rows)   */
+    int64_t x_bytes;        /* X: B*L*D                                    */
+    int64_t qkv_bytes;      /* Q,K,V in (i,j) layout                       */
+    int64_t o_bytes;        /* attention output in (i,j) layout            */
+    int64_t exchange_bytes; /* regather/scores buffers                     */
+    int64_t kernel_bytes;   /* attention kernel workspace                  */
+    int64_t agg_bytes;      /* aggregation buffers                         */
+    int64_t out_bytes;      /* final output [B,L,D] (rank 0 only)          */
+    int64_t peak_bytes;     /* sum: the device arena                       */
+    helix_traffic phase[HELIX_NPHASES];
+} helix_device_plan;
+
+/* Validate cfg and derive the plan. No allocation. On error fills err with
+ * a message naming the offending value and the rule. */
+helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_err *err);
+/* Per-device shapes, buffer sizes and predicted traffic. rank in [0, P). */
+helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_device_plan *out);
+/* Bytes of an f32 workspace for the attention kernel with this head width. */
+int64_t helix_attention_workspace_bytes(int64_t width);
+/* Split [0, total) into parts balanced blocks; block `idx` is [*b, *e). */
+void helix_split_range(int64_t total, int64_t parts, int64_t idx, int64_t *b, int64_t *e);
+
+/* --------------------------------------------------------------- weights */
+
+/* Full, unpartitioned attention weights in f32, y = x W convention.
+ * wq, wk, wv: [D, D]; wo: [D, D] or NULL; biases: [D] or NULL. */
+typedef struct {
+    int64_t D;
+    const float *wq, *wk, *wv, *wo;
+    const float *bq, *bk, *bv, *bo;
+} helix_weights;
+
+/* Copy device `rank`'s column block of a [D, D] projection, converting to
+ * dtype: dst is [D, hg*ds]. */
+void helix_shard_cols(const helix_plan *plan, int64_t rank, const float *w,
+                      void *dst, helix_dtype dtype);
+/* Same for a bias [D] -> [hg*ds]. */
+void helix_shard_bias(const helix_plan *plan, int64_t rank, const float *b,
+                      void *dst, helix_dtype dtype);
+/* Device `rank`'s rows of W_O: dst is [hg*ds, D]. */
+void helix_shard_rows(const helix_plan *plan, int64_t rank, const float *w,
+                      void *dst, helix_dtype dtype);
+
+/* ------------------------------------------------------------- reference */
+
+/* Plain single-device MHA in double precision, the oracle every fast path
+ * is tested against. x: [B, L, D]; y: [B, L, D]. If w->wo is NULL the
+ * output is the concatenated heads. scale <= 0 means 1/sqrt(d). */
+helix_status helix_attention_ref(int64_t B, int64_t L, int64_t heads, int64_t head_dim,
+                                 const helix_weights *w, const float *x, int causal,
+                                 double scale, float *y, helix_err *err);
+
+/* ---------------------------------------------------------------- kernel */
+
+/* Flash-style attention on one device: key tiles, online softmax, f32
+ * statistics and accumulation; workspace O(tile * width), never L x L.
+ * Strides are in elements. Query row r (0-based within q) sits at global
+ * position q_pos0 + r; with causal it sees keys 0..q_pos0+r.
+ *   q: [B, Lq, H, width]   k, v: [B, Lk, H, width]   o: [B, Lq, H, width] */
+typedef struct {
+    int64_t B, Lq, Lk, H, width;
+    helix_dtype dtype;
+    const void *q, *k, *v;
+    void *o;
+    int64_t q_sb, q_sl, q_sh;   /* strides of q over b, l, h */
+    int64_t kv_sb, kv_sl, kv_sh;/* strides of k and v        */
+    int64_t o_sb, o_sl, o_sh;   /* strides of o              */
+    float scale;
+    int causal;
+    int64_t q_pos0;
+    const int64_t *kv_len;      /* optional [B]: keys >= kv_len[b] are padding */
+} helix_attn_args;
+
+/* Fill strides for densely packed [B, L, H, width] tensors. */
+void helix_attn_args_dense(helix_attn_args *a);
+/* workspace: helix_attention_workspace_bytes(width) bytes, 64-byte aligned. */
+helix_status helix_attention_fwd(const helix_attn_args *a, void *workspace);
+
+/* C[M,N] = A[M,K] B[K,N] (+ bias[N]), f32 accumulation, any storage types.
+ * lda/ldb/ldc in elements. */
+void helix_gemm(int64_t M, int64_t N, int64_t K,
+                helix_dtype ta, const void *A, int64_t lda,
+                helix_dtype tb, const void *B, int64_t ldb,
+                const void *bias, helix_dtype tc, void *C, int64_t ldc);
+
+/* ---------------------------------------------------------------- run */
+
+typedef struct {
+    double time_s[HELIX_NPHASES];
+    helix_traffic phase[HELIX_NPHASES];
+    int64_t arena_bytes;       /* what the device actually allocated */
+} helix_device_stats;
+
+struct helix_comm;
+
+/* Run one device's part of the forward pass over communicator `world`
+ * (size P, rank = i*m + j). x (f32, [B,L,D]) is read on rank 0 only; y
+ * (dtype, [B,L,D]) is written on rank 0 only. */
+helix_status helix_device_run(const helix_plan *plan, struct helix_comm *world,
+                              const helix_weights *w, const float *x, void *y,
+                              helix_device_stats *stats, helix_err *err);
+
+/* All P devices in this process, one thread each; at most `threads` of them
+ * compute at the same time (0: number of online CPUs). stats: [P]. */
+helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w,
+                            const float *x, void *y, int threads,
+                            helix_device_stats *stats, helix_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HELIX_H */

@@ -1,0 +1,110 @@
+/* helix_comm.h — the communicator interface every engine implements.
+ *
+ * An engine (in-process grid, MPI, NCCL) supplies five data-moving
+ * primitives with MPI semantics; everything else (all-reduce, reduce, byte
+ * counting per phase) is built on them in one place, so every engine moves
+ * the same bytes and sums in the same order.
+ *
+ * Byte counting convention (logical bytes, self-copies excluded):
+ *   bcast n        root sends n*(size-1); every other rank receives n
+ *   allgatherv     each rank sends its chunk to size-1 peers, receives theirs
+ *   alltoallv      sum over peers != self of what goes out / comes in
+ *   gatherv        non-roots send their chunk; root receives the others'
+ *   allreduce      direct reduce-scatter + all-gather: rank r owns chunk
+ *                  c_r = split(count, size, r); sends count-c_r + c_r*(size-1)
+ *                  elements, receives the same
+ *   reduce(root)   reduce-scatter, then the chunks gathered to root:
+ *                  sends count-c_r (+ c_r if r != root), receives
+ *                  c_r*(size-1) (+ count-c_root on root)
+ */
+#ifndef HELIX_COMM_H
+#define HELIX_COMM_H
+
+#include "helix.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct helix_comm helix_comm_t;
+
+typedef struct {
+    const char *name;
+    helix_status (*bcast)(void *self, void *buf, size_t n_bytes, int root);
+    /* recv_bytes[p], displs[p]: what rank p contributes and where it lands;
+     * send == NULL: in place, this rank's chunk is already in recv. */
+    helix_status (*allgatherv)(void *self, const void *send, size_t send_bytes,
+                               void *recv, const size_t *recv_bytes, const size_t *displs);
+    helix_status (*alltoallv)(void *self, const void *send, const size_t *send_bytes,
+                              const size_t *sdispls, void *recv, const size_t *recv_bytes,
+                              const size_t *rdispls);
+    helix_status (*gatherv)(void *self, const void *send, size_t send_bytes, void *recv,
+                            const size_t *recv_bytes, const size_t *displs, int root);
+    /* Collective over self: ranks with the same color form a new communicator,
+     * ordered by (key, old rank). */
+    helix_status (*split)(void *self, int color, int key, helix_comm_t **out);
+    /* Collective: 1 if any rank passed nonzero. Used to fail together. */
+    helix_status (*any)(void *self, int mine, int *any);
+    void (*free)(void *self);
+} helix_comm_ops;
+
+/* Per-device counters, shared by all communicators of one device. */
+typedef struct {
+    helix_phase phase;                   /* phase new traffic is booked to */
+    helix_traffic bytes[HELIX_NPHASES];
+} helix_comm_counters;
+
+struct helix_comm {
+    const helix_comm_ops *ops;
+    void *self;
+    int rank, size;
+    helix_comm_counters *counters;       /* may be NULL: nothing counted */
+};
+
+/* Wrappers: count bytes, then call the engine. */
+helix_status helix_comm_bcast(helix_comm_t *c, void *buf, size_t n_bytes, int root);
+helix_status helix_comm_allgatherv(helix_comm_t *c, const void *send, size_t send_bytes,
+                                   void *recv, const size_t *recv_bytes, const size_t *displs);
+helix_status helix_comm_alltoallv(helix_comm_t *c, const void *send, const size_t *send_bytes,
+                                  const size_t *sdispls, void *recv, const size_t *recv_bytes,
+                                  const size_t *rdispls);
+helix_status helix_comm_gatherv(helix_comm_t *c, const void *send, size_t send_bytes, void *recv,
+                                const size_t *recv_bytes, const size_t *displs, int root);
+helix_status helix_comm_split(helix_comm_t *c, int color, int key, helix_comm_t **out);
+helix_status helix_comm_any(helix_comm_t *c, int mine, int *any);
+void         helix_comm_free(helix_comm_t *c);
+
+/* Sum of `count` elements over all ranks, in place; f32 accumulation in
+ * rank order, so every engine gives bitwise the same result.
+ * scratch: helix_comm_reduce_scratch_bytes(...) bytes. */
+helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count,
+                                      helix_dtype t, void *scratch);
+/* Sum over all ranks of send into recv on root (recv ignored elsewhere). */
+helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv, int64_t count,
+                                   helix_dtype t, int root, void *scratch);
+int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t);
+
+/* The traffic the convention above books for one rank (used by the plan). */
+helix_traffic helix_traffic_allreduce(int64_t count, int size, int rank, size_t elem_bytes);
+helix_traffic helix_traffic_reduce(int64_t count, int size, int rank, int root, size_t elem_bytes);
+
+/* In-process engine: a world of `size` ranks living in one process. Create
+ * the shared world once, then each device thread takes its communicator.
+ * At most `compute_slots` ranks run between collectives at once (a rank
+ * waiting in a collective gives its slot away). */
+typedef struct helix_inproc_world helix_inproc_world_t;
+helix_status helix_inproc_world_new(int size, int compute_slots, helix_inproc_world_t **out);
+/* Communicator for `rank`; counters may be NULL. Enters a compute slot. */
+helix_status helix_inproc_comm(helix_inproc_world_t *w, int rank, helix_comm_counters *counters,
+                               helix_comm_t **out);
+/* Mark the world failed: every rank waiting in, or later entering, a
+ * collective returns HELIX_ERR_ABORTED instead of hanging. */
+void helix_inproc_world_abort(helix_inproc_world_t *w);
+/* Leave the compute slot (call when a rank's thread is done). */
+void helix_inproc_rank_done(helix_inproc_world_t *w);
+void helix_inproc_world_free(helix_inproc_world_t *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HELIX_COMM_H */

@@ -1,0 +1,119 @@
+/* dtype.c — storage types, names, and f16/bf16 <-> f32 conversion
+ * (round to nearest even; NaN stays NaN, overflow goes to Inf). */
+#include "helix.h"
+
+#include <string.h>
+
+size_t helix_dtype_size(helix_dtype t) { return t == HELIX_F32 ? 4 : 2; }
+
+const char *helix_dtype_name(helix_dtype t)
+{
+    switch (t) {
+    case HELIX_F32: return "f32";
+    case HELIX_F16: return "f16";
+    case HELIX_BF16: return "bf16";
+    }
+    return "?";
+}
+
+const char *helix_mode_name(helix_mode m) { return m == HELIX_MODE_SLICED ? "sliced" : "exact"; }
+const char *helix_exact_algo_name(helix_exact_algo a) { return a == HELIX_EXACT_SCORES ? "scores" : "regather"; }
+
+helix_status helix_dtype_parse(const char *s, helix_dtype *out)
+{
+    if (!strcmp(s, "f32") || !strcmp(s, "fp32")) *out = HELIX_F32;
+    else if (!strcmp(s, "f16") || !strcmp(s, "fp16")) *out = HELIX_F16;
+    else if (!strcmp(s, "bf16")) *out = HELIX_BF16;
+    else return HELIX_ERR_INVALID;
+    return HELIX_OK;
+}
+
+helix_status helix_mode_parse(const char *s, helix_mode *out)
+{
+    if (!strcmp(s, "sliced")) *out = HELIX_MODE_SLICED;
+    else if (!strcmp(s, "exact")) *out = HELIX_MODE_EXACT;
+    else return HELIX_ERR_INVALID;
+    return HELIX_OK;
+}
+
+helix_status helix_exact_algo_parse(const char *s, helix_exact_algo *out)
+{
+    if (!strcmp(s, "regather")) *out = HELIX_EXACT_REGATHER;
+    else if (!strcmp(s, "scores")) *out = HELIX_EXACT_SCORES;
+    else return HELIX_ERR_INVALID;
+    return HELIX_OK;
+}
+
+static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+uint16_t helix_f32_to_bf16(float f)
+{
+    uint32_t u = f2u(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float helix_bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
+
+uint16_t helix_f32_to_f16(float f)
+{
+    uint32_t u = f2u(f);
+    uint32_t sign = (u >> 16) & 0x8000u;
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);           /* NaN  */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);          /* overflow (>= 65520) -> Inf */
+    if (a < 0x38800000u) {                                            /* subnormal or zero in f16 */
+        if (a < 0x33000000u) return (uint16_t)sign;                   /* < 2^-25: rounds to 0 */
+        uint32_t e = a >> 23, mant = (a & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e;                                     /* 14..24 */
+        uint32_t v = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (v & 1u))) v++;
+        return (uint16_t)(sign | v);
+    }
+    uint32_t v = ((a >> 13) - (112u << 10));                          /* rebias 127 -> 15 */
+    uint32_t rem = a & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (v & 1u))) v++;
+    return (uint16_t)(sign | v);
+}
+
+float helix_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    if (e == 0) {
+        if (mant == 0) return u2f(sign);
+        float v = (float)mant * (1.0f / 16777216.0f);                  /* mant * 2^-24 */
+        return sign ? -v : v;
+    }
+    if (e == 31) return u2f(sign | 0x7f800000u | (mant << 13));
+    return u2f(sign | ((e + 112u) << 23) | (mant << 13));
+}
+
+float helix_load(helix_dtype t, const void *base, int64_t idx)
+{
+    switch (t) {
+    case HELIX_F32: return ((const float *)base)[idx];
+    case HELIX_F16: return helix_f16_to_f32(((const uint16_t *)base)[idx]);
+    case HELIX_BF16: return helix_bf16_to_f32(((const uint16_t *)base)[idx]);
+    }
+    return 0.0f;
+}
+
+void helix_to_f32(helix_dtype t, const void *src, float *dst, int64_t n)
+{
+    if (t == HELIX_F32) { memmove(dst, src, (size_t)n * 4); return; }
+    const uint16_t *s = (const uint16_t *)src;
+    if (t == HELIX_BF16) for (int64_t i = 0; i < n; i++) dst[i] = helix_bf16_to_f32(s[i]);
+    else for (int64_t i = 0; i < n; i++) dst[i] = helix_f16_to_f32(s[i]);
+}
+
+void helix_from_f32(helix_dtype t, const float *src, void *dst, int64_t n)
+{
+    if (t == HELIX_F32) { memmove(dst, src, (size_t)n * 4); return; }
+    uint16_t *d = (uint16_t *)dst;
+    if (t == HELIX_BF16) for (int64_t i = 0; i < n; i++) d[i] = helix_f32_to_bf16(src[i]);
+    else for (int64_t i = 0; i < n; i++) d[i] = helix_f32_to_f16(src[i]);
+}

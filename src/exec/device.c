@@ -1,0 +1,228 @@
+/* device.c — one device's forward pass: carve the arena the plan sized,
+ * take the weight shards, receive X, project, attend (sliced, or exact by
+ * regather or score reduce), then aggregate (row all-gather + column
+ * gather, or row-parallel W_O + reduce). Each phase's wall time and bytes
+ * are recorded. */
+#include "exec-impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_chunks,
+                           int64_t chunk, int split)
+{
+    for (int64_t c = 0; c < n_chunks; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            const size_t packed = (size_t)((c * rows + r) * chunk);
+            const size_t wide = (size_t)((r * n_chunks + c) * chunk);
+            if (split) memcpy(dst + packed, src + wide, (size_t)chunk);
+            else memcpy(dst + wide, src + packed, (size_t)chunk);
+        }
+}
+
+double helix_exec_phase(helix_dev *d, helix_phase ph)
+{
+    d->ctr->phase = ph;
+    return now();
+}
+
+void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0) { d->tm[ph] += now() - t0; }
+
+static int64_t al64(int64_t n) { return (n + 63) & ~(int64_t)63; }
+
+static void carve(helix_dev *d, char *arena)
+{
+    const helix_plan *p = d->plan;
+    const helix_device_plan *dp = &d->dp;
+    const int64_t D = p->D, cols = p->cols, es = (int64_t)d->es;
+    const int64_t BL = p->cfg.batch * p->cfg.seq;
+    char *c = arena;
+    d->wq = c; d->wk = c + D * cols * es; d->wv = c + 2 * D * cols * es;
+    char *w = c + 3 * D * cols * es;
+    if (p->cfg.bias) { d->bq = w; d->bk = w + cols * es; d->bv = w + 2 * cols * es; w += 3 * cols * es; }
+    if (p->cfg.out_proj) { d->wo = w; w += cols * D * es; }
+    if (p->cfg.out_proj && p->cfg.bias && dp->rank == 0) { d->bo = w; }
+    c += al64(dp->weight_bytes);
+    d->x = c; c += al64(dp->x_bytes);
+    d->q = c; d->k = c + BL * cols * es; d->v = c + 2 * BL * cols * es; c += al64(dp->qkv_bytes);
+    d->o = c; c += al64(dp->o_bytes);
+    d->exch = c; c += al64(dp->exchange_bytes);
+    d->work = c; c += al64(dp->kernel_bytes);
+    d->agg = c; c += al64(dp->agg_bytes);
+    d->out = dp->out_bytes ? c : NULL;
+}
+
+static helix_status attend_sliced(helix_dev *d)
+{
+    const helix_plan *p = d->plan;
+    helix_attn_args a;
+    memset(&a, 0, sizeof a);
+    a.B = p->cfg.batch; a.Lq = a.Lk = p->cfg.seq; a.H = p->hg; a.width = p->ds;
+    a.dtype = d->t; a.q = d->q; a.k = d->k; a.v = d->v; a.o = d->o;
+    a.scale = (float)p->scale; a.causal = p->cfg.causal;
+    helix_attn_args_dense(&a);
+    return helix_attention_fwd(&a, d->work);
+}
+
+/* No W_O: all-gather the slices along the row into whole heads, then
+ * column 0 gathers the head groups onto rank 0. */
+static helix_status aggregate_concat(helix_dev *d)
+{
+    const helix_plan *p = d->plan;
+    const int64_t m = p->cfg.slices, n = p->cfg.groups, BL = p->cfg.batch * p->cfg.seq;
+    const int64_t es = (int64_t)d->es, chunk = BL * p->cols * es, grp = BL * p->hg * p->cfg.head_dim * es;
+    size_t cnt[2 * 1024], *cd = m <= 1024 && n <= 1024 ? cnt : malloc(sizeof(size_t) * 2 * (size_t)(m > n ? m : n));
+    if (!cd) return HELIX_ERR_NOMEM;
+    char *recv = d->agg, *whole = d->agg + grp;          /* [m][BL,hg,ds] -> [BL,hg,d] */
+    double t0 = helix_exec_phase(d, HELIX_PHASE_ROW_GATHER);
+    for (int64_t q = 0; q < m; q++) { cd[q] = (size_t)chunk; cd[m + q] = (size_t)(q * chunk); }
+    helix_status st = helix_comm_allgatherv(d->row, d->o, (size_t)chunk, recv, cd, cd + m);
+    if (st == HELIX_OK)
+        helix_exec_split_cols(recv, whole, BL * p->hg, m, p->ds * es, 0);
+    helix_exec_phase_end(d, HELIX_PHASE_ROW_GATHER, t0);
+    if (st == HELIX_OK && d->dp.j == 0) {
+        t0 = helix_exec_phase(d, HELIX_PHASE_COL_GATHER);
+        char *groups = whole + grp;                       /* rank 0: [n][BL, hg*d] */
+        for (int64_t q = 0; q < n; q++) { cd[q] = (size_t)grp; cd[n + q] = (size_t)(q * grp); }
+        st = helix_comm_gatherv(d->col, whole, (size_t)grp, groups, cd, cd + n, 0);
+        if (st == HELIX_OK && d->dp.rank == 0)
+            helix_exec_split_cols(groups, d->out, BL, n, grp / BL, 0);
+        helix_exec_phase_end(d, HELIX_PHASE_COL_GATHER, t0);
+    }
+    if (cd != cnt) free(cd);
+    return st;
+}
+
+helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const helix_weights *w,
+                              const float *x, void *y, helix_device_stats *stats, helix_err *err)
+{
+    helix_dev d;
+    memset(&d, 0, sizeof d);
+    helix_comm_counters ctr;
+    memset(&ctr, 0, sizeof ctr);
+    helix_comm_counters *saved = world->counters;
+    world->counters = &ctr;
+    if (stats) memset(stats, 0, sizeof *stats);
+    double tm_local[HELIX_NPHASES] = {0};
+    d.plan = plan;
+    d.world = world;
+    d.ctr = &ctr;
+    d.tm = stats ? stats->time_s : tm_local;
+    d.t = plan->cfg.dtype;
+    d.es = helix_dtype_size(d.t);
+    const helix_config *cfg = &plan->cfg;
+    const int64_t D = plan->D, BL = cfg->batch * cfg->seq;
+    helix_status st;
+    char *arena = NULL;
+    double t0;
+
+    if (world->size != plan->P) {
+        snprintf(err->msg, sizeof err->msg, "%d ranks, but the grid n x m = %lld x %lld needs %lld",
+                 world->size, (long long)cfg->groups, (long long)cfg->slices, (long long)plan->P);
+        world->counters = saved;
+        return HELIX_ERR_INVALID;
+    }
+    helix_plan_device(plan, world->rank, &d.dp);
+    if (w->D != D || !w->wq || !w->wk || !w->wv || (cfg->out_proj && !w->wo) ||
+        (cfg->bias && (!w->bq || !w->bk || !w->bv || (cfg->out_proj && !w->bo)))) {
+        snprintf(err->msg, sizeof err->msg, "weights do not match the plan (D=%lld, plan D=%lld, W_O %s, biases %s)",
+                 (long long)w->D, (long long)D, cfg->out_proj ? "required" : "unused",
+                 cfg->bias ? "required" : "unused");
+        world->counters = saved;
+        return HELIX_ERR_INVALID;
+    }
+    /* One allocation, the size the plan computed; all ranks agree it worked. */
+    arena = aligned_alloc(64, (size_t)d.dp.peak_bytes);
+    int any_fail = 0;
+    st = helix_comm_any(world, arena == NULL, &any_fail);
+    if (st || any_fail) {
+        snprintf(err->msg, sizeof err->msg, "%s", arena ? "another device could not allocate its memory"
+                 : "could not allocate the device arena");
+        if (!arena) snprintf(err->msg, sizeof err->msg, "device %d: could not allocate %lld bytes",
+                             world->rank, (long long)d.dp.peak_bytes);
+        free(arena);
+        world->counters = saved;
+        return st ? st : HELIX_ERR_NOMEM;
+    }
+    carve(&d, arena);
+    if ((st = helix_comm_split(world, (int)d.dp.i, (int)d.dp.j, &d.row)) ||
+        (st = helix_comm_split(world, (int)d.dp.j, (int)d.dp.i, &d.col))) {
+        snprintf(err->msg, sizeof err->msg, "device %d: could not create row/column communicators", world->rank);
+        goto done;
+    }
+    /* shards of the full weights (f32 -> storage type) */
+    helix_shard_cols(plan, world->rank, w->wq, d.wq, d.t);
+    helix_shard_cols(plan, world->rank, w->wk, d.wk, d.t);
+    helix_shard_cols(plan, world->rank, w->wv, d.wv, d.t);
+    if (cfg->bias) {
+        helix_shard_bias(plan, world->rank, w->bq, d.bq, d.t);
+        helix_shard_bias(plan, world->rank, w->bk, d.bk, d.t);
+        helix_shard_bias(plan, world->rank, w->bv, d.bv, d.t);
+    }
+    if (cfg->out_proj) helix_shard_rows(plan, world->rank, w->wo, d.wo, d.t);
+    if (d.bo) helix_from_f32(d.t, w->bo, d.bo, D);
+
+#define PHASE(ph) (t0 = helix_exec_phase(&d, (ph)))
+#define TOCK(ph) helix_exec_phase_end(&d, (ph), t0)
+    PHASE(HELIX_PHASE_INPUT);
+    if (world->rank == 0) helix_from_f32(d.t, x, d.x, BL * D);
+    st = helix_comm_bcast(world, d.x, (size_t)(BL * D) * d.es, 0);
+    TOCK(HELIX_PHASE_INPUT);
+    if (st) goto comm_fail;
+
+    PHASE(HELIX_PHASE_QKV);
+    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wq, plan->cols, d.bq, d.t, d.q, plan->cols);
+    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wk, plan->cols, d.bk, d.t, d.k, plan->cols);
+    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wv, plan->cols, d.bv, d.t, d.v, plan->cols);
+    TOCK(HELIX_PHASE_QKV);
+
+    if (cfg->mode == HELIX_MODE_SLICED) {
+        PHASE(HELIX_PHASE_ATTENTION);
+        st = attend_sliced(&d);
+        TOCK(HELIX_PHASE_ATTENTION);
+    } else if (cfg->exact_algo == HELIX_EXACT_REGATHER) {
+        st = helix_exec_regather(&d); /* books regather, attention, return itself */
+    } else {
+        PHASE(HELIX_PHASE_ATTENTION);
+        st = helix_exec_scores(&d);
+        TOCK(HELIX_PHASE_ATTENTION);
+    }
+    if (st) goto comm_fail;
+
+    if (cfg->out_proj) {
+        PHASE(HELIX_PHASE_OUT_PROJ);
+        char *partial = d.agg, *scratch = d.agg + BL * D * d.es;
+        helix_gemm(BL, D, plan->cols, d.t, d.o, plan->cols, d.t, d.wo, D, d.bo, d.t, partial, D);
+        TOCK(HELIX_PHASE_OUT_PROJ);
+        PHASE(HELIX_PHASE_REDUCE);
+        st = helix_comm_reduce_sum(world, partial, d.out, BL * D, d.t, 0, scratch);
+        TOCK(HELIX_PHASE_REDUCE);
+    } else {
+        st = aggregate_concat(&d);
+    }
+    if (st) goto comm_fail;
+    if (world->rank == 0 && y) memcpy(y, d.out, (size_t)(BL * D) * d.es);
+    goto done;
+comm_fail:
+    snprintf(err->msg, sizeof err->msg, "device %d: %s in phase %s", world->rank,
+             helix_status_str(st), helix_phase_name(ctr.phase));
+done:
+    if (stats) {
+        memcpy(stats->phase, ctr.bytes, sizeof ctr.bytes);
+        stats->arena_bytes = d.dp.peak_bytes;
+    }
+    helix_comm_free(d.row);
+    helix_comm_free(d.col);
+    free(arena);
+    world->counters = saved;
+    return st;
+}

@@ -1,0 +1,41 @@
+/* exec-impl.h — private state of one device while it runs a forward pass. */
+#ifndef HELIX_EXEC_IMPL_H
+#define HELIX_EXEC_IMPL_H
+
+#include "helix.h"
+#include "helix_comm.h"
+
+typedef struct {
+    const helix_plan *plan;
+    helix_device_plan dp;
+    helix_comm_t *world, *row, *col;
+    helix_dtype t;
+    size_t es;
+    helix_comm_counters *ctr;                    /* phase bookkeeping        */
+    double *tm;                                  /* [HELIX_NPHASES] seconds  */
+    /* carved from the arena, in the order of the plan's sizes */
+    void *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo; /* shards                   */
+    void *x;                                     /* [B, L, D]                */
+    void *q, *k, *v;                             /* [B, L, hg, ds]           */
+    void *o;                                     /* [B, L, hg, ds]           */
+    char *exch;                                  /* exchange_bytes           */
+    void *work;                                  /* kernel workspace         */
+    char *agg;                                   /* aggregation              */
+    void *out;                                   /* [B, L, D] on rank 0      */
+} helix_dev;
+
+/* Start a phase (bytes are booked to it from now on); returns its start. */
+double helix_exec_phase(helix_dev *d, helix_phase ph);
+/* Add the time since t0 to phase ph. */
+void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0);
+
+helix_status helix_exec_regather(helix_dev *d);
+helix_status helix_exec_scores(helix_dev *d);
+
+/* Reshuffle between "wide" [rows][n_chunks][chunk] and "packed"
+ * [n_chunks][rows][chunk]. split != 0: src is wide, dst packed; split == 0:
+ * src is packed, dst wide. chunk is in bytes. */
+void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_chunks,
+                           int64_t chunk_bytes, int split);
+
+#endif

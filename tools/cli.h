@@ -1,0 +1,36 @@
+/* cli.h — shared helpers of the helix command-line tool. */
+#ifndef HELIX_CLI_H
+#define HELIX_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+
+/* Strict integer parse: the whole string, within [lo, hi]. Prints the error. */
+int cli_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+int cli_double(const char *opt, const char *s, double *out);
+
+/* Deterministic random numbers (splitmix64): uniform in [-a, a). */
+typedef struct { uint64_t s; } cli_rng;
+float cli_uniform(cli_rng *r, float a);
+
+/* Minimal JSON writer with comma bookkeeping. */
+typedef struct {
+    FILE *f;
+    int depth;
+    int first[32];
+} jw;
+void jw_begin(jw *j, FILE *f);
+void jw_obj(jw *j, const char *key);   /* key NULL inside arrays / at top */
+void jw_arr(jw *j, const char *key);
+void jw_end_obj(jw *j);
+void jw_end_arr(jw *j);
+void jw_int(jw *j, const char *key, int64_t v);
+void jw_num(jw *j, const char *key, double v);
+void jw_str(jw *j, const char *key, const char *v);
+void jw_bool(jw *j, const char *key, int v);
+
+int cmd_run(int argc, char **argv);
+
+#endif

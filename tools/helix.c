@@ -1,0 +1,30 @@
+/* helix.c — the command-line entry point: dispatches subcommands. */
+#include "cli.h"
+#include "helix.h"
+
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "helix " HELIX_VERSION " - partitioned multi-head attention on an n x m device grid\n"
+        "\n"
+        "usage: helix <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  run       run one attention layer on the grid and check it against the reference\n"
+        "  version   print the version\n"
+        "\n"
+        "'helix <command> --help' lists a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return EXIT_OK; }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("helix %s\n", HELIX_VERSION); return EXIT_OK; }
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "helix: unknown command '%s' (try 'helix --help')\n", cmd);
+    return EXIT_USAGE;
+}
