@@ -257,7 +257,7 @@ int cmd_run(int argc, char **argv)
 
     /* per-phase table: time is the max over devices, bytes the sum */
     printf("#\n# %-11s %12s %16s %16s\n", "phase", "time_ms", "sent_bytes", "recv_bytes");
-    printf("# %-11s %12s %16s %16s\n", "", "(max)", "(all ranks)", "(all ranks)");
+    printf("# %-11s %12s %16s %16s\n", "", "(max rank)", "(all ranks)", "(all ranks)");
     int bytes_match = 1;
     for (int ph = 0; ph < HELIX_NPHASES; ph++) {
         double tmax = 0;

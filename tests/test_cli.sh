@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# test_cli.sh HELIX README — the command-line contract: runs that must pass,
+# bad input that must exit 2 with a specific message, the JSON summary, and
+# --help against the README.
+set -u
+HELIX=$1
+README=$2
+PY=${HELIX_PYTHON:-/usr/bin/python3}
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# runs that must exit 0 with PASS
+while read -r args; do
+    out=$("$HELIX" run $args 2>&1); rc=$?
+    if [ $rc -eq 0 ] && grep -q "PASS" <<<"$out" && grep -q "bytes: match" <<<"$out"; then ok
+    else bad "helix run $args: rc=$rc"; echo "$out" | tail -3 >&2; fi
+done <<'EOF_RUNS'
+
+--mode sliced --check
+--causal
+--dtype bf16
+--dtype f16
+--exact-algo scores
+--exact-algo scores --causal --dtype bf16 --no-out-proj
+--groups 2 --slices 8 --heads 8 --seq 100 --bias
+--groups 1 --slices 1 --seq 64 --threads 1
+--mode sliced --causal --dtype f16 --no-out-proj --scale 0.3
+EOF_RUNS
+
+# bad input: exit 2 and a message naming the problem
+check_bad() {
+    local want=$1; shift
+    out=$("$HELIX" "$@" 2>&1); rc=$?
+    if [ $rc -eq 2 ] && grep -qF -- "$want" <<<"$out"; then ok
+    else bad "helix $*: rc=$rc (want 2), output: $out"; fi
+}
+check_bad "heads h=16 is not divisible by groups n=3" run --groups 3
+check_bad "head width d=64 is not divisible by slices m=5" run --slices 5
+check_bad "--heads must be in [1," run --heads 0
+check_bad "--seq must be in [1," run --seq -5
+check_bad "--batch must be in [1," run --batch 0
+check_bad "--heads expects an integer, got 'abc'" run --heads abc
+check_bad "--head-dim expects an integer, got '64x'" run --head-dim 64x
+check_bad "--mode must be sliced or exact, got 'foo'" run --mode foo
+check_bad "--exact-algo must be regather or scores, got 'x'" run --exact-algo x
+check_bad "--dtype must be f32, f16 or bf16, got 'f64'" run --dtype f64
+check_bad "--scale must be > 0" run --scale -1
+check_bad "--scale expects a finite number, got 'nan'" run --scale nan
+check_bad "too large" run --batch 1000000 --seq 100000000
+check_bad "of memory" run --batch 512 --seq 65536
+check_bad "unknown option '--frobnicate'" run --frobnicate
+check_bad "needs a value" run --heads
+check_bad "unexpected argument 'extra'" run extra
+check_bad "unknown command 'fly'" fly
+
+# JSON summary
+json=$("$HELIX" run --seq 96 --json - 2>/dev/null | sed -n '/^{/,$p')
+if "$PY" - "$json" <<'EOF_PY'
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["config"]["heads"] == 16 and j["config"]["seq"] == 96
+c = j["check"]
+assert c["passed"] is True and c["max_abs_err"] >= 0 and c["max_rel_err"] < 1e-4
+assert j["time_s"] > 0
+ranks = j["comm"]["per_rank"]
+assert len(ranks) == 16
+for r in ranks:
+    assert r["sent_bytes"] == sum(p["predicted_sent_bytes"] for p in r["phases"].values())
+    assert r["recv_bytes"] == sum(p["predicted_recv_bytes"] for p in r["phases"].values())
+assert sum(r["sent_bytes"] for r in ranks) == sum(r["recv_bytes"] for r in ranks)
+assert len(j["memory"]["per_device_peak_bytes"]) == 16
+assert all(b > 0 for b in j["memory"]["per_device_peak_bytes"])
+EOF_PY
+then ok; else bad "--json summary"; fi
+tmp=$(mktemp)
+if "$HELIX" run --seq 64 --json "$tmp" >/dev/null && "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$tmp"; then ok
+else bad "--json FILE"; fi
+rm -f "$tmp"
+
+# --help lists every option, and the README shows the same text
+help=$("$HELIX" run --help); rc=$?
+[ $rc -eq 0 ] && ok || bad "run --help exit $rc"
+for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-algo --causal --scale \
+           --no-out-proj --bias --dtype --seed --threads --check --no-check --json --help; do
+    grep -qF -- "  $opt" <<<"$help" && ok || bad "--help lacks $opt"
+done
+missing=0
+while IFS= read -r line; do
+    grep -qF -- "$line" "$README" || { missing=1; echo "README lacks help line: $line" >&2; }
+done <<<"$help"
+[ $missing -eq 0 ] && ok || bad "README's 'helix run --help' block differs from the binary's"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
