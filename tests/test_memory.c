@@ -36,7 +36,10 @@ static int child(int64_t L)
     if (helix_attention_fwd(&a, work)) return 1;
     long long peak = status_kb("VmHWM");
     /* all outputs must be exactly 1 (softmax-weighted average of ones) */
-    for (size_t i = 0; i < n; i++) if (o[i] < 0.999f || o[i] > 1.001f) return 1;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= o[i] < 0.999f || o[i] > 1.001f;
+    free(q); free(k); free(v); free(o); free(work);
+    if (bad) return 1;
     printf("%lld\n", peak - base);
     return 0;
 }
