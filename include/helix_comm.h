@@ -104,6 +104,21 @@ void helix_inproc_world_abort(helix_inproc_world_t *w);
 void helix_inproc_rank_done(helix_inproc_world_t *w);
 void helix_inproc_world_free(helix_inproc_world_t *w);
 
+/* MPI engine: one rank per device. Built when CMake finds MPI; otherwise
+ * these return HELIX_ERR_UNSUPPORTED and helix_mpi_built() returns 0. */
+int helix_mpi_built(void);
+/* 1 if this process looks launched by mpirun/mpiexec (Open MPI, MPICH, PMIx). */
+int helix_mpi_launched(void);
+helix_status helix_mpi_init(int *argc, char ***argv, int *rank, int *size, helix_err *err);
+/* A communicator over all ranks (a duplicate of MPI_COMM_WORLD). */
+helix_status helix_mpi_world(helix_comm_t **out);
+/* End every rank of the job now, with this exit code (for unrecoverable
+ * per-rank failures: the other ranks may be waiting in a collective). */
+void helix_mpi_abort(int code);
+void helix_mpi_finalize(void);
+/* Library version string of the MPI in use ("" without MPI). */
+const char *helix_mpi_version(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,8 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v cc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
 /usr/bin/python3 -c "import numpy" 2>/dev/null || need+=(python3-numpy)
+command -v mpicc >/dev/null || need+=(openmpi-bin libopenmpi-dev)   # the MPI engine
+command -v mpicc.mpich >/dev/null || need+=(mpich libmpich-dev)     # second MPI, tested too
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "build.sh: installing ${need[*]}" >&2

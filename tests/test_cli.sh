@@ -50,6 +50,7 @@ check_bad "--scale expects a finite number, got 'nan'" run --scale nan
 check_bad "too large" run --batch 1000000 --seq 100000000
 check_bad "of memory" run --batch 512 --seq 65536
 check_bad "unknown option '--frobnicate'" run --frobnicate
+check_bad "--backend must be inproc or mpi, got 'gpu'" run --backend gpu
 check_bad "needs a value" run --heads
 check_bad "unexpected argument 'extra'" run extra
 check_bad "unknown command 'fly'" fly
@@ -82,7 +83,7 @@ rm -f "$tmp"
 help=$("$HELIX" run --help); rc=$?
 [ $rc -eq 0 ] && ok || bad "run --help exit $rc"
 for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-algo --causal --scale \
-           --no-out-proj --bias --dtype --seed --threads --check --no-check --json --help; do
+           --no-out-proj --bias --dtype --seed --backend --threads --check --no-check --output --json --help; do
     grep -qF -- "  $opt" <<<"$help" && ok || bad "--help lacks $opt"
 done
 missing=0

@@ -14,6 +14,8 @@ int cli_double(const char *opt, const char *s, double *out);
 /* Deterministic random numbers (splitmix64): uniform in [-a, a). */
 typedef struct { uint64_t s; } cli_rng;
 float cli_uniform(cli_rng *r, float a);
+/* Advance as if n numbers had been drawn. */
+void cli_rng_skip(cli_rng *r, uint64_t n);
 
 /* Minimal JSON writer with comma bookkeeping. */
 typedef struct {

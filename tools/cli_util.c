@@ -44,6 +44,8 @@ float cli_uniform(cli_rng *r, float a)
     return a * (2.0f * (float)((double)(z >> 11) * (1.0 / 9007199254740992.0)) - 1.0f);
 }
 
+void cli_rng_skip(cli_rng *r, uint64_t n) { r->s += n * 0x9e3779b97f4a7c15ull; }
+
 static void sep(jw *j, const char *key)
 {
     if (!j->first[j->depth]) fputc(',', j->f);

@@ -1,75 +1,17 @@
-/* cmd_run.c — `helix run`: build a plan, make random inputs from a seed,
- * run every device of the grid, check the result against the reference,
- * and report time, bytes and memory per phase and per rank. */
-#include "cli.h"
-#include "helix.h"
+/* cmd_run.c — `helix run`: choose the engine (threads in this process, or
+ * one MPI rank per device), build the plan, refuse what will not fit, make
+ * the random inputs from the seed, run, gather the per-device statistics
+ * onto rank 0, check against the reference and report. */
+#include "helix_comm.h"
+#include "helix_io.h"
+#include "run.h"
 
-#include <getopt.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static const char *run_help =
-    "usage: helix run [options]\n"
-    "\n"
-    "Runs one multi-head attention layer partitioned over an n x m grid of\n"
-    "devices (all in this process, one thread each) on random inputs and\n"
-    "weights drawn from --seed, and checks it against the single-device\n"
-    "reference.\n"
-    "\n"
-    "model and grid:\n"
-    "  --heads H          attention heads h                        [16]\n"
-    "  --head-dim D       width of one head d                      [64]\n"
-    "  --groups N         head groups n (grid rows), n | h         [4]\n"
-    "  --slices M         slices per head m (grid columns), m | d  [4]\n"
-    "  --batch B          batch size                               [2]\n"
-    "  --seq L            sequence length                          [512]\n"
-    "attention:\n"
-    "  --mode MODE        sliced | exact                           [exact]\n"
-    "                     sliced: each device runs softmax on its own d/m-wide\n"
-    "                     slice = MHA with h*m heads of width d/m (not the\n"
-    "                     h-head model); exact: MHA with h heads of width d\n"
-    "  --exact-algo ALGO  regather | scores                        [regather]\n"
-    "                     regather: move Q/K/V slices so devices own whole\n"
-    "                     heads (or query blocks); scores: all-reduce partial\n"
-    "                     scores (O(L^2) traffic, short sequences only)\n"
-    "  --causal           causal mask                              [off]\n"
-    "  --scale S          softmax scale                            [1/sqrt(width)]\n"
-    "  --no-out-proj      skip W_O: concatenate heads onto rank 0  [W_O on]\n"
-    "  --bias             add biases to the Q/K/V/O projections    [off]\n"
-    "numbers:\n"
-    "  --dtype T          f32 | f16 | bf16 storage, f32 accumulate [f32]\n"
-    "  --seed S           seed of the random inputs and weights    [1]\n"
-    "execution:\n"
-    "  --threads T        devices computing at once (0: all cores) [0]\n"
-    "  --check            compare with the reference (default)\n"
-    "  --no-check         skip the reference (large runs)\n"
-    "  --json FILE|-      write a JSON summary to FILE or stdout\n"
-    "  --help             this text\n"
-    "\n"
-    "exit status: 0 ok, 1 check failed, 2 bad input or usage, 3 runtime failure\n";
-
-enum {
-    O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL,
-    O_SCALE, O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_HELP
-};
-
-static const struct option run_opts[] = {
-    {"heads", required_argument, 0, O_HEADS},     {"head-dim", required_argument, 0, O_HEAD_DIM},
-    {"groups", required_argument, 0, O_GROUPS},   {"slices", required_argument, 0, O_SLICES},
-    {"batch", required_argument, 0, O_BATCH},     {"seq", required_argument, 0, O_SEQ},
-    {"mode", required_argument, 0, O_MODE},       {"exact-algo", required_argument, 0, O_ALGO},
-    {"causal", no_argument, 0, O_CAUSAL},         {"scale", required_argument, 0, O_SCALE},
-    {"no-out-proj", no_argument, 0, O_NO_OUT},    {"bias", no_argument, 0, O_BIAS},
-    {"dtype", required_argument, 0, O_DTYPE},     {"seed", required_argument, 0, O_SEED},
-    {"threads", required_argument, 0, O_THREADS}, {"check", no_argument, 0, O_CHECK},
-    {"no-check", no_argument, 0, O_NO_CHECK},     {"json", required_argument, 0, O_JSON},
-    {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0},
-};
-
-/* Relative tolerance of max|y - ref| / max|ref| per storage type (README). */
-static double tolerance(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
+#include <unistd.h>
 
 static double wall(void)
 {
@@ -78,8 +20,8 @@ static double wall(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Fill with uniform values and round them to the storage type, so the
- * reference sees exactly the numbers the devices see. */
+/* Uniform values rounded to the storage type, so the reference sees
+ * exactly the numbers the devices see. */
 static void fill(cli_rng *r, float *v, int64_t n, float a, helix_dtype t)
 {
     for (int64_t k = 0; k < n; k++) v[k] = cli_uniform(r, a);
@@ -102,292 +44,272 @@ static int64_t mem_available(void)
     return kb < 0 ? -1 : (int64_t)kb * 1024;
 }
 
-static const char *human(int64_t b, char *buf)
+/* Bytes one process needs besides the device arenas it runs. */
+static int64_t host_bytes(const run_opts *o, const helix_plan *p, int root)
 {
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    int k = 0;
-    while (v >= 1024 && k < 5) { v /= 1024; k++; }
-    snprintf(buf, 32, k ? "%.1f %s" : "%.0f %s", v, u[k]);
-    return buf;
+    const int64_t D = p->D, BL = o->cfg.batch * o->cfg.seq;
+    int64_t n = 4 * D * D * 4 + 4 * D * 4;                  /* full f32 weights, biases */
+    if (root) {
+        n += 2 * BL * D * 4 + BL * D * (int64_t)helix_dtype_size(o->cfg.dtype); /* x, y as f32, y */
+        if (o->check) n += 4 * BL * D * 8;                   /* the reference's f64 buffers */
+    }
+    return n;
+}
+
+typedef struct {
+    char host[64];
+    int64_t need, avail;
+} mem_note;
+
+/* MPI: each host sums what its ranks need; all ranks reach the same verdict. */
+static int mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
+{
+    mem_note mine;
+    memset(&mine, 0, sizeof mine);
+    gethostname(mine.host, sizeof mine.host - 1);
+    mine.need = need;
+    mine.avail = mem_available();
+    const int n = world->size;
+    mem_note *all = calloc((size_t)n, sizeof *all);
+    size_t *cd = calloc(2 * (size_t)n, sizeof *cd);
+    if (!all || !cd) { free(all); free(cd); snprintf(why, why_n, "out of memory"); return 0; }
+    for (int p = 0; p < n; p++) { cd[p] = sizeof mine; cd[n + p] = (size_t)p * sizeof mine; }
+    int fits = helix_comm_allgatherv(world, &mine, sizeof mine, all, cd, cd + n) == HELIX_OK;
+    for (int p = 0; fits && p < n; p++) {
+        int64_t sum = 0, ranks = 0;
+        for (int q = 0; q < n; q++)
+            if (!strcmp(all[q].host, all[p].host)) { sum += all[q].need; ranks++; }
+        if (all[p].avail > 0 && sum > all[p].avail) {
+            char b1[32], b2[32];
+            snprintf(why, why_n, "host %s needs %s for its %lld ranks but has %s available", all[p].host,
+                     run_human_bytes(sum, b1), (long long)ranks, run_human_bytes(all[p].avail, b2));
+            fits = 0;
+        }
+    }
+    free(all);
+    free(cd);
+    return fits;
+}
+
+/* Check y against the reference; prints the verdict line. */
+static void check(run_result *r, const helix_weights *w, const float *x, const void *y)
+{
+    const run_opts *o = r->o;
+    const helix_config *cfg = &o->cfg;
+    const int64_t BL = cfg->batch * cfg->seq, D = r->plan->D;
+    float *ref = malloc(sizeof(float) * (size_t)(BL * D)), *yf = malloc(sizeof(float) * (size_t)(BL * D));
+    helix_err err = {{0}};
+    int64_t rh = cfg->mode == HELIX_MODE_SLICED ? cfg->heads * cfg->slices : cfg->heads;
+    int64_t rd = cfg->mode == HELIX_MODE_SLICED ? r->plan->ds : cfg->head_dim;
+    r->checked = 1;
+    r->passed = 0;
+    if (!ref || !yf || helix_attention_ref(cfg->batch, cfg->seq, rh, rd, w, x, cfg->causal, r->plan->scale, ref, &err)) {
+        fprintf(stderr, "helix: the reference could not run: %s\n", ref && yf ? err.msg : "out of memory");
+        r->max_abs = r->max_rel = INFINITY;
+        free(ref); free(yf);
+        return;
+    }
+    helix_to_f32(cfg->dtype, y, yf, BL * D);
+    double mx = 0, mr = 0;
+    r->finite = 1;
+    for (int64_t k = 0; k < BL * D; k++) {
+        if (!isfinite(yf[k])) r->finite = 0;
+        double e = fabs((double)yf[k] - (double)ref[k]);
+        if (!(e <= mx)) mx = e;
+        if (fabs((double)ref[k]) > mr) mr = fabs((double)ref[k]);
+    }
+    r->max_abs = mx;
+    r->max_rel = mr > 0 ? mx / mr : mx;
+    r->passed = r->finite && r->max_rel <= run_tolerance(cfg->dtype);
+    printf("# check vs reference (%lld heads of width %lld, float64): max_abs_err=%.3e max_rel_err=%.3e "
+           "(tolerance %.0e)%s  %s\n", (long long)rh, (long long)rd, r->max_abs, r->max_rel,
+           run_tolerance(cfg->dtype), r->finite ? "" : "  NON-FINITE OUTPUT", r->passed ? "PASS" : "FAIL");
+    free(ref);
+    free(yf);
+}
+
+static int write_output(const run_opts *o, const helix_plan *p, const void *y)
+{
+    const int64_t shape[3] = {o->cfg.batch, o->cfg.seq, p->D}, n = shape[0] * shape[1] * shape[2];
+    helix_err err = {{0}};
+    helix_status st;
+    if (o->cfg.dtype == HELIX_BF16) {          /* .npy has no bfloat16: widen exactly to f32 */
+        float *f = malloc(sizeof(float) * (size_t)n);
+        if (!f) { fprintf(stderr, "helix: out of memory writing %s\n", o->output); return EXIT_RUNTIME; }
+        helix_to_f32(HELIX_BF16, y, f, n);
+        st = helix_npy_write(o->output, HELIX_F32, 3, shape, f, &err);
+        free(f);
+    } else {
+        st = helix_npy_write(o->output, o->cfg.dtype, 3, shape, y, &err);
+    }
+    if (st) { fprintf(stderr, "helix: %s\n", err.msg); return EXIT_RUNTIME; }
+    return EXIT_OK;
 }
 
 int cmd_run(int argc, char **argv)
 {
-    helix_config cfg = helix_config_default();
-    int64_t seed = 1, threads = 0;
-    int check = 1;
-    const char *json = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", run_opts, NULL)) != -1) {
-        const int64_t big = (int64_t)1 << 40;
-        int bad = 0;
-        switch (c) {
-        case O_HEADS: bad = cli_int("--heads", optarg, 1, big, &cfg.heads); break;
-        case O_HEAD_DIM: bad = cli_int("--head-dim", optarg, 1, big, &cfg.head_dim); break;
-        case O_GROUPS: bad = cli_int("--groups", optarg, 1, big, &cfg.groups); break;
-        case O_SLICES: bad = cli_int("--slices", optarg, 1, big, &cfg.slices); break;
-        case O_BATCH: bad = cli_int("--batch", optarg, 1, big, &cfg.batch); break;
-        case O_SEQ: bad = cli_int("--seq", optarg, 1, big, &cfg.seq); break;
-        case O_MODE:
-            if (helix_mode_parse(optarg, &cfg.mode)) {
-                fprintf(stderr, "helix: --mode must be sliced or exact, got '%s'\n", optarg);
-                bad = 1;
-            }
-            break;
-        case O_ALGO:
-            if (helix_exact_algo_parse(optarg, &cfg.exact_algo)) {
-                fprintf(stderr, "helix: --exact-algo must be regather or scores, got '%s'\n", optarg);
-                bad = 1;
-            }
-            break;
-        case O_CAUSAL: cfg.causal = 1; break;
-        case O_SCALE:
-            bad = cli_double("--scale", optarg, &cfg.scale);
-            if (!bad && !(cfg.scale > 0)) {
-                fprintf(stderr, "helix: --scale must be > 0, got '%s'\n", optarg);
-                bad = 1;
-            }
-            break;
-        case O_NO_OUT: cfg.out_proj = 0; break;
-        case O_BIAS: cfg.bias = 1; break;
-        case O_DTYPE:
-            if (helix_dtype_parse(optarg, &cfg.dtype)) {
-                fprintf(stderr, "helix: --dtype must be f32, f16 or bf16, got '%s'\n", optarg);
-                bad = 1;
-            }
-            break;
-        case O_SEED: bad = cli_int("--seed", optarg, 0, INT64_MAX, &seed); break;
-        case O_THREADS: bad = cli_int("--threads", optarg, 0, 4096, &threads); break;
-        case O_CHECK: check = 1; break;
-        case O_NO_CHECK: check = 0; break;
-        case O_JSON: json = optarg; break;
-        case O_HELP: fputs(run_help, stdout); return EXIT_OK;
-        case ':':
-            fprintf(stderr, "helix run: option %s needs a value\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "helix run: unknown option '%s' (try 'helix run --help')\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        }
-        if (bad) return EXIT_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "helix run: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-
-    helix_plan plan;
+    run_backend backend = run_backend_peek(argc, argv);
+    if (backend == BACKEND_AUTO) backend = helix_mpi_built() && helix_mpi_launched() ? BACKEND_MPI : BACKEND_INPROC;
+    const int mpi = backend == BACKEND_MPI;
+    int rank = 0, size = 1, rc = EXIT_OK;
     helix_err err = {{0}};
-    if (helix_plan_init(&cfg, &plan, &err)) {
+    if (mpi && helix_mpi_init(&argc, &argv, &rank, &size, &err)) {
+        fprintf(stderr, "helix: --backend mpi: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    /* every rank parses the same arguments; only rank 0 speaks */
+    int saved_err = -1;
+    if (rank != 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        saved_err = dup(2);
+        if (devnull >= 0) { dup2(devnull, 2); close(devnull); }
+    }
+    run_opts o;
+    int prc = run_parse(argc, argv, &o);
+    helix_plan plan;
+    if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) {
         fprintf(stderr, "helix: %s\n", err.msg);
-        return EXIT_USAGE;
+        prc = EXIT_USAGE;
     }
-    const int64_t P = plan.P, D = plan.D, BL = cfg.batch * cfg.seq;
-    const int64_t es = (int64_t)helix_dtype_size(cfg.dtype);
+    if (prc == 0 && mpi && size != plan.P) {
+        fprintf(stderr, "helix: mpirun started %d ranks, but the grid n x m = %lld x %lld needs %lld "
+                        "(one rank per device, rank = i*m + j): use -np %lld\n", size, (long long)o.cfg.groups,
+                (long long)o.cfg.slices, (long long)plan.P, (long long)plan.P);
+        prc = EXIT_USAGE;
+    }
+    if (prc == 0 && !mpi && helix_mpi_launched() && getenv("OMPI_COMM_WORLD_SIZE") &&
+        atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
+        fprintf(stderr, "helix: --backend inproc under mpirun with several ranks would run the whole grid "
+                        "in every rank: use --backend mpi\n");
+        prc = EXIT_USAGE;
+    }
+    if (saved_err >= 0) { dup2(saved_err, 2); close(saved_err); }
+    if (prc != 0) {
+        if (mpi) helix_mpi_finalize();
+        return prc < 0 ? EXIT_OK : prc;
+    }
 
-    /* Memory: refuse before allocating anything large. */
-    int64_t need = 0;
-    for (int64_t r = 0; r < P; r++) {
+    const int64_t P = plan.P, D = plan.D, BL = o.cfg.batch * o.cfg.seq;
+    const int64_t es = (int64_t)helix_dtype_size(o.cfg.dtype);
+    helix_comm_t *world = NULL;
+    if (mpi && helix_mpi_world(&world)) {
+        fprintf(stderr, "helix: rank %d: could not create the MPI communicator\n", rank);
+        helix_mpi_abort(EXIT_RUNTIME);
+    }
+
+    /* memory: refuse before allocating anything large */
+    char why[256] = "";
+    int fits = 1;
+    if (mpi) {
         helix_device_plan dp;
-        helix_plan_device(&plan, r, &dp);
-        need += dp.peak_bytes;
-    }
-    need += 4 * D * D * 4 + 4 * D * 4;          /* full f32 weights and biases   */
-    need += 2 * BL * D * 4 + BL * D * es;       /* x, reference output, y        */
-    if (check) need += 4 * BL * D * 8;          /* the reference's f64 buffers    */
-    int64_t avail = mem_available();
-    if (avail > 0 && need > avail) {
-        char b1[32], b2[32];
-        fprintf(stderr, "helix: this run needs %s of memory (%lld devices' arenas, weights, input, output%s) "
-                        "but only %s is available; use smaller --batch/--seq or fewer devices\n",
-                human(need, b1), (long long)P, check ? ", reference" : "", human(avail, b2));
-        return EXIT_USAGE;
-    }
-
-    float *wbuf = malloc(sizeof(float) * (size_t)(4 * D * D + 4 * D));
-    float *x = malloc(sizeof(float) * (size_t)(BL * D));
-    void *y = malloc((size_t)(BL * D * es));
-    float *yf = malloc(sizeof(float) * (size_t)(BL * D));
-    helix_device_stats *stats = calloc((size_t)P, sizeof *stats);
-    if (!wbuf || !x || !y || !yf || !stats) {
-        fprintf(stderr, "helix: out of memory allocating inputs\n");
-        free(wbuf); free(x); free(y); free(yf); free(stats);
-        return EXIT_RUNTIME;
-    }
-    cli_rng rng = {(uint64_t)seed};
-    const float wa = sqrtf(3.0f / (float)D);    /* unit-variance inputs keep unit-scale q, k, v */
-    fill(&rng, x, BL * D, 1.0f, cfg.dtype);
-    fill(&rng, wbuf, 4 * D * D, wa, cfg.dtype);
-    fill(&rng, wbuf + 4 * D * D, 4 * D, 0.1f, cfg.dtype);
-    helix_weights w = {D, wbuf, wbuf + D * D, wbuf + 2 * D * D, cfg.out_proj ? wbuf + 3 * D * D : NULL,
-                       NULL, NULL, NULL, NULL};
-    if (cfg.bias) {
-        float *b = wbuf + 4 * D * D;
-        w.bq = b; w.bk = b + D; w.bv = b + 2 * D; w.bo = cfg.out_proj ? b + 3 * D : NULL;
-    }
-
-    const char *rg = plan.regather == HELIX_REGATHER_HEADS ? "/regather(heads)"
-                   : plan.regather == HELIX_REGATHER_QUERIES ? "/regather(queries)"
-                   : cfg.mode == HELIX_MODE_EXACT ? "/scores" : "";
-    printf("# helix %s run  engine=inproc  devices=%lld  threads=%lld\n", HELIX_VERSION, (long long)P,
-           (long long)threads);
-    printf("# model: h=%lld d=%lld D=%lld  B=%lld L=%lld  dtype=%s  causal=%s  W_O=%s  bias=%s  scale=%.6g\n",
-           (long long)cfg.heads, (long long)cfg.head_dim, (long long)D, (long long)cfg.batch,
-           (long long)cfg.seq, helix_dtype_name(cfg.dtype), cfg.causal ? "yes" : "no",
-           cfg.out_proj ? "yes" : "no", cfg.bias ? "yes" : "no", plan.scale);
-    printf("# grid: n=%lld groups x m=%lld slices  h_g=%lld heads/group  d_s=%lld features/slice  mode=%s%s\n",
-           (long long)cfg.groups, (long long)cfg.slices, (long long)plan.hg, (long long)plan.ds,
-           helix_mode_name(cfg.mode), rg);
-    if (cfg.mode == HELIX_MODE_SLICED)
-        printf("# note: sliced = MHA with %lld heads of width %lld, not the %lld-head model\n",
-               (long long)(cfg.heads * cfg.slices), (long long)plan.ds, (long long)cfg.heads);
-    fflush(stdout);
-
-    double t0 = wall();
-    helix_status st = helix_grid_run(&plan, &w, x, y, (int)threads, stats, &err);
-    double elapsed = wall() - t0;
-    if (st) {
-        fprintf(stderr, "helix: run failed: %s\n", err.msg);
-        free(wbuf); free(x); free(y); free(yf); free(stats);
-        return EXIT_RUNTIME;
-    }
-
-    /* per-phase table: time is the max over devices, bytes the sum */
-    printf("#\n# %-11s %12s %16s %16s\n", "phase", "time_ms", "sent_bytes", "recv_bytes");
-    printf("# %-11s %12s %16s %16s\n", "", "(max rank)", "(all ranks)", "(all ranks)");
-    int bytes_match = 1;
-    for (int ph = 0; ph < HELIX_NPHASES; ph++) {
-        double tmax = 0;
-        int64_t s = 0, rcv = 0;
-        for (int64_t r = 0; r < P; r++) {
-            if (stats[r].time_s[ph] > tmax) tmax = stats[r].time_s[ph];
-            s += stats[r].phase[ph].sent_bytes;
-            rcv += stats[r].phase[ph].recv_bytes;
-        }
-        if (tmax == 0 && s == 0 && rcv == 0) continue;
-        printf("  %-11s %12.3f %16lld %16lld\n", helix_phase_name((helix_phase)ph), 1e3 * tmax,
-               (long long)s, (long long)rcv);
-    }
-    printf("#\n# %4s %7s %16s %16s %16s %14s\n", "rank", "(i,j)", "sent_bytes", "recv_bytes", "predicted",
-           "peak_mem");
-    char hb[32];
-    for (int64_t r = 0; r < P; r++) {
-        helix_device_plan dp;
-        helix_plan_device(&plan, r, &dp);
-        int64_t s = 0, rcv = 0, ps = 0, pr = 0;
-        for (int ph = 0; ph < HELIX_NPHASES; ph++) {
-            s += stats[r].phase[ph].sent_bytes; rcv += stats[r].phase[ph].recv_bytes;
-            ps += dp.phase[ph].sent_bytes; pr += dp.phase[ph].recv_bytes;
-            if (stats[r].phase[ph].sent_bytes != dp.phase[ph].sent_bytes ||
-                stats[r].phase[ph].recv_bytes != dp.phase[ph].recv_bytes) bytes_match = 0;
-        }
-        char ij[24];
-        snprintf(ij, sizeof ij, "(%lld,%lld)", (long long)dp.i, (long long)dp.j);
-        printf("  %4lld %7s %16lld %16lld %16s %14s\n", (long long)r, ij, (long long)s, (long long)rcv,
-               (s == ps && rcv == pr) ? "= plan" : "MISMATCH", human(stats[r].arena_bytes, hb));
-    }
-    printf("#\n# time: %.3f s wall for the forward pass on %lld devices\n", elapsed, (long long)P);
-    printf("# bytes: %s the plan's prediction on every rank and phase\n", bytes_match ? "match" : "DO NOT match");
-
-    int rc = bytes_match ? EXIT_OK : EXIT_CHECK;
-    double max_abs = 0, max_ref = 0, rel = 0;
-    int finite = 1, passed = 1;
-    if (check) {
-        float *ref = malloc(sizeof(float) * (size_t)(BL * D));
-        if (!ref) { fprintf(stderr, "helix: out of memory for the reference\n"); rc = EXIT_RUNTIME; goto out; }
-        int64_t rh = cfg.mode == HELIX_MODE_SLICED ? cfg.heads * cfg.slices : cfg.heads;
-        int64_t rd = cfg.mode == HELIX_MODE_SLICED ? plan.ds : cfg.head_dim;
-        if (helix_attention_ref(cfg.batch, cfg.seq, rh, rd, &w, x, cfg.causal, plan.scale, ref, &err)) {
-            fprintf(stderr, "helix: reference failed: %s\n", err.msg);
-            free(ref);
-            rc = EXIT_RUNTIME;
-            goto out;
-        }
-        helix_to_f32(cfg.dtype, y, yf, BL * D);
-        for (int64_t k = 0; k < BL * D; k++) {
-            if (!isfinite(yf[k])) finite = 0;
-            double e = fabs((double)yf[k] - (double)ref[k]);
-            if (e > max_abs || e != e) max_abs = e;
-            if (fabs((double)ref[k]) > max_ref) max_ref = fabs((double)ref[k]);
-        }
-        free(ref);
-        rel = max_ref > 0 ? max_abs / max_ref : max_abs;
-        passed = finite && rel <= tolerance(cfg.dtype);
-        printf("# check vs reference (%lld heads of width %lld, float64): max_abs_err=%.3e max_rel_err=%.3e "
-               "(tolerance %.0e)%s  %s\n", (long long)rh, (long long)rd, max_abs, rel, tolerance(cfg.dtype),
-               finite ? "" : "  NON-FINITE OUTPUT", passed ? "PASS" : "FAIL");
-        if (!passed) rc = EXIT_CHECK;
-    }
-    if (json) {
-        FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
-        if (!f) { fprintf(stderr, "helix: cannot write --json file '%s'\n", json); rc = EXIT_RUNTIME; goto out; }
-        jw j;
-        jw_begin(&j, f);
-        jw_obj(&j, NULL);
-        jw_obj(&j, "config");
-        jw_int(&j, "heads", cfg.heads); jw_int(&j, "head_dim", cfg.head_dim);
-        jw_int(&j, "groups", cfg.groups); jw_int(&j, "slices", cfg.slices);
-        jw_int(&j, "batch", cfg.batch); jw_int(&j, "seq", cfg.seq); jw_int(&j, "devices", P);
-        jw_str(&j, "dtype", helix_dtype_name(cfg.dtype)); jw_str(&j, "mode", helix_mode_name(cfg.mode));
-        jw_str(&j, "exact_algo", helix_exact_algo_name(cfg.exact_algo));
-        jw_bool(&j, "causal", cfg.causal); jw_bool(&j, "out_proj", cfg.out_proj); jw_bool(&j, "bias", cfg.bias);
-        jw_num(&j, "scale", plan.scale); jw_int(&j, "seed", seed); jw_int(&j, "threads", threads);
-        jw_str(&j, "engine", "inproc");
-        jw_end_obj(&j);
-        jw_obj(&j, "check");
-        jw_bool(&j, "ran", check);
-        jw_num(&j, "max_abs_err", max_abs); jw_num(&j, "max_rel_err", rel);
-        jw_num(&j, "tolerance", tolerance(cfg.dtype)); jw_bool(&j, "passed", check ? passed : 0);
-        jw_end_obj(&j);
-        jw_num(&j, "time_s", elapsed);
-        jw_arr(&j, "phases");
-        for (int ph = 0; ph < HELIX_NPHASES; ph++) {
-            double tmax = 0;
-            for (int64_t r = 0; r < P; r++) if (stats[r].time_s[ph] > tmax) tmax = stats[r].time_s[ph];
-            jw_obj(&j, NULL);
-            jw_str(&j, "name", helix_phase_name((helix_phase)ph));
-            jw_num(&j, "time_s_max", tmax);
-            jw_end_obj(&j);
-        }
-        jw_end_arr(&j);
-        jw_obj(&j, "comm");
-        jw_bool(&j, "matches_plan", bytes_match);
-        jw_arr(&j, "per_rank");
+        helix_plan_device(&plan, rank, &dp);
+        fits = mpi_fits(world, dp.peak_bytes + host_bytes(&o, &plan, rank == 0), why, sizeof why);
+    } else {
+        int64_t need = host_bytes(&o, &plan, 1), avail = mem_available();
         for (int64_t r = 0; r < P; r++) {
             helix_device_plan dp;
             helix_plan_device(&plan, r, &dp);
-            int64_t s = 0, rcv = 0;
-            jw_obj(&j, NULL);
-            jw_int(&j, "rank", r); jw_int(&j, "i", dp.i); jw_int(&j, "j", dp.j);
-            jw_obj(&j, "phases");
-            for (int ph = 0; ph < HELIX_NPHASES; ph++) {
-                s += stats[r].phase[ph].sent_bytes; rcv += stats[r].phase[ph].recv_bytes;
-                jw_obj(&j, helix_phase_name((helix_phase)ph));
-                jw_int(&j, "sent_bytes", stats[r].phase[ph].sent_bytes);
-                jw_int(&j, "recv_bytes", stats[r].phase[ph].recv_bytes);
-                jw_int(&j, "predicted_sent_bytes", dp.phase[ph].sent_bytes);
-                jw_int(&j, "predicted_recv_bytes", dp.phase[ph].recv_bytes);
-                jw_num(&j, "time_s", stats[r].time_s[ph]);
-                jw_end_obj(&j);
-            }
-            jw_end_obj(&j);
-            jw_int(&j, "sent_bytes", s); jw_int(&j, "recv_bytes", rcv);
-            jw_end_obj(&j);
+            need += dp.peak_bytes;
         }
-        jw_end_arr(&j);
-        jw_end_obj(&j);
-        jw_obj(&j, "memory");
-        jw_arr(&j, "per_device_peak_bytes");
-        for (int64_t r = 0; r < P; r++) jw_int(&j, NULL, stats[r].arena_bytes);
-        jw_end_arr(&j);
-        jw_end_obj(&j);
-        jw_end_obj(&j);
-        if (f != stdout) fclose(f);
+        if (avail > 0 && need > avail) {
+            char b1[32], b2[32];
+            snprintf(why, sizeof why, "this run needs %s of memory (%lld devices' arenas, weights, input, output%s) "
+                     "but only %s is available", run_human_bytes(need, b1), (long long)P,
+                     o.check ? ", reference" : "", run_human_bytes(avail, b2));
+            fits = 0;
+        }
     }
-out:
-    free(wbuf); free(x); free(y); free(yf); free(stats);
+    if (!fits) {
+        if (rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
+        helix_comm_free(world);
+        if (mpi) helix_mpi_finalize();
+        return EXIT_USAGE;
+    }
+
+    const int root = rank == 0;
+    float *wbuf = malloc(sizeof(float) * (size_t)(4 * D * D + 4 * D));
+    float *x = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
+    void *y = root ? malloc((size_t)(BL * D * es)) : NULL;
+    helix_device_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
+    if (!wbuf || (root && (!x || !y)) || !stats) {
+        fprintf(stderr, "helix: rank %d: out of memory allocating inputs\n", rank);
+        if (mpi) helix_mpi_abort(EXIT_RUNTIME);
+        free(wbuf); free(x); free(y); free(stats);
+        return EXIT_RUNTIME;
+    }
+    /* same random stream on every rank: x first (rank 0 keeps it), then weights */
+    cli_rng rng = {(uint64_t)o.seed};
+    if (root) fill(&rng, x, BL * D, 1.0f, o.cfg.dtype);
+    else cli_rng_skip(&rng, (uint64_t)(BL * D));
+    const float wa = sqrtf(3.0f / (float)D);     /* unit-variance inputs keep q, k, v at unit scale */
+    fill(&rng, wbuf, 4 * D * D, wa, o.cfg.dtype);
+    fill(&rng, wbuf + 4 * D * D, 4 * D, 0.1f, o.cfg.dtype);
+    float *b = wbuf + 4 * D * D;
+    helix_weights w = {D, wbuf, wbuf + D * D, wbuf + 2 * D * D, o.cfg.out_proj ? wbuf + 3 * D * D : NULL,
+                       o.cfg.bias ? b : NULL, o.cfg.bias ? b + D : NULL, o.cfg.bias ? b + 2 * D : NULL,
+                       o.cfg.bias && o.cfg.out_proj ? b + 3 * D : NULL};
+
+    if (root) run_print_header(&o, &plan, mpi ? "mpi" : "inproc", mpi ? helix_mpi_version() : "");
+
+    /* A test hook: this rank fails as if it could not read its input. */
+    const char *fail = getenv("HELIX_TEST_FAIL_RANK");
+    int injected = fail && atoi(fail) == rank;
+
+    double t0 = 0, elapsed = 0;
+    helix_status st;
+    if (mpi) {
+        int any = 0;
+        helix_comm_any(world, 0, &any);          /* start together */
+        t0 = wall();
+        if (injected) {
+            snprintf(err.msg, sizeof err.msg, "injected failure (HELIX_TEST_FAIL_RANK=%d): cannot read input", rank);
+            st = HELIX_ERR_IO;
+        } else {
+            st = helix_device_run(&plan, world, &w, x, y, stats, &err);
+        }
+        elapsed = wall() - t0;
+        if (st) {
+            /* the other ranks may be inside a collective: end the whole job */
+            fprintf(stderr, "helix: rank %d failed: %s\n", rank, err.msg);
+            fflush(stderr);
+            helix_mpi_abort(EXIT_RUNTIME);
+        }
+        /* gather every rank's statistics onto rank 0 */
+        size_t *cd = calloc(2 * (size_t)P, sizeof *cd);
+        helix_device_stats mine = stats[0];
+        for (int64_t p = 0; cd && p < P; p++) { cd[p] = sizeof mine; cd[P + p] = (size_t)p * sizeof mine; }
+        if (!cd || helix_comm_gatherv(world, &mine, sizeof mine, stats, cd, cd + P, 0)) {
+            fprintf(stderr, "helix: rank %d: could not gather statistics\n", rank);
+            helix_mpi_abort(EXIT_RUNTIME);
+        }
+        free(cd);
+    } else {
+        t0 = wall();
+        st = helix_grid_run(&plan, &w, x, y, (int)o.threads, stats, &err);
+        elapsed = wall() - t0;
+        if (st) {
+            fprintf(stderr, "helix: run failed: %s\n", err.msg);
+            free(wbuf); free(x); free(y); free(stats);
+            return EXIT_RUNTIME;
+        }
+    }
+
+    if (root) {
+        run_result r;
+        memset(&r, 0, sizeof r);
+        r.o = &o; r.plan = &plan; r.engine = mpi ? "mpi" : "inproc"; r.stats = stats; r.elapsed_s = elapsed;
+        run_print_tables(&r);
+        rc = r.bytes_match ? EXIT_OK : EXIT_CHECK;
+        if (o.check) {
+            check(&r, &w, x, y);
+            if (!r.passed) rc = EXIT_CHECK;
+        }
+        if (o.output && write_output(&o, &plan, y)) rc = EXIT_RUNTIME;
+        if (o.json && run_write_json(&r)) rc = EXIT_RUNTIME;
+        fflush(stdout);
+    }
+    free(wbuf); free(x); free(y); free(stats);
+    helix_comm_free(world);
+    if (mpi) helix_mpi_finalize();
     return rc;
 }

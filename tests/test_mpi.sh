@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test_mpi.sh HELIX — the MPI engine: for every mode, dtype and causal
+# setting at np = 1, 4 (2x2 and 1x4) and 16 (4x4), the MPI result passes
+# --check, its counted bytes equal the plan, and its output is bitwise the
+# in-process output. Then the two fault cases, with their time to exit.
+set -u
+HELIX=$1
+. "$(dirname "$0")/mpi_env.sh"
+PY=${HELIX_PYTHON:-/usr/bin/python3}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+grids=("1 1 8" "2 2 8" "1 4 8" "4 4 8" "4 4 16")   # n m h: 4x4 h=8 regathers by queries, h=16 by heads
+modes=("--mode sliced" "--exact-algo regather" "--exact-algo scores")
+for g in "${grids[@]}"; do
+    read -r n m h <<<"$g"
+    np=$((n * m))
+    for mode in "${modes[@]}"; do
+        for dt in f32 f16 bf16; do
+            for causal in "" "--causal"; do
+                [ "$h" = 16 ] && [ "$mode" != "--exact-algo regather" ] && continue
+                args="--groups $n --slices $m --heads $h --head-dim 16 --batch 2 --seq 40 $mode --dtype $dt $causal"
+                out=$(mpirun -np $np "$HELIX" run --backend mpi $args --output "$tmp/mpi.npy" 2>&1); rc=$?
+                if [ $rc -eq 0 ] && grep -q "engine=mpi" <<<"$out" && grep -q "PASS" <<<"$out" \
+                   && grep -q "bytes: match" <<<"$out"; then ok
+                else bad "mpirun -np $np helix run $args: rc=$rc"; echo "$out" | tail -5 >&2; continue; fi
+                "$HELIX" run --backend inproc $args --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1
+                if cmp -s "$tmp/mpi.npy" "$tmp/inproc.npy"; then ok
+                else bad "np=$np $args: MPI output differs from the in-process output"; fi
+            done
+        done
+    done
+done
+
+# bytes per rank in the JSON equal the plan's, per phase
+json=$(mpirun -np 4 "$HELIX" run --groups 2 --slices 2 --seq 70 --exact-algo scores --causal --json - 2>/dev/null \
+       | sed -n '/^{/,$p')
+if "$PY" - "$json" <<'EOF_PY'
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["config"]["engine"] == "mpi" and j["comm"]["matches_plan"]
+for r in j["comm"]["per_rank"]:
+    for name, p in r["phases"].items():
+        assert p["sent_bytes"] == p["predicted_sent_bytes"], (r["rank"], name)
+        assert p["recv_bytes"] == p["predicted_recv_bytes"], (r["rank"], name)
+assert sum(r["phases"]["attention"]["sent_bytes"] for r in j["comm"]["per_rank"]) > 0
+EOF_PY
+then ok; else bad "MPI --json bytes vs plan"; fi
+
+# fault 1: -np does not match the grid -> every rank exits 2, one message, no hang
+t0=$(date +%s%N)
+out=$(timeout 60 mpirun -np 3 "$HELIX" run --seq 32 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+n_msgs=$(grep -c "^helix:" <<<"$out")
+if [ $rc -eq 2 ] && [ "$n_msgs" -eq 1 ] && grep -q "mpirun started 3 ranks, but the grid n x m = 4 x 4 needs 16" <<<"$out"; then ok
+else bad "np mismatch: rc=$rc, $n_msgs helix messages"; echo "$out" >&2; fi
+if [ $ms -lt 10000 ]; then ok; else bad "np mismatch took $ms ms"; fi
+echo "# np mismatch: exit $rc after $ms ms"
+
+# fault 2: one rank fails while the others wait in a collective -> job ends non-zero quickly
+t0=$(date +%s%N)
+out=$(HELIX_TEST_FAIL_RANK=5 timeout 60 mpirun -np 16 "$HELIX" run --seq 32 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "helix: rank 5 failed: injected failure" <<<"$out"; then ok
+else bad "rank failure: rc=$rc"; echo "$out" | head >&2; fi
+if [ $ms -lt 10000 ]; then ok; else bad "rank failure took $ms ms to end the job"; fi
+echo "# rank 5 failure: exit $rc after $ms ms"
+
+# bad input under MPI: every rank exits 2, rank 0 alone explains
+out=$(timeout 60 mpirun -np 4 "$HELIX" run --groups 3 2>&1); rc=$?
+if [ $rc -eq 2 ] && [ "$(grep -c '^helix:' <<<"$out")" -eq 1 ]; then ok; else bad "bad config under MPI: rc=$rc"; fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,47 @@
+/* run.h — the pieces of `helix run`: options, the report. */
+#ifndef HELIX_RUN_H
+#define HELIX_RUN_H
+
+#include "cli.h"
+#include "helix.h"
+
+typedef enum { BACKEND_AUTO = 0, BACKEND_INPROC, BACKEND_MPI } run_backend;
+
+typedef struct {
+    helix_config cfg;
+    int64_t seed, threads;
+    int check;
+    run_backend backend;
+    const char *json;      /* NULL, "-" or a path */
+    const char *output;    /* NULL or a .npy path */
+} run_opts;
+
+extern const char *run_help_text;
+
+/* Parse `helix run` options. Returns -1 on --help (printed), EXIT_USAGE
+ * on bad input (message printed), 0 otherwise. */
+int run_parse(int argc, char **argv, run_opts *o);
+/* The backend named on the command line, without parsing anything else. */
+run_backend run_backend_peek(int argc, char **argv);
+
+double run_tolerance(helix_dtype t);
+
+typedef struct {
+    const run_opts *o;
+    const helix_plan *plan;
+    const char *engine;           /* "inproc" or "mpi" */
+    const char *engine_info;      /* e.g. the MPI library version */
+    const helix_device_stats *stats; /* [P] */
+    double elapsed_s;
+    int bytes_match;
+    int checked, passed, finite;
+    double max_abs, max_rel;
+} run_result;
+
+void run_print_header(const run_opts *o, const helix_plan *plan, const char *engine, const char *info);
+/* Tables per phase and per rank; sets r->bytes_match. */
+void run_print_tables(run_result *r);
+int run_write_json(const run_result *r);   /* 0 ok, else EXIT_RUNTIME */
+const char *run_human_bytes(int64_t b, char *buf32);
+
+#endif

@@ -1,0 +1,162 @@
+/* run_report.c — what `helix run` prints: the configuration, a table per
+ * phase, a line per rank, and the JSON summary. */
+#include "run.h"
+
+#include <string.h>
+
+const char *run_human_bytes(int64_t b, char *buf)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)b;
+    int k = 0;
+    while (v >= 1024 && k < 5) { v /= 1024; k++; }
+    snprintf(buf, 32, k ? "%.1f %s" : "%.0f %s", v, u[k]);
+    return buf;
+}
+
+void run_print_header(const run_opts *o, const helix_plan *plan, const char *engine, const char *info)
+{
+    const helix_config *cfg = &o->cfg;
+    const char *rg = plan->regather == HELIX_REGATHER_HEADS ? "/regather(heads)"
+                   : plan->regather == HELIX_REGATHER_QUERIES ? "/regather(queries)"
+                   : cfg->mode == HELIX_MODE_EXACT ? "/scores" : "";
+    printf("# helix %s run  engine=%s  devices=%lld  threads=%lld%s%s\n", HELIX_VERSION, engine,
+           (long long)plan->P, (long long)o->threads, info && *info ? "  " : "", info ? info : "");
+    printf("# model: h=%lld d=%lld D=%lld  B=%lld L=%lld  dtype=%s  causal=%s  W_O=%s  bias=%s  scale=%.6g\n",
+           (long long)cfg->heads, (long long)cfg->head_dim, (long long)plan->D, (long long)cfg->batch,
+           (long long)cfg->seq, helix_dtype_name(cfg->dtype), cfg->causal ? "yes" : "no",
+           cfg->out_proj ? "yes" : "no", cfg->bias ? "yes" : "no", plan->scale);
+    printf("# grid: n=%lld groups x m=%lld slices  h_g=%lld heads/group  d_s=%lld features/slice  mode=%s%s\n",
+           (long long)cfg->groups, (long long)cfg->slices, (long long)plan->hg, (long long)plan->ds,
+           helix_mode_name(cfg->mode), rg);
+    if (cfg->mode == HELIX_MODE_SLICED)
+        printf("# note: sliced = MHA with %lld heads of width %lld, not the %lld-head model\n",
+               (long long)(cfg->heads * cfg->slices), (long long)plan->ds, (long long)cfg->heads);
+    fflush(stdout);
+}
+
+static double phase_max(const run_result *r, int ph)
+{
+    double t = 0;
+    for (int64_t k = 0; k < r->plan->P; k++) if (r->stats[k].time_s[ph] > t) t = r->stats[k].time_s[ph];
+    return t;
+}
+
+void run_print_tables(run_result *r)
+{
+    const int64_t P = r->plan->P;
+    printf("#\n# %-11s %12s %16s %16s\n", "phase", "time_ms", "sent_bytes", "recv_bytes");
+    printf("# %-11s %12s %16s %16s\n", "", "(max rank)", "(all ranks)", "(all ranks)");
+    for (int ph = 0; ph < HELIX_NPHASES; ph++) {
+        int64_t s = 0, rcv = 0;
+        for (int64_t k = 0; k < P; k++) {
+            s += r->stats[k].phase[ph].sent_bytes;
+            rcv += r->stats[k].phase[ph].recv_bytes;
+        }
+        double t = phase_max(r, ph);
+        if (t == 0 && s == 0 && rcv == 0) continue;
+        printf("  %-11s %12.3f %16lld %16lld\n", helix_phase_name((helix_phase)ph), 1e3 * t, (long long)s,
+               (long long)rcv);
+    }
+    printf("#\n# %4s %7s %16s %16s %16s %14s\n", "rank", "(i,j)", "sent_bytes", "recv_bytes", "predicted",
+           "peak_mem");
+    r->bytes_match = 1;
+    char hb[32];
+    for (int64_t k = 0; k < P; k++) {
+        helix_device_plan dp;
+        helix_plan_device(r->plan, k, &dp);
+        int64_t s = 0, rcv = 0;
+        int same = 1;
+        for (int ph = 0; ph < HELIX_NPHASES; ph++) {
+            s += r->stats[k].phase[ph].sent_bytes;
+            rcv += r->stats[k].phase[ph].recv_bytes;
+            same &= r->stats[k].phase[ph].sent_bytes == dp.phase[ph].sent_bytes &&
+                    r->stats[k].phase[ph].recv_bytes == dp.phase[ph].recv_bytes;
+        }
+        r->bytes_match &= same;
+        char ij[48];
+        snprintf(ij, sizeof ij, "(%lld,%lld)", (long long)dp.i, (long long)dp.j);
+        printf("  %4lld %7s %16lld %16lld %16s %14s\n", (long long)k, ij, (long long)s, (long long)rcv,
+               same ? "= plan" : "MISMATCH", run_human_bytes(r->stats[k].arena_bytes, hb));
+    }
+    printf("#\n# time: %.3f s wall for the forward pass on %lld devices\n", r->elapsed_s, (long long)P);
+    printf("# bytes: %s the plan's prediction on every rank and phase\n",
+           r->bytes_match ? "match" : "DO NOT match");
+}
+
+int run_write_json(const run_result *r)
+{
+    const run_opts *o = r->o;
+    const helix_config *cfg = &o->cfg;
+    const int64_t P = r->plan->P;
+    FILE *f = strcmp(o->json, "-") ? fopen(o->json, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "helix: cannot write --json file '%s'\n", o->json);
+        return EXIT_RUNTIME;
+    }
+    jw j;
+    jw_begin(&j, f);
+    jw_obj(&j, NULL);
+    jw_obj(&j, "config");
+    jw_int(&j, "heads", cfg->heads); jw_int(&j, "head_dim", cfg->head_dim);
+    jw_int(&j, "groups", cfg->groups); jw_int(&j, "slices", cfg->slices);
+    jw_int(&j, "batch", cfg->batch); jw_int(&j, "seq", cfg->seq); jw_int(&j, "devices", P);
+    jw_str(&j, "dtype", helix_dtype_name(cfg->dtype)); jw_str(&j, "mode", helix_mode_name(cfg->mode));
+    jw_str(&j, "exact_algo", helix_exact_algo_name(cfg->exact_algo));
+    jw_bool(&j, "causal", cfg->causal); jw_bool(&j, "out_proj", cfg->out_proj); jw_bool(&j, "bias", cfg->bias);
+    jw_num(&j, "scale", r->plan->scale); jw_int(&j, "seed", o->seed); jw_int(&j, "threads", o->threads);
+    jw_str(&j, "engine", r->engine);
+    jw_end_obj(&j);
+    jw_obj(&j, "check");
+    jw_bool(&j, "ran", r->checked);
+    jw_num(&j, "max_abs_err", r->max_abs); jw_num(&j, "max_rel_err", r->max_rel);
+    jw_num(&j, "tolerance", run_tolerance(cfg->dtype)); jw_bool(&j, "passed", r->checked && r->passed);
+    jw_end_obj(&j);
+    jw_num(&j, "time_s", r->elapsed_s);
+    jw_arr(&j, "phases");
+    for (int ph = 0; ph < HELIX_NPHASES; ph++) {
+        jw_obj(&j, NULL);
+        jw_str(&j, "name", helix_phase_name((helix_phase)ph));
+        jw_num(&j, "time_s_max", phase_max(r, ph));
+        jw_end_obj(&j);
+    }
+    jw_end_arr(&j);
+    jw_obj(&j, "comm");
+    jw_bool(&j, "matches_plan", r->bytes_match);
+    jw_arr(&j, "per_rank");
+    for (int64_t k = 0; k < P; k++) {
+        helix_device_plan dp;
+        helix_plan_device(r->plan, k, &dp);
+        int64_t s = 0, rcv = 0;
+        jw_obj(&j, NULL);
+        jw_int(&j, "rank", k); jw_int(&j, "i", dp.i); jw_int(&j, "j", dp.j);
+        jw_obj(&j, "phases");
+        for (int ph = 0; ph < HELIX_NPHASES; ph++) {
+            const helix_traffic *t = &r->stats[k].phase[ph];
+            s += t->sent_bytes; rcv += t->recv_bytes;
+            jw_obj(&j, helix_phase_name((helix_phase)ph));
+            jw_int(&j, "sent_bytes", t->sent_bytes);
+            jw_int(&j, "recv_bytes", t->recv_bytes);
+            jw_int(&j, "predicted_sent_bytes", dp.phase[ph].sent_bytes);
+            jw_int(&j, "predicted_recv_bytes", dp.phase[ph].recv_bytes);
+            jw_num(&j, "time_s", r->stats[k].time_s[ph]);
+            jw_end_obj(&j);
+        }
+        jw_end_obj(&j);
+        jw_int(&j, "sent_bytes", s); jw_int(&j, "recv_bytes", rcv);
+        jw_end_obj(&j);
+    }
+    jw_end_arr(&j);
+    jw_end_obj(&j);
+    jw_obj(&j, "memory");
+    jw_arr(&j, "per_device_peak_bytes");
+    for (int64_t k = 0; k < P; k++) jw_int(&j, NULL, r->stats[k].arena_bytes);
+    jw_end_arr(&j);
+    jw_end_obj(&j);
+    jw_end_obj(&j);
+    if (f != stdout && fclose(f) != 0) {
+        fprintf(stderr, "helix: writing --json file '%s' failed\n", o->json);
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
