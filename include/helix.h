@@ -121,7 +121,7 @@ typedef enum {
 /* exact/scores: queries per all-reduced score block. */
 #define HELIX_SCORES_TILE_Q 64
 
-typedef struct {
+typedef struct helix_plan_s {
     helix_config cfg;
     int64_t D;      /* model width h*d           */
     int64_t P;      /* devices n*m               */
@@ -169,12 +169,24 @@ void helix_split_range(int64_t total, int64_t parts, int64_t idx, int64_t *b, in
 
 /* --------------------------------------------------------------- weights */
 
-/* Full, unpartitioned attention weights in f32, y = x W convention.
- * wq, wk, wv: [D, D]; wo: [D, D] or NULL; biases: [D] or NULL. */
+/* Fills one device's shards (the layout helix_shard_* produce) from
+ * wherever the weights live, e.g. a file. Pointers the plan does not use
+ * (biases without cfg.bias, wo/bo without cfg.out_proj, bo off rank 0) are
+ * NULL. */
+typedef helix_status (*helix_shard_loader)(void *ctx, const struct helix_plan_s *plan, int64_t rank,
+                                           helix_dtype t, void *wq, void *wk, void *wv, void *bq, void *bk,
+                                           void *bv, void *wo, void *bo, helix_err *err);
+
+/* Attention weights: either full, unpartitioned f32 matrices in the y = x W
+ * convention (wq, wk, wv: [D, D]; wo: [D, D] or NULL; biases: [D] or NULL),
+ * or, when `load` is set, a loader each device calls for its own shards
+ * (the matrices may then be NULL). */
 typedef struct {
     int64_t D;
     const float *wq, *wk, *wv, *wo;
     const float *bq, *bk, *bv, *bo;
+    helix_shard_loader load;
+    void *load_ctx;
 } helix_weights;
 
 /* Copy device `rank`'s column block of a [D, D] projection, converting to

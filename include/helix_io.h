@@ -32,6 +32,83 @@ helix_status helix_npy_parse(const unsigned char *buf, size_t n_bytes, const cha
 helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const int64_t *shape,
                              const void *data, helix_err *err);
 
+/* First non-finite element of n elements (f32 view), or -1 if all finite. */
+int64_t helix_first_nonfinite(helix_dtype t, const void *data, int64_t n);
+
+/* ------------------------------------------------------------ safetensors */
+
+#define HELIX_ST_MAX_HEADER (100 * 1000 * 1000)
+
+typedef struct {
+    char name[256];
+    helix_dtype dtype;
+    int ndim;
+    int64_t shape[HELIX_MAX_NDIM];
+    int64_t n_elems;
+    uint64_t offset;           /* absolute offset of the data in the file */
+    uint64_t n_bytes;
+} helix_st_tensor;
+
+typedef struct {
+    char path[1024];
+    int fd;                    /* -1 for a parsed in-memory header */
+    int64_t n_tensors;
+    helix_st_tensor *tensors;  /* sorted by offset */
+    uint64_t file_bytes;
+} helix_st_file;
+
+/* Open and validate: header length (<= 100 MB, checked before allocating),
+ * header inside the file, a JSON object without duplicate keys, known
+ * dtypes F32/F16/BF16, non-negative integer shapes, sizes without overflow
+ * that equal their data_offsets, offsets that tile the data region exactly
+ * (no overlap, gap, trailing or missing bytes). Errors name the file, the
+ * tensor and the problem (HELIX_ERR_FORMAT; HELIX_ERR_IO if unreadable). */
+helix_status helix_st_open(const char *path, helix_st_file *f, helix_err *err);
+/* The same validation on a whole file image in memory (fuzzing). */
+helix_status helix_st_parse(const unsigned char *buf, size_t n_bytes, const char *name, helix_st_file *f,
+                            helix_err *err);
+void helix_st_close(helix_st_file *f);
+const helix_st_tensor *helix_st_find(const helix_st_file *f, const char *name);
+/* Elements [first, first+count) of t (flat, row-major) as f32. Thread-safe
+ * (pread). For parsed images, base is the image; else NULL. */
+helix_status helix_st_read_f32(const helix_st_file *f, const unsigned char *base, const helix_st_tensor *t,
+                               int64_t first, int64_t count, float *dst, helix_err *err);
+/* Scan t in pieces; *first = flat index of its first NaN/Inf, or -1. */
+helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_tensor *t, int64_t *first,
+                                      helix_err *err);
+
+/* --------------------------------------------------- attention weights */
+
+/* A PyTorch linear weight [out, in] (y = x W^T + b) found in a file: rows
+ * [row0, row0 + D) of tensor t. A bias is elements [row0, row0 + D). */
+typedef struct {
+    const helix_st_tensor *t;
+    int64_t row0;
+} helix_st_view;
+
+typedef struct {
+    const helix_st_file *file;
+    int64_t D;
+    const char *layout;        /* "nn.MultiheadAttention" or "separate projections" */
+    helix_st_view q, k, v, o;  /* o.t NULL if the file has no output projection */
+    helix_st_view bq, bk, bv, bo; /* .t NULL when absent */
+} helix_st_attn;
+
+/* Find the attention weights under `prefix` ("" for none): in_proj_weight
+ * [3D, D] (+ in_proj_bias, out_proj.weight, out_proj.bias), or q_proj /
+ * k_proj / v_proj (.weight, .bias) with o_proj or out_proj. Shapes are
+ * checked against each other; errors name the tensors. */
+helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, helix_st_attn *a, helix_err *err);
+/* Load device `rank`'s shards straight from the file (each device reads only
+ * its own rows; one row of D floats is the only other memory). Signature of
+ * helix_shard_loader; ctx is a helix_st_attn*. */
+helix_status helix_st_attn_load(void *ctx, const helix_plan *p, int64_t rank, helix_dtype t, void *wq, void *wk,
+                                void *wv, void *bq, void *bk, void *bv, void *wo, void *bo, helix_err *err);
+/* The full weights in helix's [in, out] f32 layout (for the reference):
+ * each buffer D*D floats, biases D (zeros when absent); wo may be NULL. */
+helix_status helix_st_attn_full(const helix_st_attn *a, float *wq, float *wk, float *wv, float *wo, float *bq,
+                                float *bk, float *bv, float *bo, helix_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,8 @@ command -v make >/dev/null || need+=(make)
 /usr/bin/python3 -c "import numpy" 2>/dev/null || need+=(python3-numpy)
 command -v mpicc >/dev/null || need+=(openmpi-bin libopenmpi-dev)   # the MPI engine
 command -v mpicc.mpich >/dev/null || need+=(mpich libmpich-dev)     # second MPI, tested too
+[ -f /usr/include/jansson.h ] || need+=(libjansson-dev)               # safetensors headers
+command -v clang >/dev/null || need+=(clang libclang-rt-14-dev)       # fuzzing (libFuzzer)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "build.sh: installing ${need[*]}" >&2

@@ -34,5 +34,6 @@ void jw_str(jw *j, const char *key, const char *v);
 void jw_bool(jw *j, const char *key, int v);
 
 int cmd_run(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 #include "helix_comm.h"
 #include "helix_io.h"
 #include "run.h"
+#include "run_inputs.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -20,16 +21,19 @@ static double wall(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static void round_to(helix_dtype t, float *v, int64_t n)
+{
+    if (t == HELIX_F32) return;
+    for (int64_t k = 0; k < n; k++)
+        v[k] = t == HELIX_F16 ? helix_f16_to_f32(helix_f32_to_f16(v[k])) : helix_bf16_to_f32(helix_f32_to_bf16(v[k]));
+}
+
 /* Uniform values rounded to the storage type, so the reference sees
  * exactly the numbers the devices see. */
 static void fill(cli_rng *r, float *v, int64_t n, float a, helix_dtype t)
 {
     for (int64_t k = 0; k < n; k++) v[k] = cli_uniform(r, a);
-    if (t == HELIX_F32) return;
-    for (int64_t k = 0; k < n; k++) {
-        uint16_t h = t == HELIX_F16 ? helix_f32_to_f16(v[k]) : helix_f32_to_bf16(v[k]);
-        v[k] = t == HELIX_F16 ? helix_f16_to_f32(h) : helix_bf16_to_f32(h);
-    }
+    round_to(t, v, n);
 }
 
 static int64_t mem_available(void)
@@ -48,7 +52,9 @@ static int64_t mem_available(void)
 static int64_t host_bytes(const run_opts *o, const helix_plan *p, int root)
 {
     const int64_t D = p->D, BL = o->cfg.batch * o->cfg.seq;
-    int64_t n = 4 * D * D * 4 + 4 * D * 4;                  /* full f32 weights, biases */
+    /* full f32 weights: every rank for random weights (it shards them), only
+     * rank 0 for the reference when they come from a file */
+    int64_t n = !o->weights || (root && o->check) ? 4 * D * D * 4 + 4 * D * 4 : D * 4;
     if (root) {
         n += 2 * BL * D * 4 + BL * D * (int64_t)helix_dtype_size(o->cfg.dtype); /* x, y as f32, y */
         if (o->check) n += 4 * BL * D * 8;                   /* the reference's f64 buffers */
@@ -164,8 +170,16 @@ int cmd_run(int argc, char **argv)
         saved_err = dup(2);
         if (devnull >= 0) { dup2(devnull, 2); close(devnull); }
     }
+    helix_comm_t *world = NULL;
+    if (mpi && helix_mpi_world(&world)) {
+        fprintf(stderr, "helix: rank %d: could not create the MPI communicator\n", rank);
+        helix_mpi_abort(EXIT_RUNTIME);
+    }
     run_opts o;
+    run_files files;
+    memset(&files, 0, sizeof files);
     int prc = run_parse(argc, argv, &o);
+    if (prc == 0) prc = run_files_resolve(&o, &files, rank == 0, world);
     helix_plan plan;
     if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) {
         fprintf(stderr, "helix: %s\n", err.msg);
@@ -185,18 +199,14 @@ int cmd_run(int argc, char **argv)
     }
     if (saved_err >= 0) { dup2(saved_err, 2); close(saved_err); }
     if (prc != 0) {
+        run_files_close(&files);
+        helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
         return prc < 0 ? EXIT_OK : prc;
     }
 
     const int64_t P = plan.P, D = plan.D, BL = o.cfg.batch * o.cfg.seq;
     const int64_t es = (int64_t)helix_dtype_size(o.cfg.dtype);
-    helix_comm_t *world = NULL;
-    if (mpi && helix_mpi_world(&world)) {
-        fprintf(stderr, "helix: rank %d: could not create the MPI communicator\n", rank);
-        helix_mpi_abort(EXIT_RUNTIME);
-    }
-
     /* memory: refuse before allocating anything large */
     char why[256] = "";
     int fits = 1;
@@ -221,33 +231,57 @@ int cmd_run(int argc, char **argv)
     }
     if (!fits) {
         if (rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
+        run_files_close(&files);
         helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
         return EXIT_USAGE;
     }
 
     const int root = rank == 0;
-    float *wbuf = malloc(sizeof(float) * (size_t)(4 * D * D + 4 * D));
+    const int full_w = !o.weights || (root && o.check);     /* who holds the full f32 weights */
+    float *wbuf = full_w ? malloc(sizeof(float) * (size_t)(4 * D * D + 4 * D)) : NULL;
     float *x = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
     void *y = root ? malloc((size_t)(BL * D * es)) : NULL;
     helix_device_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
-    if (!wbuf || (root && (!x || !y)) || !stats) {
+    if ((full_w && !wbuf) || (root && (!x || !y)) || !stats) {
         fprintf(stderr, "helix: rank %d: out of memory allocating inputs\n", rank);
         if (mpi) helix_mpi_abort(EXIT_RUNTIME);
         free(wbuf); free(x); free(y); free(stats);
+        run_files_close(&files);
         return EXIT_RUNTIME;
     }
     /* same random stream on every rank: x first (rank 0 keeps it), then weights */
     cli_rng rng = {(uint64_t)o.seed};
-    if (root) fill(&rng, x, BL * D, 1.0f, o.cfg.dtype);
+    if (root && !o.input) fill(&rng, x, BL * D, 1.0f, o.cfg.dtype);
     else cli_rng_skip(&rng, (uint64_t)(BL * D));
+    if (root && o.input) {                       /* the devices see X in the run's dtype: so does the check */
+        helix_to_f32(files.x_in.dtype, files.x_in.data, x, BL * D);
+        round_to(o.cfg.dtype, x, BL * D);
+    }
     const float wa = sqrtf(3.0f / (float)D);     /* unit-variance inputs keep q, k, v at unit scale */
-    fill(&rng, wbuf, 4 * D * D, wa, o.cfg.dtype);
-    fill(&rng, wbuf + 4 * D * D, 4 * D, 0.1f, o.cfg.dtype);
-    float *b = wbuf + 4 * D * D;
-    helix_weights w = {D, wbuf, wbuf + D * D, wbuf + 2 * D * D, o.cfg.out_proj ? wbuf + 3 * D * D : NULL,
-                       o.cfg.bias ? b : NULL, o.cfg.bias ? b + D : NULL, o.cfg.bias ? b + 2 * D : NULL,
-                       o.cfg.bias && o.cfg.out_proj ? b + 3 * D : NULL};
+    if (!o.weights) {
+        fill(&rng, wbuf, 4 * D * D, wa, o.cfg.dtype);
+        fill(&rng, wbuf + 4 * D * D, 4 * D, 0.1f, o.cfg.dtype);
+    } else if (full_w) {
+        float *bb = wbuf + 4 * D * D;
+        if (helix_st_attn_full(&files.attn, wbuf, wbuf + D * D, wbuf + 2 * D * D, files.attn.o.t ? wbuf + 3 * D * D : NULL,
+                               bb, bb + D, bb + 2 * D, bb + 3 * D, &err)) {
+            fprintf(stderr, "helix: %s\n", err.msg);
+            if (mpi) helix_mpi_abort(EXIT_RUNTIME);
+            return EXIT_RUNTIME;
+        }
+        round_to(o.cfg.dtype, wbuf, 4 * D * D + 4 * D);
+    }
+    float *b = wbuf ? wbuf + 4 * D * D : NULL;
+    helix_weights w = {D};
+    if (wbuf) {
+        w.wq = wbuf; w.wk = wbuf + D * D; w.wv = wbuf + 2 * D * D;
+        w.wo = o.cfg.out_proj ? wbuf + 3 * D * D : NULL;
+        if (o.cfg.bias) { w.bq = b; w.bk = b + D; w.bv = b + 2 * D; }
+        if (o.cfg.bias && o.cfg.out_proj) w.bo = b + 3 * D;
+    }
+    helix_weights wrun = w;                      /* what the devices use */
+    if (o.weights) { wrun.load = helix_st_attn_load; wrun.load_ctx = &files.attn; }
 
     if (root) run_print_header(&o, &plan, mpi ? "mpi" : "inproc", mpi ? helix_mpi_version() : "");
 
@@ -265,7 +299,7 @@ int cmd_run(int argc, char **argv)
             snprintf(err.msg, sizeof err.msg, "injected failure (HELIX_TEST_FAIL_RANK=%d): cannot read input", rank);
             st = HELIX_ERR_IO;
         } else {
-            st = helix_device_run(&plan, world, &w, x, y, stats, &err);
+            st = helix_device_run(&plan, world, &wrun, x, y, stats, &err);
         }
         elapsed = wall() - t0;
         if (st) {
@@ -285,7 +319,7 @@ int cmd_run(int argc, char **argv)
         free(cd);
     } else {
         t0 = wall();
-        st = helix_grid_run(&plan, &w, x, y, (int)o.threads, stats, &err);
+        st = helix_grid_run(&plan, &wrun, x, y, (int)o.threads, stats, &err);
         elapsed = wall() - t0;
         if (st) {
             fprintf(stderr, "helix: run failed: %s\n", err.msg);
@@ -309,6 +343,7 @@ int cmd_run(int argc, char **argv)
         fflush(stdout);
     }
     free(wbuf); free(x); free(y); free(stats);
+    run_files_close(&files);
     helix_comm_free(world);
     if (mpi) helix_mpi_finalize();
     return rc;

@@ -13,6 +13,7 @@ static void usage(FILE *f)
         "\n"
         "commands:\n"
         "  run       run one attention layer on the grid and check it against the reference\n"
+        "  inspect   validate a .safetensors or .npy file and list what helix would use\n"
         "  version   print the version\n"
         "\n"
         "'helix <command> --help' lists a command's options.\n");
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return EXIT_OK; }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("helix %s\n", HELIX_VERSION); return EXIT_OK; }
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     fprintf(stderr, "helix: unknown command '%s' (try 'helix --help')\n", cmd);
     return EXIT_USAGE;
 }

@@ -14,6 +14,12 @@ typedef struct {
     run_backend backend;
     const char *json;      /* NULL, "-" or a path */
     const char *output;    /* NULL or a .npy path */
+    const char *weights;   /* NULL or a .safetensors path */
+    const char *prefix;    /* tensor name prefix ("" if none) */
+    const char *input;     /* NULL or a .npy path with X [B, L, D] */
+    int allow_nonfinite;
+    /* which sizes the user gave (files may not contradict them) */
+    int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;
 } run_opts;
 
 extern const char *run_help_text;

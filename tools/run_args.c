@@ -33,8 +33,18 @@ const char *run_help_text =
     "  --no-out-proj      skip W_O: concatenate heads onto rank 0  [W_O on]\n"
     "  --bias             add biases to the Q/K/V/O projections    [off]\n"
     "numbers:\n"
-    "  --dtype T          f32 | f16 | bf16 storage, f32 accumulate [f32]\n"
+    "  --dtype T          f32 | f16 | bf16 storage, f32 accumulate [f32; with\n"
+    "                                                     --weights: the file's]\n"
     "  --seed S           seed of the random inputs and weights    [1]\n"
+    "real data:\n"
+    "  --weights FILE     attention weights (.safetensors): PyTorch\n"
+    "                     nn.MultiheadAttention (in_proj_weight, in_proj_bias,\n"
+    "                     out_proj.weight, out_proj.bias) or q_proj/k_proj/v_proj\n"
+    "                     + o_proj|out_proj (.weight, .bias); D from the file,\n"
+    "                     d = D / --heads; biases and W_O used when present\n"
+    "  --weights-prefix P prefix of the tensor names (model.layers.0.self_attn.)\n"
+    "  --input FILE       X as .npy [B, L, D] (<f4 or <f2); B, L from the file\n"
+    "  --allow-nonfinite  run even if weights or input hold NaN/Inf [refuse]\n"
     "execution:\n"
     "  --backend B        inproc | mpi                             [mpi under mpirun,\n"
     "                     inproc: all devices are threads of this   else inproc]\n"
@@ -51,7 +61,7 @@ const char *run_help_text =
 
 enum {
     O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL, O_SCALE,
-    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_HELP
+    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_HELP
 };
 
 static const struct option opts[] = {
@@ -65,6 +75,8 @@ static const struct option opts[] = {
     {"threads", required_argument, 0, O_THREADS}, {"check", no_argument, 0, O_CHECK},
     {"no-check", no_argument, 0, O_NO_CHECK},     {"json", required_argument, 0, O_JSON},
     {"output", required_argument, 0, O_OUTPUT},   {"backend", required_argument, 0, O_BACKEND},
+    {"weights", required_argument, 0, O_WEIGHTS}, {"weights-prefix", required_argument, 0, O_PREFIX},
+    {"input", required_argument, 0, O_INPUT},     {"allow-nonfinite", no_argument, 0, O_NONFINITE},
     {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0},
 };
 
@@ -94,6 +106,7 @@ int run_parse(int argc, char **argv, run_opts *o)
     o->cfg = helix_config_default();
     o->seed = 1;
     o->check = 1;
+    o->prefix = "";
     helix_config *cfg = &o->cfg;
     int c;
     optind = 1;
@@ -102,12 +115,12 @@ int run_parse(int argc, char **argv, run_opts *o)
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case O_HEADS: bad = cli_int("--heads", optarg, 1, big, &cfg->heads); break;
-        case O_HEAD_DIM: bad = cli_int("--head-dim", optarg, 1, big, &cfg->head_dim); break;
+        case O_HEADS: bad = cli_int("--heads", optarg, 1, big, &cfg->heads); o->given_heads = 1; break;
+        case O_HEAD_DIM: bad = cli_int("--head-dim", optarg, 1, big, &cfg->head_dim); o->given_head_dim = 1; break;
         case O_GROUPS: bad = cli_int("--groups", optarg, 1, big, &cfg->groups); break;
         case O_SLICES: bad = cli_int("--slices", optarg, 1, big, &cfg->slices); break;
-        case O_BATCH: bad = cli_int("--batch", optarg, 1, big, &cfg->batch); break;
-        case O_SEQ: bad = cli_int("--seq", optarg, 1, big, &cfg->seq); break;
+        case O_BATCH: bad = cli_int("--batch", optarg, 1, big, &cfg->batch); o->given_batch = 1; break;
+        case O_SEQ: bad = cli_int("--seq", optarg, 1, big, &cfg->seq); o->given_seq = 1; break;
         case O_MODE:
             if ((bad = helix_mode_parse(optarg, &cfg->mode) != HELIX_OK))
                 fprintf(stderr, "helix: --mode must be sliced or exact, got '%s'\n", optarg);
@@ -124,12 +137,17 @@ int run_parse(int argc, char **argv, run_opts *o)
                 bad = 1;
             }
             break;
-        case O_NO_OUT: cfg->out_proj = 0; break;
-        case O_BIAS: cfg->bias = 1; break;
+        case O_NO_OUT: cfg->out_proj = 0; o->given_no_out = 1; break;
+        case O_BIAS: cfg->bias = 1; o->given_bias = 1; break;
         case O_DTYPE:
             if ((bad = helix_dtype_parse(optarg, &cfg->dtype) != HELIX_OK))
                 fprintf(stderr, "helix: --dtype must be f32, f16 or bf16, got '%s'\n", optarg);
+            o->given_dtype = 1;
             break;
+        case O_WEIGHTS: o->weights = optarg; break;
+        case O_PREFIX: o->prefix = optarg; break;
+        case O_INPUT: o->input = optarg; break;
+        case O_NONFINITE: o->allow_nonfinite = 1; break;
         case O_SEED: bad = cli_int("--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case O_THREADS: bad = cli_int("--threads", optarg, 0, 4096, &o->threads); break;
         case O_CHECK: o->check = 1; break;

@@ -132,8 +132,8 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
         return HELIX_ERR_INVALID;
     }
     helix_plan_device(plan, world->rank, &d.dp);
-    if (w->D != D || !w->wq || !w->wk || !w->wv || (cfg->out_proj && !w->wo) ||
-        (cfg->bias && (!w->bq || !w->bk || !w->bv || (cfg->out_proj && !w->bo)))) {
+    if (w->D != D || (!w->load && (!w->wq || !w->wk || !w->wv || (cfg->out_proj && !w->wo) ||
+        (cfg->bias && (!w->bq || !w->bk || !w->bv || (cfg->out_proj && !w->bo)))))) {
         snprintf(err->msg, sizeof err->msg, "weights do not match the plan (D=%lld, plan D=%lld, W_O %s, biases %s)",
                  (long long)w->D, (long long)D, cfg->out_proj ? "required" : "unused",
                  cfg->bias ? "required" : "unused");
@@ -159,17 +159,30 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
         snprintf(err->msg, sizeof err->msg, "device %d: could not create row/column communicators", world->rank);
         goto done;
     }
-    /* shards of the full weights (f32 -> storage type) */
-    helix_shard_cols(plan, world->rank, w->wq, d.wq, d.t);
-    helix_shard_cols(plan, world->rank, w->wk, d.wk, d.t);
-    helix_shard_cols(plan, world->rank, w->wv, d.wv, d.t);
-    if (cfg->bias) {
-        helix_shard_bias(plan, world->rank, w->bq, d.bq, d.t);
-        helix_shard_bias(plan, world->rank, w->bk, d.bk, d.t);
-        helix_shard_bias(plan, world->rank, w->bv, d.bv, d.t);
+    if (w->load) {
+        /* each device reads only its own shards; all agree it worked */
+        helix_err lerr = {{0}};
+        helix_status ls = w->load(w->load_ctx, plan, world->rank, d.t, d.wq, d.wk, d.wv, d.bq, d.bk, d.bv,
+                                  d.wo, d.bo, &lerr);
+        if ((st = helix_comm_any(world, ls != HELIX_OK, &any_fail)) == HELIX_OK && any_fail) st = ls ? ls : HELIX_ERR_ABORTED;
+        if (st) {
+            if (ls) snprintf(err->msg, sizeof err->msg, "device %d: loading weights: %.400s", world->rank, lerr.msg);
+            else snprintf(err->msg, sizeof err->msg, "device %d: another device could not load its weights", world->rank);
+            goto done;
+        }
+    } else {
+        /* shards of the full weights (f32 -> storage type) */
+        helix_shard_cols(plan, world->rank, w->wq, d.wq, d.t);
+        helix_shard_cols(plan, world->rank, w->wk, d.wk, d.t);
+        helix_shard_cols(plan, world->rank, w->wv, d.wv, d.t);
+        if (cfg->bias) {
+            helix_shard_bias(plan, world->rank, w->bq, d.bq, d.t);
+            helix_shard_bias(plan, world->rank, w->bk, d.bk, d.t);
+            helix_shard_bias(plan, world->rank, w->bv, d.bv, d.t);
+        }
+        if (cfg->out_proj) helix_shard_rows(plan, world->rank, w->wo, d.wo, d.t);
+        if (d.bo) helix_from_f32(d.t, w->bo, d.bo, D);
     }
-    if (cfg->out_proj) helix_shard_rows(plan, world->rank, w->wo, d.wo, d.t);
-    if (d.bo) helix_from_f32(d.t, w->bo, d.bo, D);
 
 #define PHASE(ph) (t0 = helix_exec_phase(&d, (ph)))
 #define TOCK(ph) helix_exec_phase_end(&d, (ph), t0)

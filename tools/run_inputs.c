@@ -1,0 +1,156 @@
+/* run_inputs.c — real data for `helix run`: open the weights file, take D,
+ * d, biases, W_O and dtype from it; take B and L from the input file; any
+ * contradiction with an option is an error naming both; refuse NaN/Inf
+ * unless asked not to. Every rank opens the weights (each reads only its
+ * own shards later); rank 0 alone reads the input and broadcasts its shape. */
+#include "run_inputs.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int resolve_weights(run_opts *o, run_files *f)
+{
+    helix_err err = {{0}};
+    helix_config *c = &o->cfg;
+    if (helix_st_open(o->weights, &f->st, &err) || helix_st_attn_find(&f->st, o->prefix, &f->attn, &err)) {
+        fprintf(stderr, "helix: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    f->have_st = 1;
+    const int64_t D = f->attn.D;
+    const helix_st_tensor *q = f->attn.q.t;
+    if (o->given_head_dim) {
+        if (c->heads * c->head_dim != D) {
+            fprintf(stderr, "helix: --heads %lld x --head-dim %lld = %lld, but %s has D=%lld (tensor '%s')\n",
+                    (long long)c->heads, (long long)c->head_dim, (long long)(c->heads * c->head_dim), o->weights,
+                    (long long)D, q->name);
+            return EXIT_USAGE;
+        }
+    } else {
+        if (D % c->heads) {
+            fprintf(stderr, "helix: %s has D=%lld (tensor '%s'), not divisible by --heads %lld\n", o->weights,
+                    (long long)D, q->name, (long long)c->heads);
+            return EXIT_USAGE;
+        }
+        c->head_dim = D / c->heads;
+    }
+    /* one bias flag covers Q, K, V and O; a missing one loads as zeros */
+    int has_bias = f->attn.bq.t != NULL || (f->attn.bo.t != NULL && !o->given_no_out);
+    if (o->given_bias && !has_bias) {
+        fprintf(stderr, "helix: --bias, but %s has no biases under prefix '%s'\n", o->weights, o->prefix);
+        return EXIT_USAGE;
+    }
+    c->bias = has_bias;
+    if (!f->attn.o.t) c->out_proj = 0;           /* nothing to apply */
+    if (!o->given_dtype) c->dtype = q->dtype;
+    return EXIT_OK;
+}
+
+static int read_input(run_opts *o, run_files *f, int64_t D)
+{
+    helix_err err = {{0}};
+    if (helix_npy_read(o->input, &f->x_in, &err)) {
+        fprintf(stderr, "helix: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    f->have_x = 1;
+    const helix_array *a = &f->x_in;
+    if (a->ndim != 3 || a->shape[2] != D) {
+        char got[160] = "", *p = got;
+        for (int k = 0; k < a->ndim; k++) p += snprintf(p, (size_t)(got + sizeof got - p), "%s%lld", k ? ", " : "", (long long)a->shape[k]);
+        fprintf(stderr, "helix: %s has shape [%s], but the model needs [B, L, D=%lld] (D %s%s)\n", o->input, got,
+                (long long)D, o->weights ? "from " : "= --heads x --head-dim", o->weights ? o->weights : "");
+        return EXIT_USAGE;
+    }
+    if (o->given_batch && o->cfg.batch != a->shape[0]) {
+        fprintf(stderr, "helix: --batch %lld, but %s has B=%lld\n", (long long)o->cfg.batch, o->input, (long long)a->shape[0]);
+        return EXIT_USAGE;
+    }
+    if (o->given_seq && o->cfg.seq != a->shape[1]) {
+        fprintf(stderr, "helix: --seq %lld, but %s has L=%lld\n", (long long)o->cfg.seq, o->input, (long long)a->shape[1]);
+        return EXIT_USAGE;
+    }
+    if (a->shape[0] < 1 || a->shape[1] < 1) {
+        fprintf(stderr, "helix: %s is empty (B=%lld, L=%lld)\n", o->input, (long long)a->shape[0], (long long)a->shape[1]);
+        return EXIT_USAGE;
+    }
+    if (!o->allow_nonfinite) {
+        int64_t bad = helix_first_nonfinite(a->dtype, a->data, a->n_elems);
+        if (bad >= 0) {
+            int64_t L = a->shape[1];
+            fprintf(stderr, "helix: %s: non-finite value (%g) at [%lld, %lld, %lld]; refusing (--allow-nonfinite to run anyway)\n",
+                    o->input, helix_load(a->dtype, a->data, bad), (long long)(bad / (L * D)), (long long)(bad / D % L),
+                    (long long)(bad % D));
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_OK;
+}
+
+static int check_weights_finite(const run_opts *o, run_files *f)
+{
+    const helix_st_view *views[8] = {&f->attn.q, &f->attn.k, &f->attn.v, &f->attn.o,
+                                     &f->attn.bq, &f->attn.bk, &f->attn.bv, &f->attn.bo};
+    for (int k = 0; k < 8; k++) {
+        const helix_st_tensor *t = views[k]->t;
+        int dup = 0;
+        for (int j = 0; j < k; j++) dup |= views[j]->t == t;
+        if (!t || dup) continue;
+        int64_t first;
+        helix_err err = {{0}};
+        if (helix_st_first_nonfinite(&f->st, t, &first, &err)) {
+            fprintf(stderr, "helix: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+        if (first >= 0) {
+            if (t->ndim == 2)
+                fprintf(stderr, "helix: %s: tensor '%s' has a non-finite value at [%lld, %lld]; refusing "
+                                "(--allow-nonfinite to run anyway)\n", o->weights, t->name,
+                        (long long)(first / t->shape[1]), (long long)(first % t->shape[1]));
+            else
+                fprintf(stderr, "helix: %s: tensor '%s' has a non-finite value at [%lld]; refusing "
+                                "(--allow-nonfinite to run anyway)\n", o->weights, t->name, (long long)first);
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_OK;
+}
+
+int run_files_resolve(run_opts *o, run_files *f, int root, helix_comm_t *world)
+{
+    memset(f, 0, sizeof *f);
+    int rc = EXIT_OK;
+    if (o->weights) rc = resolve_weights(o, f);
+    if (o->given_no_out) o->cfg.out_proj = 0;
+    const int64_t D = o->cfg.heads * o->cfg.head_dim;
+    int64_t verdict[3] = {rc, o->cfg.batch, o->cfg.seq};
+    if (root && rc == EXIT_OK) {
+        if (o->input) rc = read_input(o, f, D);
+        if (rc == EXIT_OK && o->weights && !o->allow_nonfinite) rc = check_weights_finite(o, f);
+        verdict[0] = rc;
+        if (rc == EXIT_OK && o->input) { verdict[1] = f->x_in.shape[0]; verdict[2] = f->x_in.shape[1]; }
+    }
+    if (world) {
+        /* rank 0's verdict and the input's shape go to everyone; a rank
+         * that could not open the weights makes everyone stop too */
+        int any = 0;
+        if (helix_comm_any(world, rc != EXIT_OK, &any) || helix_comm_bcast(world, verdict, sizeof verdict, 0))
+            return EXIT_RUNTIME;
+        if (any && verdict[0] == EXIT_OK) {
+            if (root) fprintf(stderr, "helix: another rank could not read %s (is it on every node?)\n", o->weights);
+            return EXIT_USAGE;
+        }
+    }
+    if (verdict[0] != EXIT_OK) return (int)verdict[0];
+    o->cfg.batch = verdict[1];
+    o->cfg.seq = verdict[2];
+    return EXIT_OK;
+}
+
+void run_files_close(run_files *f)
+{
+    if (f->have_st) helix_st_close(&f->st);
+    if (f->have_x) helix_array_free(&f->x_in);
+    memset(f, 0, sizeof *f);
+}
