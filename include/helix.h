@@ -116,8 +116,8 @@ typedef enum {
 } helix_regather_kind;
 
 /* Tile sizes of the attention kernels (fixed; part of the memory model). */
-#define HELIX_TILE_Q 64
-#define HELIX_TILE_K 64
+#define HELIX_TILE_Q 128
+#define HELIX_TILE_K 128
 /* exact/scores: queries per all-reduced score block. */
 #define HELIX_SCORES_TILE_Q 64
 
@@ -162,7 +162,7 @@ typedef struct {
 helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_err *err);
 /* Per-device shapes, buffer sizes and predicted traffic. rank in [0, P). */
 helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_device_plan *out);
-/* Bytes of an f32 workspace for the attention kernel with this head width. */
+/* Bytes of f32 workspace one attention worker needs at this head width. */
 int64_t helix_attention_workspace_bytes(int64_t width);
 /* Split [0, total) into parts balanced blocks; block `idx` is [*b, *e). */
 void helix_split_range(int64_t total, int64_t parts, int64_t idx, int64_t *b, int64_t *e);
@@ -228,19 +228,27 @@ typedef struct {
     int causal;
     int64_t q_pos0;
     const int64_t *kv_len;      /* optional [B]: keys >= kv_len[b] are padding */
+    int threads;                /* workers over (b, h, query block); 0 or 1: the caller only */
 } helix_attn_args;
 
 /* Fill strides for densely packed [B, L, H, width] tensors. */
 void helix_attn_args_dense(helix_attn_args *a);
-/* workspace: helix_attention_workspace_bytes(width) bytes, 64-byte aligned. */
+/* workspace: threads * helix_attention_workspace_bytes(width) bytes, 64-byte aligned. */
 helix_status helix_attention_fwd(const helix_attn_args *a, void *workspace);
 
-/* C[M,N] = A[M,K] B[K,N] (+ bias[N]), f32 accumulation, any storage types.
- * lda/ldb/ldc in elements. */
+/* C[M,N] = A[M,K] B[K,N] (+ bias[N], storage type tc), f32 accumulation,
+ * any storage types; lda/ldb/ldc in elements. With OpenBLAS, 16-bit
+ * operands are widened to f32 in `work`, helix_gemm_workspace_bytes()
+ * bytes (0 when all are f32; work may then be NULL). */
 void helix_gemm(int64_t M, int64_t N, int64_t K,
                 helix_dtype ta, const void *A, int64_t lda,
                 helix_dtype tb, const void *B, int64_t ldb,
-                const void *bias, helix_dtype tc, void *C, int64_t ldc);
+                const void *bias, helix_dtype tc, void *C, int64_t ldc, void *work);
+int64_t helix_gemm_workspace_bytes(int64_t M, int64_t N, int64_t K, helix_dtype ta, helix_dtype tb, helix_dtype tc);
+/* Called by the kernels; keeps OpenBLAS to one thread per caller. */
+void helix_blas_init(void);
+/* "openblas" or "portable": what helix_gemm and the attention tiles run on. */
+const char *helix_blas_name(void);
 
 /* ---------------------------------------------------------------- run */
 

@@ -11,6 +11,7 @@ command -v make >/dev/null || need+=(make)
 command -v mpicc >/dev/null || need+=(openmpi-bin libopenmpi-dev)   # the MPI engine
 command -v mpicc.mpich >/dev/null || need+=(mpich libmpich-dev)     # second MPI, tested too
 [ -f /usr/include/jansson.h ] || need+=(libjansson-dev)               # safetensors headers
+[ -f /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a ] || need+=(libopenblas-pthread-dev) # GEMMs
 command -v clang >/dev/null || need+=(clang libclang-rt-14-dev)       # fuzzing (libFuzzer)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -193,9 +193,9 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
     if (st) goto comm_fail;
 
     PHASE(HELIX_PHASE_QKV);
-    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wq, plan->cols, d.bq, d.t, d.q, plan->cols);
-    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wk, plan->cols, d.bk, d.t, d.k, plan->cols);
-    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wv, plan->cols, d.bv, d.t, d.v, plan->cols);
+    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wq, plan->cols, d.bq, d.t, d.q, plan->cols, d.work);
+    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wk, plan->cols, d.bk, d.t, d.k, plan->cols, d.work);
+    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wv, plan->cols, d.bv, d.t, d.v, plan->cols, d.work);
     TOCK(HELIX_PHASE_QKV);
 
     if (cfg->mode == HELIX_MODE_SLICED) {
@@ -214,7 +214,7 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
     if (cfg->out_proj) {
         PHASE(HELIX_PHASE_OUT_PROJ);
         char *partial = d.agg, *scratch = d.agg + BL * D * d.es;
-        helix_gemm(BL, D, plan->cols, d.t, d.o, plan->cols, d.t, d.wo, D, d.bo, d.t, partial, D);
+        helix_gemm(BL, D, plan->cols, d.t, d.o, plan->cols, d.t, d.wo, D, d.bo, d.t, partial, D, d.work);
         TOCK(HELIX_PHASE_OUT_PROJ);
         PHASE(HELIX_PHASE_REDUCE);
         st = helix_comm_reduce_sum(world, partial, d.out, BL * D, d.t, 0, scratch);

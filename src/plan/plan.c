@@ -125,17 +125,6 @@ helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_er
 /* Each workspace buffer is rounded up to 64 bytes. */
 static int64_t al64(int64_t n) { return (n + 63) & ~(int64_t)63; }
 
-int64_t helix_attention_workspace_bytes(int64_t width)
-{
-    const int64_t tq = HELIX_TILE_Q, tk = HELIX_TILE_K, f = 4;
-    return al64(tq * width * f)      /* Q tile, scaled, f32           */
-         + al64(width * tk * f)      /* K tile, transposed            */
-         + al64(tk * width * f)      /* V tile                        */
-         + al64(tq * tk * f)         /* scores / probabilities        */
-         + al64(tq * width * f)      /* output accumulator            */
-         + 2 * al64(tq * f);         /* running max, running sum      */
-}
-
 static void add(helix_traffic *t, helix_traffic x) { t->sent_bytes += x.sent_bytes; t->recv_bytes += x.recv_bytes; }
 static helix_traffic tr(int64_t s, int64_t r) { helix_traffic t = {s, r}; return t; }
 
@@ -209,7 +198,14 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
         }
         o->phase[HELIX_PHASE_ATTENTION] = t;
     }
+    /* one workspace serves the projections, attention and W_O in turn */
     o->kernel_bytes = helix_attention_workspace_bytes(width);
+    int64_t g = helix_gemm_workspace_bytes(BL, cols, D, c->dtype, c->dtype, c->dtype);
+    if (g > o->kernel_bytes) o->kernel_bytes = g;
+    if (c->out_proj) {
+        g = helix_gemm_workspace_bytes(BL, D, cols, c->dtype, c->dtype, c->dtype);
+        if (g > o->kernel_bytes) o->kernel_bytes = g;
+    }
 
     if (c->out_proj) {
         o->agg_bytes = BL * D * es + helix_comm_reduce_scratch_bytes(BL * D, (int)P, c->dtype);
