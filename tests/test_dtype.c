@@ -52,6 +52,23 @@ int main(void)
     }
     CHECK(worst16 <= 0x1p-11f, "f16 relative rounding error %g > 2^-11", worst16);
     CHECK(worstb <= 0x1p-8f, "bf16 relative rounding error %g > 2^-8", worstb);
+    /* the bulk converters (F16C where present) agree with the scalar ones */
+    {
+        enum { N = 70000 };
+        static float src[N], back[N];
+        static uint16_t h[N];
+        for (int k = 0; k < N; k++) src[k] = (float)(k - N / 2) * 0.013f * (float)(1 + k % 17);
+        src[5] = NAN; src[6] = INFINITY; src[7] = 1e-7f; src[8] = 70000.0f;
+        helix_from_f32(HELIX_F16, src, h, N);
+        helix_to_f32(HELIX_F16, h, back, N);
+        int diff = 0;
+        for (int k = 0; k < N; k++) {
+            if (h[k] != helix_f32_to_f16(src[k])) diff++;
+            float ref = helix_f16_to_f32(h[k]);
+            if (memcmp(&ref, &back[k], 4) && !(isnan(ref) && isnan(back[k]))) diff++;
+        }
+        CHECK(diff == 0, "%d bulk f16 conversions differ from the scalar ones", diff);
+    }
     helix_dtype t;
     CHECK(helix_dtype_parse("bf16", &t) == HELIX_OK && t == HELIX_BF16, "parse bf16");
     CHECK(helix_dtype_parse("f64", &t) == HELIX_ERR_INVALID, "f64 is refused");

@@ -35,5 +35,7 @@ void jw_bool(jw *j, const char *key, int v);
 
 int cmd_run(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@ static void usage(FILE *f)
         "commands:\n"
         "  run       run one attention layer on the grid and check it against the reference\n"
         "  inspect   validate a .safetensors or .npy file and list what helix would use\n"
+        "  calibrate measure this machine's FMA peak and memory bandwidth\n"
+        "  bench     benchmark the per-device kernels ('helix bench kernels')\n"
         "  version   print the version\n"
         "\n"
         "'helix <command> --help' lists a command's options.\n");
@@ -27,6 +29,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("helix %s\n", HELIX_VERSION); return EXIT_OK; }
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "helix: unknown command '%s' (try 'helix --help')\n", cmd);
     return EXIT_USAGE;
 }

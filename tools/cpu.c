@@ -1,0 +1,173 @@
+/* cpu.c — run-time CPU features and measured peaks. The FMA loops are
+ * compiled for AVX2/AVX-512 with target attributes and only called when
+ * the CPU reports the feature, so one binary runs anywhere. */
+#include "cpu.h"
+
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int has_flag(const char *flags, const char *f)
+{
+    size_t n = strlen(f);
+    for (const char *p = flags; (p = strstr(p, f)); p += n)
+        if ((p == flags || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == 0)) return 1;
+    return 0;
+}
+
+void cpu_detect(cpu_info *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "unknown");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c->cpus = n > 0 ? (int)n : 1;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10) && !strcmp(c->model, "unknown")) {
+            char *p = strchr(line, ':');
+            if (p) { snprintf(c->model, sizeof c->model, "%s", p + 2); c->model[strcspn(c->model, "\n")] = 0; }
+        }
+        if (!strncmp(line, "flags", 5)) {
+            c->avx2 = has_flag(line, "avx2");
+            c->fma = has_flag(line, "fma");
+            c->avx512f = has_flag(line, "avx512f");
+            c->avx512bf16 = has_flag(line, "avx512_bf16");
+            c->avx512fp16 = has_flag(line, "avx512_fp16");
+            c->amx_bf16 = has_flag(line, "amx_bf16");
+            c->amx_tile = has_flag(line, "amx_tile");
+            break;
+        }
+    }
+    fclose(f);
+}
+
+const char *cpu_features(const cpu_info *c, char *buf, int n)
+{
+    snprintf(buf, (size_t)n, "%s%s%s%s%s%s", c->avx2 ? "avx2 " : "", c->fma ? "fma " : "", c->avx512f ? "avx512f " : "",
+             c->avx512bf16 ? "avx512_bf16 " : "", c->avx512fp16 ? "avx512_fp16 " : "", c->amx_bf16 ? "amx_bf16" : "");
+    return buf;
+}
+
+/* 12 independent accumulators hide the FMA latency on both ISAs. */
+__attribute__((target("avx2,fma"))) static double fma_avx2(long iters)
+{
+    __m256 a[12], x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++) a[k] = _mm256_set1_ps((float)k);
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++) a[k] = _mm256_fmadd_ps(a[k], x, y);
+    float out[8], s = 0;
+    for (int k = 0; k < 12; k++) { _mm256_storeu_ps(out, a[k]); s += out[0]; }
+    return s;
+}
+
+__attribute__((target("avx512f"))) static double fma_avx512(long iters)
+{
+    __m512 a[12], x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++) a[k] = _mm512_set1_ps((float)k);
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++) a[k] = _mm512_fmadd_ps(a[k], x, y);
+    float s = 0;
+    for (int k = 0; k < 12; k++) s += _mm512_reduce_add_ps(a[k]);
+    return s;
+}
+
+typedef struct {
+    int wide;
+    long iters;
+} fma_job;
+
+/* results go somewhere the compiler must keep, or it drops the loops */
+static volatile double fma_sink;
+
+static void *fma_run(void *arg)
+{
+    fma_job *j = (fma_job *)arg;
+    fma_sink = j->wide ? fma_avx512(j->iters) : fma_avx2(j->iters);
+    return NULL;
+}
+
+double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa)
+{
+    int wide = c->avx512f;
+    if (!wide && !(c->avx2 && c->fma)) { *isa = "none"; return 0; }
+    *isa = wide ? "avx512f" : "avx2+fma";
+    const double flops_per_iter = 12.0 * (wide ? 16 : 8) * 2;
+    /* size the loop from a short trial */
+    long iters = 1 << 20;
+    double t0 = now();
+    fma_job trial = {wide, iters};
+    fma_run(&trial);
+    double dt = now() - t0;
+    iters = (long)((double)iters * seconds / (dt > 1e-6 ? dt : 1e-6));
+    if (iters < 1) iters = 1;
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        pthread_t tid[256];
+        fma_job jobs[256];
+        if (threads > 256) threads = 256;
+        t0 = now();
+        for (int t = 0; t < threads; t++) {
+            jobs[t] = (fma_job){wide, iters};
+            if (t) pthread_create(&tid[t], NULL, fma_run, &jobs[t]);
+        }
+        fma_run(&jobs[0]);
+        for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+        dt = now() - t0;
+        double r = flops_per_iter * (double)iters * threads / dt;
+        if (r > best) best = r;
+    }
+    return best;
+}
+
+typedef struct {
+    float *a, *b, *c;
+    long n;
+    int reps;
+} triad_job;
+
+static void *triad_run(void *arg)
+{
+    triad_job *j = (triad_job *)arg;
+    for (int r = 0; r < j->reps; r++)
+        for (long i = 0; i < j->n; i++) j->a[i] = j->b[i] + 1.0001f * j->c[i];
+    return NULL;
+}
+
+double cpu_triad_bw(int threads, long bytes, int reps)
+{
+    long n = bytes / 4;
+    float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *c = malloc((size_t)n * 4);
+    if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
+    for (long i = 0; i < n; i++) { a[i] = 0; b[i] = 1; c[i] = 2; }
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        pthread_t tid[256];
+        triad_job jobs[256];
+        if (threads > 256) threads = 256;
+        long per = n / threads;
+        double t0 = now();
+        for (int t = 0; t < threads; t++) {
+            jobs[t] = (triad_job){a + t * per, b + t * per, c + t * per, per, reps};
+            if (t) pthread_create(&tid[t], NULL, triad_run, &jobs[t]);
+        }
+        triad_run(&jobs[0]);
+        for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+        double dt = now() - t0, r = 3.0 * 4 * (double)per * threads * reps / dt;
+        if (r > best) best = r;
+    }
+    free(a); free(b); free(c);
+    return best;
+}

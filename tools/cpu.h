@@ -1,0 +1,21 @@
+/* cpu.h — what this CPU can do, and how fast: feature flags read at run
+ * time, FMA peaks and memory bandwidth measured with micro-loops. */
+#ifndef HELIX_CPU_H
+#define HELIX_CPU_H
+
+typedef struct {
+    char model[128];
+    int avx2, fma, avx512f, avx512bf16, avx512fp16, amx_bf16, amx_tile;
+    int cpus;
+} cpu_info;
+
+void cpu_detect(cpu_info *c);
+/* "avx2 fma avx512f ..." */
+const char *cpu_features(const cpu_info *c, char *buf, int n);
+/* Peak f32 FMA FLOP/s with `threads` threads running at once (widest of
+ * AVX-512 / AVX2 that the CPU has); 0 if neither. *isa names it. */
+double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa);
+/* Triad a = b + s*c bandwidth in bytes/s (3 arrays of `bytes` each). */
+double cpu_triad_bw(int threads, long bytes, int reps);
+
+#endif
