@@ -4,6 +4,7 @@
 
 #include <string.h>
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HELIX_X86 1
 #endif
@@ -133,10 +134,20 @@ __attribute__((target("f16c,avx"))) static void f32_to_f16_f16c(const float *s, 
     for (; i < n; i++) d[i] = helix_f32_to_f16(s[i]);
 }
 
+/* CPUID.1:ECX: F16C bit 29, AVX bit 28, OSXSAVE bit 27; XCR0 must enable
+ * the SSE and AVX state (bits 1, 2). Works with gcc and clang alike. */
 static int has_f16c(void)
 {
     static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && (c >> 28 & 1) && (c >> 29 & 1)) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            v = (lo & 6) == 6;
+        }
+    }
     return v;
 }
 #endif
