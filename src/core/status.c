@@ -1,5 +1,19 @@
 /* status.c — names for status codes and phases. */
-#include "helix.h"
+#include "err-impl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+helix_status helix_errf(helix_err *err, helix_status st, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
 
 const char *helix_status_str(helix_status s)
 {

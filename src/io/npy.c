@@ -5,6 +5,7 @@
  * 'descr', 'fortran_order', 'shape', then the raw data. Only '<f4' and
  * '<f2' in C order are accepted. */
 #include "helix_io.h"
+#include "../core/err-impl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,17 +13,6 @@
 #include <string.h>
 
 #define NPY_MAX_HEADER (1 << 20)
-
-static helix_status ferr(helix_err *err, helix_status st, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 void helix_array_free(helix_array *a)
 {
@@ -71,98 +61,98 @@ helix_status helix_npy_parse(const unsigned char *buf, size_t len, const char *n
 {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
-        return ferr(err, HELIX_ERR_FORMAT, "%s: not a .npy file (bad magic)", name);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: not a .npy file (bad magic)", name);
     unsigned major = buf[6], minor = buf[7];
     size_t hlen, hoff;
     if (major == 1) {
         hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
         hoff = 10;
     } else if (major == 2 || major == 3) {
-        if (len < 12) return ferr(err, HELIX_ERR_FORMAT, "%s: truncated .npy header", name);
+        if (len < 12) return helix_errf(err, HELIX_ERR_FORMAT, "%s: truncated .npy header", name);
         hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hoff = 12;
     } else {
-        return ferr(err, HELIX_ERR_FORMAT, "%s: unsupported .npy version %u.%u (supported: 1.0, 2.0, 3.0)",
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: unsupported .npy version %u.%u (supported: 1.0, 2.0, 3.0)",
                     name, major, minor);
     }
     if (minor != 0)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: unsupported .npy version %u.%u", name, major, minor);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: unsupported .npy version %u.%u", name, major, minor);
     if (hlen > NPY_MAX_HEADER)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: .npy header of %zu bytes is larger than %d", name, hlen,
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: .npy header of %zu bytes is larger than %d", name, hlen,
                     NPY_MAX_HEADER);
     if (hlen > len - hoff)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: .npy header (%zu bytes) runs past the end of the file", name, hlen);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: .npy header (%zu bytes) runs past the end of the file", name, hlen);
     cur c = {(const char *)buf + hoff, (const char *)buf + hoff + hlen};
     char key[32], descr[16] = "";
     int have_descr = 0, have_fortran = 0, have_shape = 0, fortran = 0, ndim = 0;
     int64_t shape[HELIX_MAX_NDIM];
-    if (!eat(&c, '{')) return ferr(err, HELIX_ERR_FORMAT, "%s: .npy header is not a dict", name);
+    if (!eat(&c, '{')) return helix_errf(err, HELIX_ERR_FORMAT, "%s: .npy header is not a dict", name);
     while (!eat(&c, '}')) {
         if (!str(&c, key, sizeof key) || !eat(&c, ':'))
-            return ferr(err, HELIX_ERR_FORMAT, "%s: malformed .npy header", name);
+            return helix_errf(err, HELIX_ERR_FORMAT, "%s: malformed .npy header", name);
         if (!strcmp(key, "descr")) {
-            if (have_descr++) return ferr(err, HELIX_ERR_FORMAT, "%s: duplicate key 'descr' in .npy header", name);
+            if (have_descr++) return helix_errf(err, HELIX_ERR_FORMAT, "%s: duplicate key 'descr' in .npy header", name);
             if (!str(&c, descr, sizeof descr))
-                return ferr(err, HELIX_ERR_FORMAT, "%s: 'descr' is not a simple type string", name);
+                return helix_errf(err, HELIX_ERR_FORMAT, "%s: 'descr' is not a simple type string", name);
         } else if (!strcmp(key, "fortran_order")) {
-            if (have_fortran++) return ferr(err, HELIX_ERR_FORMAT, "%s: duplicate key 'fortran_order'", name);
+            if (have_fortran++) return helix_errf(err, HELIX_ERR_FORMAT, "%s: duplicate key 'fortran_order'", name);
             if (word(&c, "True")) fortran = 1;
-            else if (!word(&c, "False")) return ferr(err, HELIX_ERR_FORMAT, "%s: bad 'fortran_order'", name);
+            else if (!word(&c, "False")) return helix_errf(err, HELIX_ERR_FORMAT, "%s: bad 'fortran_order'", name);
         } else if (!strcmp(key, "shape")) {
-            if (have_shape++) return ferr(err, HELIX_ERR_FORMAT, "%s: duplicate key 'shape'", name);
-            if (!eat(&c, '(')) return ferr(err, HELIX_ERR_FORMAT, "%s: 'shape' is not a tuple", name);
+            if (have_shape++) return helix_errf(err, HELIX_ERR_FORMAT, "%s: duplicate key 'shape'", name);
+            if (!eat(&c, '(')) return helix_errf(err, HELIX_ERR_FORMAT, "%s: 'shape' is not a tuple", name);
             while (!eat(&c, ')')) {
                 ws(&c);
                 int64_t v = 0;
                 int digits = 0;
                 while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
-                    if (v > (INT64_MAX - 9) / 10) return ferr(err, HELIX_ERR_FORMAT, "%s: shape value too large", name);
+                    if (v > (INT64_MAX - 9) / 10) return helix_errf(err, HELIX_ERR_FORMAT, "%s: shape value too large", name);
                     v = v * 10 + (*c.p++ - '0');
                     digits++;
                 }
-                if (!digits) return ferr(err, HELIX_ERR_FORMAT, "%s: shape must hold non-negative integers", name);
+                if (!digits) return helix_errf(err, HELIX_ERR_FORMAT, "%s: shape must hold non-negative integers", name);
                 if (ndim == HELIX_MAX_NDIM)
-                    return ferr(err, HELIX_ERR_FORMAT, "%s: more than %d dimensions", name, HELIX_MAX_NDIM);
+                    return helix_errf(err, HELIX_ERR_FORMAT, "%s: more than %d dimensions", name, HELIX_MAX_NDIM);
                 shape[ndim++] = v;
                 if (!eat(&c, ',')) {
-                    if (!eat(&c, ')')) return ferr(err, HELIX_ERR_FORMAT, "%s: malformed shape tuple", name);
+                    if (!eat(&c, ')')) return helix_errf(err, HELIX_ERR_FORMAT, "%s: malformed shape tuple", name);
                     break;
                 }
             }
         } else {
-            return ferr(err, HELIX_ERR_FORMAT, "%s: unexpected key '%s' in .npy header", name, key);
+            return helix_errf(err, HELIX_ERR_FORMAT, "%s: unexpected key '%s' in .npy header", name, key);
         }
         if (!eat(&c, ',')) {
-            if (!eat(&c, '}')) return ferr(err, HELIX_ERR_FORMAT, "%s: malformed .npy header", name);
+            if (!eat(&c, '}')) return helix_errf(err, HELIX_ERR_FORMAT, "%s: malformed .npy header", name);
             break;
         }
     }
     ws(&c);
-    if (c.p != c.end) return ferr(err, HELIX_ERR_FORMAT, "%s: junk after the .npy header dict", name);
+    if (c.p != c.end) return helix_errf(err, HELIX_ERR_FORMAT, "%s: junk after the .npy header dict", name);
     if (!have_descr || !have_fortran || !have_shape)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: .npy header lacks '%s'", name,
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: .npy header lacks '%s'", name,
                     !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
     helix_dtype t;
     if (!strcmp(descr, "<f4")) t = HELIX_F32;
     else if (!strcmp(descr, "<f2")) t = HELIX_F16;
     else if (descr[0] == '>')
-        return ferr(err, HELIX_ERR_FORMAT, "%s: big-endian data ('%s') is not supported", name, descr);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: big-endian data ('%s') is not supported", name, descr);
     else
-        return ferr(err, HELIX_ERR_FORMAT, "%s: dtype '%s' is not supported (use float32 '<f4' or float16 '<f2')",
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: dtype '%s' is not supported (use float32 '<f4' or float16 '<f2')",
                     name, descr);
-    if (fortran) return ferr(err, HELIX_ERR_FORMAT, "%s: Fortran-order arrays are not supported", name);
+    if (fortran) return helix_errf(err, HELIX_ERR_FORMAT, "%s: Fortran-order arrays are not supported", name);
     int64_t n = 1;
     for (int k = 0; k < ndim; k++)
         if (__builtin_mul_overflow(n, shape[k], &n) || n > ((int64_t)1 << 56))
-            return ferr(err, HELIX_ERR_FORMAT, "%s: shape is too large", name);
+            return helix_errf(err, HELIX_ERR_FORMAT, "%s: shape is too large", name);
     const size_t es = helix_dtype_size(t), data_off = hoff + hlen;
     const size_t want = (size_t)n * es, have = len - data_off;
     if (have < want)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: truncated data: shape needs %zu bytes, file has %zu", name, want, have);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: truncated data: shape needs %zu bytes, file has %zu", name, want, have);
     if (have > want)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: %zu trailing bytes after the data", name, have - want);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: %zu trailing bytes after the data", name, have - want);
     out->data = malloc(want ? want : 1);
-    if (!out->data) return ferr(err, HELIX_ERR_NOMEM, "%s: out of memory (%zu bytes)", name, want);
+    if (!out->data) return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory (%zu bytes)", name, want);
     memcpy(out->data, buf + data_off, want);
     out->dtype = t;
     out->ndim = ndim;
@@ -174,16 +164,16 @@ helix_status helix_npy_parse(const unsigned char *buf, size_t len, const char *n
 helix_status helix_npy_read(const char *path, helix_array *out, helix_err *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return ferr(err, HELIX_ERR_IO, "%s: cannot open", path);
-    if (fseek(f, 0, SEEK_END)) { fclose(f); return ferr(err, HELIX_ERR_IO, "%s: cannot seek", path); }
+    if (!f) return helix_errf(err, HELIX_ERR_IO, "%s: cannot open", path);
+    if (fseek(f, 0, SEEK_END)) { fclose(f); return helix_errf(err, HELIX_ERR_IO, "%s: cannot seek", path); }
     long sz = ftell(f);
     rewind(f);
-    if (sz < 0) { fclose(f); return ferr(err, HELIX_ERR_IO, "%s: cannot tell its size", path); }
+    if (sz < 0) { fclose(f); return helix_errf(err, HELIX_ERR_IO, "%s: cannot tell its size", path); }
     unsigned char *buf = malloc((size_t)sz + 1);
-    if (!buf) { fclose(f); return ferr(err, HELIX_ERR_NOMEM, "%s: out of memory (%ld bytes)", path, sz); }
+    if (!buf) { fclose(f); return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory (%ld bytes)", path, sz); }
     size_t got = fread(buf, 1, (size_t)sz, f);
     fclose(f);
-    if (got != (size_t)sz) { free(buf); return ferr(err, HELIX_ERR_IO, "%s: short read", path); }
+    if (got != (size_t)sz) { free(buf); return helix_errf(err, HELIX_ERR_IO, "%s: short read", path); }
     helix_status st = helix_npy_parse(buf, (size_t)sz, path, out, err);
     free(buf);
     return st;
@@ -192,8 +182,8 @@ helix_status helix_npy_read(const char *path, helix_array *out, helix_err *err)
 helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const int64_t *shape, const void *data,
                              helix_err *err)
 {
-    if (t == HELIX_BF16) return ferr(err, HELIX_ERR_UNSUPPORTED, "%s: .npy has no bfloat16 type", path);
-    if (ndim < 0 || ndim > HELIX_MAX_NDIM) return ferr(err, HELIX_ERR_INVALID, "%s: bad ndim %d", path, ndim);
+    if (t == HELIX_BF16) return helix_errf(err, HELIX_ERR_UNSUPPORTED, "%s: .npy has no bfloat16 type", path);
+    if (ndim < 0 || ndim > HELIX_MAX_NDIM) return helix_errf(err, HELIX_ERR_INVALID, "%s: bad ndim %d", path, ndim);
     char h[512];
     int n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (", t == HELIX_F32 ? "<f4" : "<f2");
     int64_t count = 1;
@@ -205,7 +195,7 @@ helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const in
     int total = 10 + n + 1;
     int pad = (64 - total % 64) % 64;
     FILE *f = fopen(path, "wb");
-    if (!f) return ferr(err, HELIX_ERR_IO, "%s: cannot create", path);
+    if (!f) return helix_errf(err, HELIX_ERR_IO, "%s: cannot create", path);
     unsigned short hl = (unsigned short)(n + pad + 1);
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)n, f) == (size_t)n;
@@ -214,5 +204,5 @@ helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const in
     size_t bytes = (size_t)count * helix_dtype_size(t);
     ok = ok && fwrite(data, 1, bytes, f) == bytes;
     ok = (fclose(f) == 0) && ok;
-    return ok ? HELIX_OK : ferr(err, HELIX_ERR_IO, "%s: write failed", path);
+    return ok ? HELIX_OK : helix_errf(err, HELIX_ERR_IO, "%s: write failed", path);
 }

@@ -7,6 +7,7 @@
  * trusted: every size is checked before it is used or allocated, and data
  * are copied out with pread (never cast from a mapping). */
 #include "helix_io.h"
+#include "../core/err-impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,17 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static helix_status ferr(helix_err *err, helix_status st, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 int64_t helix_first_nonfinite(helix_dtype t, const void *data, int64_t n)
 {
@@ -65,49 +55,49 @@ static helix_status parse_json(const char *json, size_t n, uint64_t data_start, 
     json_error_t je;
     json_t *root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: header is not valid JSON (%s at byte %d)", name, je.text,
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: header is not valid JSON (%s at byte %d)", name, je.text,
                     je.position);
     helix_status st = HELIX_OK;
     if (!json_is_object(root)) {
-        st = ferr(err, HELIX_ERR_FORMAT, "%s: header is not a JSON object", name);
+        st = helix_errf(err, HELIX_ERR_FORMAT, "%s: header is not a JSON object", name);
         goto out;
     }
     size_t count = json_object_size(root);
     f->tensors = calloc(count ? count : 1, sizeof *f->tensors);
-    if (!f->tensors) { st = ferr(err, HELIX_ERR_NOMEM, "%s: out of memory", name); goto out; }
+    if (!f->tensors) { st = helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory", name); goto out; }
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) {
             const char *mk;
             json_t *mv;
-            if (!json_is_object(val)) { st = ferr(err, HELIX_ERR_FORMAT, "%s: __metadata__ is not an object", name); goto out; }
+            if (!json_is_object(val)) { st = helix_errf(err, HELIX_ERR_FORMAT, "%s: __metadata__ is not an object", name); goto out; }
             json_object_foreach(val, mk, mv)
                 if (!json_is_string(mv)) {
-                    st = ferr(err, HELIX_ERR_FORMAT, "%s: __metadata__ value '%s' is not a string", name, mk);
+                    st = helix_errf(err, HELIX_ERR_FORMAT, "%s: __metadata__ value '%s' is not a string", name, mk);
                     goto out;
                 }
             continue;
         }
         helix_st_tensor *t = &f->tensors[f->n_tensors];
         if (strlen(key) >= sizeof t->name) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor name longer than %zu bytes", name, sizeof t->name - 1);
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor name longer than %zu bytes", name, sizeof t->name - 1);
             goto out;
         }
         strcpy(t->name, key);
         json_t *dt = json_object_get(val, "dtype"), *sh = json_object_get(val, "shape"),
                *off = json_object_get(val, "data_offsets");
         if (!json_is_object(val) || !dt || !sh || !off || json_object_size(val) != 3) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s' must be an object with exactly dtype, shape, data_offsets",
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' must be an object with exactly dtype, shape, data_offsets",
                       name, key);
             goto out;
         }
-        if (!json_is_string(dt)) { st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': dtype is not a string", name, key); goto out; }
+        if (!json_is_string(dt)) { st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': dtype is not a string", name, key); goto out; }
         int k = dtype_of(json_string_value(dt), &t->dtype);
-        if (k == 1) { st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16)", name, key, json_string_value(dt)); goto out; }
-        if (k == 2) { st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", name, key, json_string_value(dt)); goto out; }
+        if (k == 1) { st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16)", name, key, json_string_value(dt)); goto out; }
+        if (k == 2) { st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", name, key, json_string_value(dt)); goto out; }
         if (!json_is_array(sh) || json_array_size(sh) > HELIX_MAX_NDIM) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape must be an array of at most %d integers", name, key,
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape must be an array of at most %d integers", name, key,
                       HELIX_MAX_NDIM);
             goto out;
         }
@@ -116,30 +106,30 @@ static helix_status parse_json(const char *json, size_t n, uint64_t data_start, 
         for (int d = 0; d < t->ndim; d++) {
             json_t *e = json_array_get(sh, (size_t)d);
             if (!json_is_integer(e) || json_integer_value(e) < 0) {
-                st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a non-negative integer", name, key, d);
+                st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a non-negative integer", name, key, d);
                 goto out;
             }
             t->shape[d] = json_integer_value(e);
             if (__builtin_mul_overflow(elems, t->shape[d], &elems) || elems > ((int64_t)1 << 56)) {
-                st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape overflows (more than 2^56 elements)", name, key);
+                st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape overflows (more than 2^56 elements)", name, key);
                 goto out;
             }
         }
         t->n_elems = elems;
         if (!json_is_array(off) || json_array_size(off) != 2 || !json_is_integer(json_array_get(off, 0)) ||
             !json_is_integer(json_array_get(off, 1))) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end] integers", name, key);
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end] integers", name, key);
             goto out;
         }
         json_int_t b = json_integer_value(json_array_get(off, 0)), e = json_integer_value(json_array_get(off, 1));
         if (b < 0 || e < b) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] are not 0 <= begin <= end", name,
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] are not 0 <= begin <= end", name,
                       key, (long long)b, (long long)e);
             goto out;
         }
         uint64_t want = (uint64_t)elems * helix_dtype_size(t->dtype);
         if ((uint64_t)(e - b) != want) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape and dtype need %llu bytes but data_offsets hold %lld",
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s': shape and dtype need %llu bytes but data_offsets hold %lld",
                       name, key, (unsigned long long)want, (long long)(e - b));
             goto out;
         }
@@ -152,23 +142,23 @@ static helix_status parse_json(const char *json, size_t n, uint64_t data_start, 
     for (int64_t k = 0; k < f->n_tensors; k++) {
         const helix_st_tensor *t = &f->tensors[k];
         if (t->offset < pos) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s' overlaps the tensor before it", name, t->name);
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' overlaps the tensor before it", name, t->name);
             goto out;
         }
         if (t->offset > pos) {
-            st = ferr(err, HELIX_ERR_FORMAT, "%s: %llu unused bytes (a gap) before tensor '%s'", name,
+            st = helix_errf(err, HELIX_ERR_FORMAT, "%s: %llu unused bytes (a gap) before tensor '%s'", name,
                       (unsigned long long)(t->offset - pos), t->name);
             goto out;
         }
         pos += t->n_bytes;
     }
     if (pos > data_start + data_bytes) {
-        st = ferr(err, HELIX_ERR_FORMAT, "%s: truncated: the tensors need %llu data bytes, the file has %llu", name,
+        st = helix_errf(err, HELIX_ERR_FORMAT, "%s: truncated: the tensors need %llu data bytes, the file has %llu", name,
                   (unsigned long long)(pos - data_start), (unsigned long long)data_bytes);
         goto out;
     }
     if (pos < data_start + data_bytes) {
-        st = ferr(err, HELIX_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", name,
+        st = helix_errf(err, HELIX_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", name,
                   (unsigned long long)(data_start + data_bytes - pos));
         goto out;
     }
@@ -181,15 +171,15 @@ out:
 static helix_status header_len(const unsigned char *b8, uint64_t file_bytes, const char *name, uint64_t *n,
                                helix_err *err)
 {
-    if (file_bytes < 8) return ferr(err, HELIX_ERR_FORMAT, "%s: too short for a safetensors file (%llu bytes)", name,
+    if (file_bytes < 8) return helix_errf(err, HELIX_ERR_FORMAT, "%s: too short for a safetensors file (%llu bytes)", name,
                                     (unsigned long long)file_bytes);
     uint64_t v = 0;
     for (int k = 7; k >= 0; k--) v = v << 8 | b8[k];
     if (v > HELIX_ST_MAX_HEADER)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: header length %llu bytes exceeds the 100 MB limit", name,
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: header length %llu bytes exceeds the 100 MB limit", name,
                     (unsigned long long)v);
     if (v > file_bytes - 8)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: header (%llu bytes) runs past the end of the file (%llu bytes)", name,
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: header (%llu bytes) runs past the end of the file (%llu bytes)", name,
                     (unsigned long long)v, (unsigned long long)file_bytes);
     *n = v;
     return HELIX_OK;
@@ -215,19 +205,19 @@ helix_status helix_st_open(const char *path, helix_st_file *f, helix_err *err)
     f->fd = -1;
     snprintf(f->path, sizeof f->path, "%s", path);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return ferr(err, HELIX_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    if (fd < 0) return helix_errf(err, HELIX_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
     struct stat sb;
     unsigned char b8[8];
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) { close(fd); return ferr(err, HELIX_ERR_IO, "%s: not a regular file", path); }
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) { close(fd); return helix_errf(err, HELIX_ERR_IO, "%s: not a regular file", path); }
     f->file_bytes = (uint64_t)sb.st_size;
     ssize_t got = f->file_bytes >= 8 ? pread(fd, b8, 8, 0) : 0;
     uint64_t n = 0;
     helix_status st = got == 8 || f->file_bytes < 8 ? header_len(b8, f->file_bytes, path, &n, err)
-                                                    : ferr(err, HELIX_ERR_IO, "%s: read failed", path);
+                                                    : helix_errf(err, HELIX_ERR_IO, "%s: read failed", path);
     if (st) { close(fd); return st; }
     char *json = malloc(n ? n : 1);       /* n <= 100 MB and inside the file: checked above */
-    if (!json) { close(fd); return ferr(err, HELIX_ERR_NOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n); }
-    if (pread(fd, json, n, 8) != (ssize_t)n) { free(json); close(fd); return ferr(err, HELIX_ERR_IO, "%s: short read", path); }
+    if (!json) { close(fd); return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n); }
+    if (pread(fd, json, n, 8) != (ssize_t)n) { free(json); close(fd); return helix_errf(err, HELIX_ERR_IO, "%s: short read", path); }
     st = parse_json(json, (size_t)n, 8 + n, f->file_bytes - 8 - n, path, f, err);
     free(json);
     if (st) { close(fd); helix_st_close(f); return st; }
@@ -256,7 +246,7 @@ helix_status helix_st_read_f32(const helix_st_file *f, const unsigned char *base
                                int64_t first, int64_t count, float *dst, helix_err *err)
 {
     if (first < 0 || count < 0 || first > t->n_elems || count > t->n_elems - first)
-        return ferr(err, HELIX_ERR_INVALID, "%s: read of [%lld, +%lld) outside tensor '%s'", f->path,
+        return helix_errf(err, HELIX_ERR_INVALID, "%s: read of [%lld, +%lld) outside tensor '%s'", f->path,
                     (long long)first, (long long)count, t->name);
     const size_t es = helix_dtype_size(t->dtype);
     const uint64_t at = t->offset + (uint64_t)first * es;
@@ -269,7 +259,7 @@ helix_status helix_st_read_f32(const helix_st_file *f, const unsigned char *base
     size_t want = (size_t)count * es, done = 0;
     while (done < want) {
         ssize_t r = pread(f->fd, raw + done, want - done, (off_t)(at + done));
-        if (r <= 0) return ferr(err, HELIX_ERR_IO, "%s: read of tensor '%s' failed", f->path, t->name);
+        if (r <= 0) return helix_errf(err, HELIX_ERR_IO, "%s: read of tensor '%s' failed", f->path, t->name);
         done += (size_t)r;
     }
     if (es == 4) return HELIX_OK;
@@ -285,7 +275,7 @@ helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_ten
 {
     enum { PIECE = 1 << 16 };
     float *buf = malloc(sizeof(float) * PIECE);
-    if (!buf) return ferr(err, HELIX_ERR_NOMEM, "out of memory");
+    if (!buf) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
     *first = -1;
     for (int64_t k0 = 0; k0 < t->n_elems && *first < 0; k0 += PIECE) {
         int64_t n = t->n_elems - k0 < PIECE ? t->n_elems - k0 : PIECE;

@@ -6,22 +6,12 @@
  * helix's W = W_pt^T: the columns helix gives device (i, j) are rows of
  * W_pt (contiguous reads), and its rows of W_O are columns of W_O_pt. */
 #include "helix_io.h"
+#include "../core/err-impl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static helix_status ferr(helix_err *err, helix_status st, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 static const helix_st_tensor *get(const helix_st_file *f, const char *prefix, const char *name)
 {
@@ -38,9 +28,9 @@ static helix_status want_shape(const helix_st_file *f, const helix_st_tensor *t,
     char got[128] = "", *p = got;
     for (int d = 0; d < t->ndim; d++) p += snprintf(p, (size_t)(got + sizeof got - p), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
     if (cols)
-        return ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%lld, %lld]", f->path, t->name, got,
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%lld, %lld]", f->path, t->name, got,
                     (long long)rows, (long long)cols);
-    return ferr(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%lld]", f->path, t->name, got,
+    return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%lld]", f->path, t->name, got,
                 (long long)rows);
 }
 
@@ -71,7 +61,7 @@ helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, heli
         const helix_st_tensor *q = get(f, prefix, "q_proj.weight"), *k = get(f, prefix, "k_proj.weight"),
                               *v = get(f, prefix, "v_proj.weight");
         if (!q || !k || !v)
-            return ferr(err, HELIX_ERR_FORMAT,
+            return helix_errf(err, HELIX_ERR_FORMAT,
                         "%s: no attention weights under prefix '%s': expected '%sin_proj_weight' "
                         "(nn.MultiheadAttention) or '%sq_proj.weight', '%sk_proj.weight', '%sv_proj.weight'"
                         " (try --weights-prefix; 'helix inspect' lists the tensors)",
@@ -87,7 +77,7 @@ helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, heli
         const helix_st_tensor *bq = get(f, prefix, "q_proj.bias"), *bk = get(f, prefix, "k_proj.bias"),
                               *bv = get(f, prefix, "v_proj.bias");
         if ((bq || bk || bv) && !(bq && bk && bv))
-            return ferr(err, HELIX_ERR_FORMAT, "%s: only some of q_proj.bias, k_proj.bias, v_proj.bias are present", f->path);
+            return helix_errf(err, HELIX_ERR_FORMAT, "%s: only some of q_proj.bias, k_proj.bias, v_proj.bias are present", f->path);
         if (bq) {
             if ((st = want_shape(f, bq, D, 0, err)) || (st = want_shape(f, bk, D, 0, err)) ||
                 (st = want_shape(f, bv, D, 0, err)))
@@ -147,10 +137,10 @@ helix_status helix_st_attn_load(void *ctx, const helix_plan *p, int64_t rank, he
 {
     const helix_st_attn *a = (const helix_st_attn *)ctx;
     const int64_t D = a->D;
-    if (D != p->D) return ferr(err, HELIX_ERR_INVALID, "weights have D=%lld, the plan D=%lld", (long long)D, (long long)p->D);
-    if (wo && !a->o.t) return ferr(err, HELIX_ERR_INVALID, "%s has no output projection", a->file->path);
+    if (D != p->D) return helix_errf(err, HELIX_ERR_INVALID, "weights have D=%lld, the plan D=%lld", (long long)D, (long long)p->D);
+    if (wo && !a->o.t) return helix_errf(err, HELIX_ERR_INVALID, "%s has no output projection", a->file->path);
     float *row = malloc(sizeof(float) * (size_t)D);          /* the only memory besides the shards */
-    if (!row) return ferr(err, HELIX_ERR_NOMEM, "out of memory");
+    if (!row) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
     const size_t es = helix_dtype_size(t);
     helix_status st = load_cols(a, &a->q, p, rank, t, wq, row, err);
     if (!st) st = load_cols(a, &a->k, p, rank, t, wk, row, err);
@@ -195,11 +185,11 @@ helix_status helix_st_attn_full(const helix_st_attn *a, float *wq, float *wk, fl
                                 float *bk, float *bv, float *bo, helix_err *err)
 {
     float *row = malloc(sizeof(float) * (size_t)a->D);
-    if (!row) return ferr(err, HELIX_ERR_NOMEM, "out of memory");
+    if (!row) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
     helix_status st = full_t(a, &a->q, wq, row, err);
     if (!st) st = full_t(a, &a->k, wk, row, err);
     if (!st) st = full_t(a, &a->v, wv, row, err);
-    if (!st && wo) st = a->o.t ? full_t(a, &a->o, wo, row, err) : ferr(err, HELIX_ERR_INVALID, "no W_O in the file");
+    if (!st && wo) st = a->o.t ? full_t(a, &a->o, wo, row, err) : helix_errf(err, HELIX_ERR_INVALID, "no W_O in the file");
     if (!st) st = full_b(a, &a->bq, bq, err);
     if (!st) st = full_b(a, &a->bk, bk, err);
     if (!st) st = full_b(a, &a->bv, bv, err);

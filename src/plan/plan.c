@@ -5,6 +5,7 @@
  * communicator, so tests can hold the two against each other. */
 #include "helix.h"
 #include "helix_comm.h"
+#include "../core/err-impl.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -15,17 +16,6 @@
  * dozen of them cannot overflow int64. */
 #define HELIX_MAX_BYTES ((int64_t)1 << 56)
 #define HELIX_MAX_DEVICES 65536
-
-static helix_status fail(helix_err *err, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return HELIX_ERR_INVALID;
-}
 
 helix_config helix_config_default(void)
 {
@@ -61,14 +51,14 @@ static int64_t checked_prod(int count, ...)
 
 static helix_status check_pos(const char *name, const char *flag, int64_t v, helix_err *err)
 {
-    if (v < 1) return fail(err, "%s (%s) must be a positive integer, got %lld", name, flag, (long long)v);
+    if (v < 1) return helix_errf(err, HELIX_ERR_INVALID, "%s (%s) must be a positive integer, got %lld", name, flag, (long long)v);
     return HELIX_OK;
 }
 
 helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_err *err)
 {
     helix_status st;
-    if (!cfg || !plan) return fail(err, "helix_plan_init: NULL argument");
+    if (!cfg || !plan) return helix_errf(err, HELIX_ERR_INVALID, "helix_plan_init: NULL argument");
     if ((st = check_pos("heads h", "--heads", cfg->heads, err))) return st;
     if ((st = check_pos("head width d", "--head-dim", cfg->head_dim, err))) return st;
     if ((st = check_pos("head groups n", "--groups", cfg->groups, err))) return st;
@@ -76,23 +66,23 @@ helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_er
     if ((st = check_pos("batch B", "--batch", cfg->batch, err))) return st;
     if ((st = check_pos("sequence length L", "--seq", cfg->seq, err))) return st;
     if (cfg->dtype != HELIX_F32 && cfg->dtype != HELIX_F16 && cfg->dtype != HELIX_BF16)
-        return fail(err, "unknown dtype %d (expected f32, f16 or bf16)", (int)cfg->dtype);
+        return helix_errf(err, HELIX_ERR_INVALID, "unknown dtype %d (expected f32, f16 or bf16)", (int)cfg->dtype);
     if (cfg->mode != HELIX_MODE_SLICED && cfg->mode != HELIX_MODE_EXACT)
-        return fail(err, "unknown mode %d (expected sliced or exact)", (int)cfg->mode);
+        return helix_errf(err, HELIX_ERR_INVALID, "unknown mode %d (expected sliced or exact)", (int)cfg->mode);
     if (cfg->exact_algo != HELIX_EXACT_REGATHER && cfg->exact_algo != HELIX_EXACT_SCORES)
-        return fail(err, "unknown exact algorithm %d (expected regather or scores)", (int)cfg->exact_algo);
+        return helix_errf(err, HELIX_ERR_INVALID, "unknown exact algorithm %d (expected regather or scores)", (int)cfg->exact_algo);
     if (cfg->heads % cfg->groups)
-        return fail(err, "heads h=%lld is not divisible by groups n=%lld: each head group needs h/n whole heads",
+        return helix_errf(err, HELIX_ERR_INVALID, "heads h=%lld is not divisible by groups n=%lld: each head group needs h/n whole heads",
                     (long long)cfg->heads, (long long)cfg->groups);
     if (cfg->head_dim % cfg->slices)
-        return fail(err, "head width d=%lld is not divisible by slices m=%lld: each slice needs d/m features",
+        return helix_errf(err, HELIX_ERR_INVALID, "head width d=%lld is not divisible by slices m=%lld: each slice needs d/m features",
                     (long long)cfg->head_dim, (long long)cfg->slices);
     if (!(cfg->scale >= 0.0) || !isfinite(cfg->scale))
-        return fail(err, "scale must be a finite number > 0 (or 0 for 1/sqrt(width)), got %g", cfg->scale);
+        return helix_errf(err, HELIX_ERR_INVALID, "scale must be a finite number > 0 (or 0 for 1/sqrt(width)), got %g", cfg->scale);
 
     int64_t P = checked_prod(2, cfg->groups, cfg->slices);
     if (P < 0 || P > HELIX_MAX_DEVICES)
-        return fail(err, "grid n x m = %lld x %lld has more than %d devices",
+        return helix_errf(err, HELIX_ERR_INVALID, "grid n x m = %lld x %lld has more than %d devices",
                     (long long)cfg->groups, (long long)cfg->slices, HELIX_MAX_DEVICES);
     int64_t D = checked_prod(2, cfg->heads, cfg->head_dim);
     int64_t es = (int64_t)helix_dtype_size(cfg->dtype);
@@ -102,7 +92,7 @@ helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_er
     int64_t big_w = D < 0 ? -1 : checked_prod(3, D, D, 8 * es);
     int64_t big_s = checked_prod(5, cfg->batch, cfg->heads, cfg->seq, cfg->seq, 8 * (cfg->slices + 1));
     if (D < 0 || big_x < 0 || big_w < 0 || (cfg->mode == HELIX_MODE_EXACT && cfg->exact_algo == HELIX_EXACT_SCORES && big_s < 0))
-        return fail(err, "configuration too large: B=%lld L=%lld h=%lld d=%lld on %lld devices needs more than 2^56 bytes somewhere",
+        return helix_errf(err, HELIX_ERR_INVALID, "configuration too large: B=%lld L=%lld h=%lld d=%lld on %lld devices needs more than 2^56 bytes somewhere",
                     (long long)cfg->batch, (long long)cfg->seq, (long long)cfg->heads,
                     (long long)cfg->head_dim, (long long)P);
 
