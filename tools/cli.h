@@ -11,6 +11,9 @@ enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 int cli_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 int cli_double(const char *opt, const char *s, double *out);
 
+/* Monotonic wall clock, seconds. */
+double cli_now(void);
+
 /* Deterministic random numbers (splitmix64): uniform in [-a, a). */
 typedef struct { uint64_t s; } cli_rng;
 float cli_uniform(cli_rng *r, float a);

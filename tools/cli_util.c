@@ -4,6 +4,14 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int cli_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
 {

@@ -30,13 +30,6 @@ static const char *bench_help =
     "  --quick        small shapes (L=512, projection 512x1024x256), for tests\n"
     "  --json FILE    also write the rows as JSON\n";
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -110,9 +103,9 @@ static void bench_attention(row_t *r, int threads, int iters)
     double times[64];
     helix_attention_fwd(&a, ws);                 /* warm-up */
     for (int it = 0; it < iters; it++) {
-        double t0 = now();
+        double t0 = cli_now();
         helix_attention_fwd(&a, ws);
-        times[it] = now() - t0;
+        times[it] = cli_now() - t0;
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_d);
     r->med_s = times[iters / 2];
@@ -162,11 +155,11 @@ static void bench_projection(row_t *r, int threads, int iters)
     double times[64];
     for (int it = -1; it < iters; it++) {
         pthread_t tid[256];
-        double t0 = now();
+        double t0 = cli_now();
         for (int t = 1; t < threads; t++) pthread_create(&tid[t], NULL, gemm_run, &jobs[t]);
         gemm_run(&jobs[0]);
         for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
-        if (it >= 0) times[it] = now() - t0;
+        if (it >= 0) times[it] = cli_now() - t0;
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_d);
     r->med_s = times[iters / 2];

@@ -14,13 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void round_to(helix_dtype t, float *v, int64_t n)
 {
     if (t == HELIX_F32) return;
@@ -294,14 +287,14 @@ int cmd_run(int argc, char **argv)
     if (mpi) {
         int any = 0;
         helix_comm_any(world, 0, &any);          /* start together */
-        t0 = wall();
+        t0 = cli_now();
         if (injected) {
             snprintf(err.msg, sizeof err.msg, "injected failure (HELIX_TEST_FAIL_RANK=%d): cannot read input", rank);
             st = HELIX_ERR_IO;
         } else {
             st = helix_device_run(&plan, world, &wrun, x, y, stats, &err);
         }
-        elapsed = wall() - t0;
+        elapsed = cli_now() - t0;
         if (st) {
             /* the other ranks may be inside a collective: end the whole job */
             fprintf(stderr, "helix: rank %d failed: %s\n", rank, err.msg);
@@ -318,9 +311,9 @@ int cmd_run(int argc, char **argv)
         }
         free(cd);
     } else {
-        t0 = wall();
+        t0 = cli_now();
         st = helix_grid_run(&plan, &wrun, x, y, (int)o.threads, stats, &err);
-        elapsed = wall() - t0;
+        elapsed = cli_now() - t0;
         if (st) {
             fprintf(stderr, "helix: run failed: %s\n", err.msg);
             free(wbuf); free(x); free(y); free(stats);

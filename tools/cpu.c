@@ -2,6 +2,7 @@
  * compiled for AVX2/AVX-512 with target attributes and only called when
  * the CPU reports the feature, so one binary runs anywhere. */
 #include "cpu.h"
+#include "cli.h"
 
 #include <immintrin.h>
 #include <pthread.h>
@@ -10,13 +11,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int has_flag(const char *flags, const char *f)
 {
@@ -107,10 +101,10 @@ double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char *
     const double flops_per_iter = 12.0 * (wide ? 16 : 8) * 2;
     /* size the loop from a short trial */
     long iters = 1 << 20;
-    double t0 = now();
+    double t0 = cli_now();
     fma_job trial = {wide, iters};
     fma_run(&trial);
-    double dt = now() - t0;
+    double dt = cli_now() - t0;
     iters = (long)((double)iters * seconds / (dt > 1e-6 ? dt : 1e-6));
     if (iters < 1) iters = 1;
     double best = 0;
@@ -118,14 +112,14 @@ double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char *
         pthread_t tid[256];
         fma_job jobs[256];
         if (threads > 256) threads = 256;
-        t0 = now();
+        t0 = cli_now();
         for (int t = 0; t < threads; t++) {
             jobs[t] = (fma_job){wide, iters};
             if (t) pthread_create(&tid[t], NULL, fma_run, &jobs[t]);
         }
         fma_run(&jobs[0]);
         for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
-        dt = now() - t0;
+        dt = cli_now() - t0;
         double r = flops_per_iter * (double)iters * threads / dt;
         if (r > best) best = r;
     }
@@ -158,14 +152,14 @@ double cpu_triad_bw(int threads, long bytes, int reps)
         triad_job jobs[256];
         if (threads > 256) threads = 256;
         long per = n / threads;
-        double t0 = now();
+        double t0 = cli_now();
         for (int t = 0; t < threads; t++) {
             jobs[t] = (triad_job){a + t * per, b + t * per, c + t * per, per, reps};
             if (t) pthread_create(&tid[t], NULL, triad_run, &jobs[t]);
         }
         triad_run(&jobs[0]);
         for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
-        double dt = now() - t0, r = 3.0 * 4 * (double)per * threads * reps / dt;
+        double dt = cli_now() - t0, r = 3.0 * 4 * (double)per * threads * reps / dt;
         if (r > best) best = r;
     }
     free(a); free(b); free(c);

@@ -4,18 +4,12 @@
  * gather, or row-parallel W_O + reduce). Each phase's wall time and bytes
  * are recorded. */
 #include "exec-impl.h"
+#include "../core/util-impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_chunks,
                            int64_t chunk, int split)
@@ -32,12 +26,10 @@ void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_c
 double helix_exec_phase(helix_dev *d, helix_phase ph)
 {
     d->ctr->phase = ph;
-    return now();
+    return helix_now();
 }
 
-void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0) { d->tm[ph] += now() - t0; }
-
-static int64_t al64(int64_t n) { return (n + 63) & ~(int64_t)63; }
+void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0) { d->tm[ph] += helix_now() - t0; }
 
 static void carve(helix_dev *d, char *arena)
 {
@@ -51,13 +43,13 @@ static void carve(helix_dev *d, char *arena)
     if (p->cfg.bias) { d->bq = w; d->bk = w + cols * es; d->bv = w + 2 * cols * es; w += 3 * cols * es; }
     if (p->cfg.out_proj) { d->wo = w; w += cols * D * es; }
     if (p->cfg.out_proj && p->cfg.bias && dp->rank == 0) { d->bo = w; }
-    c += al64(dp->weight_bytes);
-    d->x = c; c += al64(dp->x_bytes);
-    d->q = c; d->k = c + BL * cols * es; d->v = c + 2 * BL * cols * es; c += al64(dp->qkv_bytes);
-    d->o = c; c += al64(dp->o_bytes);
-    d->exch = c; c += al64(dp->exchange_bytes);
-    d->work = c; c += al64(dp->kernel_bytes);
-    d->agg = c; c += al64(dp->agg_bytes);
+    c += helix_al64(dp->weight_bytes);
+    d->x = c; c += helix_al64(dp->x_bytes);
+    d->q = c; d->k = c + BL * cols * es; d->v = c + 2 * BL * cols * es; c += helix_al64(dp->qkv_bytes);
+    d->o = c; c += helix_al64(dp->o_bytes);
+    d->exch = c; c += helix_al64(dp->exchange_bytes);
+    d->work = c; c += helix_al64(dp->kernel_bytes);
+    d->agg = c; c += helix_al64(dp->agg_bytes);
     d->out = dp->out_bytes ? c : NULL;
 }
 

@@ -8,6 +8,8 @@
  * this is only the right choice for short sequences. Work goes by blocks of
  * HELIX_SCORES_TILE_Q queries: scores [hg][tq][L] live at once, O(L). */
 #include "exec-impl.h"
+#include "../kernels/attention-impl.h"
+#include "../core/util-impl.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,19 +17,17 @@
 #define TQ HELIX_SCORES_TILE_Q
 #define TK HELIX_TILE_K
 
-static int64_t al64f(int64_t n_floats) { return ((n_floats * 4 + 63) & ~(int64_t)63) / 4; }
-
 helix_status helix_exec_scores(helix_dev *d)
 {
     const helix_plan *p = d->plan;
     const int64_t B = p->cfg.batch, L = p->cfg.seq, hg = p->hg, w = p->ds;
     const float scale = (float)p->scale;
     float *sc = (float *)d->exch;                /* [hg][nq][lk] */
-    void *scratch = d->exch + ((hg * TQ * L * 4 + 63) & ~(int64_t)63);
-    float *qt = (float *)d->work;                /* same carving as the kernel */
-    float *kt = qt + al64f(TQ * w);
-    float *vt = kt + al64f(w * TK);
-    float *acc = vt + al64f(TK * w) + al64f(TQ * TK);
+    void *scratch = d->exch + helix_al64(hg * TQ * L * 4);
+    /* the kernel's workspace, carved the kernel's way; K is stored
+     * transposed here ([w][TK]), which is the same size */
+    const helix_attn_ws W = helix_attn_ws_carve(d->work, w);
+    float *qt = W.q, *kt = W.k, *vt = W.v, *acc = W.acc;
 
     for (int64_t b = 0; b < B; b++)
         for (int64_t q0 = 0; q0 < L; q0 += TQ) {

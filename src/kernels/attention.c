@@ -12,7 +12,8 @@
  * sgemm calls, straight on the inputs when they are f32 (no copies); 16-bit
  * tiles are widened first. Causal key tiles past a block's last query are
  * never visited; only tiles crossing the diagonal are masked. */
-#include "helix.h"
+#include "attention-impl.h"
+#include "../core/util-impl.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -24,16 +25,33 @@
 #define TQ HELIX_TILE_Q
 #define TK HELIX_TILE_K
 
-static int64_t al64f(int64_t n_floats) { return ((n_floats * 4 + 63) & ~(int64_t)63) / 4; }
+/* Buffer sizes in bytes, in carving order (see attention-impl.h). */
+static void ws_sizes(int64_t w, int64_t b[7])
+{
+    b[0] = helix_al64(4 * TQ * w);
+    b[1] = helix_al64(4 * TK * w);
+    b[2] = helix_al64(4 * TK * w);
+    b[3] = helix_al64(4 * TQ * TK);
+    b[4] = helix_al64(4 * TQ * w);
+    b[5] = b[6] = helix_al64(4 * TQ);
+}
 
 int64_t helix_attention_workspace_bytes(int64_t width)
 {
-    return 4 * (al64f(TQ * width)      /* Q tile (16-bit inputs)      */
-              + al64f(TK * width)      /* K tile                      */
-              + al64f(TK * width)      /* V tile                      */
-              + al64f(TQ * TK)         /* scores / probabilities      */
-              + al64f(TQ * width)      /* output accumulator          */
-              + 2 * al64f(TQ));        /* running max, running sum    */
+    int64_t b[7], n = 0;
+    ws_sizes(width, b);
+    for (int k = 0; k < 7; k++) n += b[k];
+    return n;
+}
+
+helix_attn_ws helix_attn_ws_carve(void *base, int64_t width)
+{
+    int64_t b[7];
+    ws_sizes(width, b);
+    float *p[7];
+    char *c = (char *)base;
+    for (int k = 0; k < 7; k++) { p[k] = (float *)c; c += b[k]; }
+    return (helix_attn_ws){p[0], p[1], p[2], p[3], p[4], p[5], p[6]};
 }
 
 void helix_attn_args_dense(helix_attn_args *a)
@@ -140,11 +158,11 @@ static const float *rows_f32(helix_dtype t, const void *base, int64_t off, int64
     return buf;
 }
 
-static void block(const helix_attn_args *a, float *ws, int64_t b, int64_t h, int64_t q0)
+static void block(const helix_attn_args *a, void *ws, int64_t b, int64_t h, int64_t q0)
 {
     const int64_t w = a->width, nq = a->Lq - q0 < TQ ? a->Lq - q0 : TQ;
-    float *qt = ws, *kt = qt + al64f(TQ * w), *vt = kt + al64f(TK * w), *s = vt + al64f(TK * w);
-    float *acc = s + al64f(TQ * TK), *mx = acc + al64f(TQ * w), *sum = mx + al64f(TQ);
+    const helix_attn_ws W = helix_attn_ws_carve(ws, w);
+    float *qt = W.q, *kt = W.k, *vt = W.v, *s = W.s, *acc = W.acc, *mx = W.mx, *sum = W.sum;
     int64_t kv_end = a->Lk;
     if (a->kv_len && a->kv_len[b] < kv_end) kv_end = a->kv_len[b] < 0 ? 0 : a->kv_len[b];
     int64_t ldq, ldk, ldv;

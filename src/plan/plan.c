@@ -6,6 +6,7 @@
 #include "helix.h"
 #include "helix_comm.h"
 #include "../core/err-impl.h"
+#include "../core/util-impl.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -112,8 +113,6 @@ helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_er
     return HELIX_OK;
 }
 
-/* Each workspace buffer is rounded up to 64 bytes. */
-static int64_t al64(int64_t n) { return (n + 63) & ~(int64_t)63; }
 
 static void add(helix_traffic *t, helix_traffic x) { t->sent_bytes += x.sent_bytes; t->recv_bytes += x.recv_bytes; }
 static helix_traffic tr(int64_t s, int64_t r) { helix_traffic t = {s, r}; return t; }
@@ -177,7 +176,7 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
          * scores of all hg heads are all-reduced (f32) along the row. */
         int64_t tq = HELIX_SCORES_TILE_Q;
         int64_t sc = hg * tq * L;
-        o->exchange_bytes = al64(sc * 4) + al64(helix_comm_reduce_scratch_bytes(sc, (int)m, HELIX_F32));
+        o->exchange_bytes = helix_al64(sc * 4) + helix_al64(helix_comm_reduce_scratch_bytes(sc, (int)m, HELIX_F32));
         helix_traffic t = {0, 0};
         for (int64_t q0 = 0; q0 < L; q0 += tq) {
             int64_t q1 = q0 + tq < L ? q0 + tq : L;
@@ -209,8 +208,8 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
         if (o->j == 0) o->phase[HELIX_PHASE_COL_GATHER] = o->i == 0 ? tr(0, (n - 1) * grp) : tr(grp, 0);
     }
     o->out_bytes = rank == 0 ? BL * D * es : 0;
-    o->peak_bytes = al64(o->weight_bytes) + al64(o->x_bytes) + al64(o->qkv_bytes) + al64(o->o_bytes)
-                  + al64(o->exchange_bytes) + al64(o->kernel_bytes) + al64(o->agg_bytes)
-                  + al64(o->out_bytes);
+    o->peak_bytes = helix_al64(o->weight_bytes) + helix_al64(o->x_bytes) + helix_al64(o->qkv_bytes) + helix_al64(o->o_bytes)
+                  + helix_al64(o->exchange_bytes) + helix_al64(o->kernel_bytes) + helix_al64(o->agg_bytes)
+                  + helix_al64(o->out_bytes);
     return HELIX_OK;
 }
