@@ -97,7 +97,13 @@ typedef enum {
     HELIX_PHASE_ROW_GATHER, /* no W_O: all-gather slices along the row        */
     HELIX_PHASE_COL_GATHER, /* no W_O: gather head groups down column 0       */
     HELIX_PHASE_OUT_PROJ,   /* W_O: local partial product                     */
-    HELIX_PHASE_REDUCE,     /* W_O: sum partials over all devices to rank 0   */
+    HELIX_PHASE_REDUCE,     /* W_O: sum partials (to rank 0; all-reduce in layers) */
+    /* whole layers (helix_model.h) */
+    HELIX_PHASE_NORM,       /* LayerNorms and residual adds                   */
+    HELIX_PHASE_MLP,        /* FC1, GELU, FC2 partial product                 */
+    HELIX_PHASE_MLP_REDUCE, /* all-reduce of the FC2 partials                 */
+    HELIX_PHASE_P2P,        /* pipeline: activations between stages          */
+    HELIX_PHASE_OUTPUT,     /* pipeline: final activations to rank 0          */
     HELIX_NPHASES
 } helix_phase;
 

@@ -97,12 +97,22 @@ float helix_f16_to_f32(uint16_t h)
     return u2f(sign | ((e + 112u) << 23) | (mant << 13));
 }
 
+/* Element loads through memcpy: storage handed in from a file (a
+ * safetensors data section may start at any byte) need not be aligned,
+ * and compilers turn these into plain loads where that is allowed. */
+static inline uint16_t ld16(const void *base, int64_t i)
+{
+    uint16_t v;
+    memcpy(&v, (const char *)base + (size_t)i * 2, 2);
+    return v;
+}
+
 float helix_load(helix_dtype t, const void *base, int64_t idx)
 {
     switch (t) {
-    case HELIX_F32: return ((const float *)base)[idx];
-    case HELIX_F16: return helix_f16_to_f32(((const uint16_t *)base)[idx]);
-    case HELIX_BF16: return helix_bf16_to_f32(((const uint16_t *)base)[idx]);
+    case HELIX_F32: { float v; memcpy(&v, (const char *)base + (size_t)idx * 4, 4); return v; }
+    case HELIX_F16: return helix_f16_to_f32(ld16(base, idx));
+    case HELIX_BF16: return helix_bf16_to_f32(ld16(base, idx));
     }
     return 0.0f;
 }
@@ -111,12 +121,12 @@ float helix_load(helix_dtype t, const void *base, int64_t idx)
 /* F16C converts 8 halves per instruction, exactly (f16 -> f32 is exact;
  * f32 -> f16 rounds to nearest even, like the portable code). Chosen at
  * run time: the portable loops below run anywhere. */
-__attribute__((target("f16c,avx"))) static void f16_to_f32_f16c(const uint16_t *s, float *d, int64_t n)
+__attribute__((target("f16c,avx"))) static void f16_to_f32_f16c(const void *s, float *d, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    for (; i < n; i++) d[i] = helix_f16_to_f32(s[i]);
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)s + i * 2))));
+    for (; i < n; i++) d[i] = helix_f16_to_f32(ld16(s, i));
 }
 
 __attribute__((target("f16c,avx"))) static void f32_to_f16_f16c(const float *s, uint16_t *d, int64_t n)
@@ -155,12 +165,11 @@ static int has_f16c(void)
 void helix_to_f32(helix_dtype t, const void *src, float *dst, int64_t n)
 {
     if (t == HELIX_F32) { memmove(dst, src, (size_t)n * 4); return; }
-    const uint16_t *s = (const uint16_t *)src;
 #ifdef HELIX_X86
-    if (t == HELIX_F16 && has_f16c()) { f16_to_f32_f16c(s, dst, n); return; }
+    if (t == HELIX_F16 && has_f16c()) { f16_to_f32_f16c(src, dst, n); return; }
 #endif
-    if (t == HELIX_BF16) for (int64_t i = 0; i < n; i++) dst[i] = helix_bf16_to_f32(s[i]);
-    else for (int64_t i = 0; i < n; i++) dst[i] = helix_f16_to_f32(s[i]);
+    if (t == HELIX_BF16) for (int64_t i = 0; i < n; i++) dst[i] = helix_bf16_to_f32(ld16(src, i));
+    else for (int64_t i = 0; i < n; i++) dst[i] = helix_f16_to_f32(ld16(src, i));
 }
 
 void helix_from_f32(helix_dtype t, const float *src, void *dst, int64_t n)

@@ -37,6 +37,7 @@ const char *helix_phase_name(helix_phase p)
     static const char *names[HELIX_NPHASES] = {
         "input", "qkv", "regather", "attention", "return",
         "row_gather", "col_gather", "out_proj", "reduce",
+        "norm", "mlp", "mlp_reduce", "p2p", "output",
     };
     return (p >= 0 && p < HELIX_NPHASES) ? names[p] : "?";
 }

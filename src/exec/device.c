@@ -94,6 +94,36 @@ static helix_status aggregate_concat(helix_dev *d)
     return st;
 }
 
+helix_status helix_exec_attention_core(helix_dev *d, void *partial)
+{
+    const helix_plan *plan = d->plan;
+    const helix_config *cfg = &plan->cfg;
+    const int64_t D = plan->D, BL = cfg->batch * cfg->seq, cols = plan->cols;
+    helix_status st;
+    double t0 = helix_exec_phase(d, HELIX_PHASE_QKV);
+    helix_gemm(BL, cols, D, d->t, d->x, D, d->t, d->wq, cols, d->bq, d->t, d->q, cols, d->work);
+    helix_gemm(BL, cols, D, d->t, d->x, D, d->t, d->wk, cols, d->bk, d->t, d->k, cols, d->work);
+    helix_gemm(BL, cols, D, d->t, d->x, D, d->t, d->wv, cols, d->bv, d->t, d->v, cols, d->work);
+    helix_exec_phase_end(d, HELIX_PHASE_QKV, t0);
+
+    if (cfg->mode == HELIX_MODE_SLICED) {
+        t0 = helix_exec_phase(d, HELIX_PHASE_ATTENTION);
+        st = attend_sliced(d);
+        helix_exec_phase_end(d, HELIX_PHASE_ATTENTION, t0);
+    } else if (cfg->exact_algo == HELIX_EXACT_REGATHER) {
+        st = helix_exec_regather(d); /* books regather, attention, return itself */
+    } else {
+        t0 = helix_exec_phase(d, HELIX_PHASE_ATTENTION);
+        st = helix_exec_scores(d);
+        helix_exec_phase_end(d, HELIX_PHASE_ATTENTION, t0);
+    }
+    if (st || !partial) return st;
+    t0 = helix_exec_phase(d, HELIX_PHASE_OUT_PROJ);
+    helix_gemm(BL, D, cols, d->t, d->o, cols, d->t, d->wo, D, d->bo, d->t, partial, D, d->work);
+    helix_exec_phase_end(d, HELIX_PHASE_OUT_PROJ, t0);
+    return HELIX_OK;
+}
+
 helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const helix_weights *w,
                               const float *x, void *y, helix_device_stats *stats, helix_err *err)
 {
@@ -184,30 +214,11 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
     TOCK(HELIX_PHASE_INPUT);
     if (st) goto comm_fail;
 
-    PHASE(HELIX_PHASE_QKV);
-    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wq, plan->cols, d.bq, d.t, d.q, plan->cols, d.work);
-    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wk, plan->cols, d.bk, d.t, d.k, plan->cols, d.work);
-    helix_gemm(BL, plan->cols, D, d.t, d.x, D, d.t, d.wv, plan->cols, d.bv, d.t, d.v, plan->cols, d.work);
-    TOCK(HELIX_PHASE_QKV);
-
-    if (cfg->mode == HELIX_MODE_SLICED) {
-        PHASE(HELIX_PHASE_ATTENTION);
-        st = attend_sliced(&d);
-        TOCK(HELIX_PHASE_ATTENTION);
-    } else if (cfg->exact_algo == HELIX_EXACT_REGATHER) {
-        st = helix_exec_regather(&d); /* books regather, attention, return itself */
-    } else {
-        PHASE(HELIX_PHASE_ATTENTION);
-        st = helix_exec_scores(&d);
-        TOCK(HELIX_PHASE_ATTENTION);
-    }
+    st = helix_exec_attention_core(&d, cfg->out_proj ? d.agg : NULL);
     if (st) goto comm_fail;
 
     if (cfg->out_proj) {
-        PHASE(HELIX_PHASE_OUT_PROJ);
         char *partial = d.agg, *scratch = d.agg + BL * D * d.es;
-        helix_gemm(BL, D, plan->cols, d.t, d.o, plan->cols, d.t, d.wo, D, d.bo, d.t, partial, D, d.work);
-        TOCK(HELIX_PHASE_OUT_PROJ);
         PHASE(HELIX_PHASE_REDUCE);
         st = helix_comm_reduce_sum(world, partial, d.out, BL * D, d.t, 0, scratch);
         TOCK(HELIX_PHASE_REDUCE);

@@ -29,6 +29,10 @@ double helix_exec_phase(helix_dev *d, helix_phase ph);
 /* Add the time since t0 to phase ph. */
 void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0);
 
+/* Projections of d->x into Q/K/V, attention (sliced, or exact by regather
+ * or score reduce) into d->o and, when partial is not NULL, the W_O partial
+ * product [BL, D] (+ d->bo where set). Books phases QKV .. OUT_PROJ. */
+helix_status helix_exec_attention_core(helix_dev *d, void *partial);
 helix_status helix_exec_regather(helix_dev *d);
 helix_status helix_exec_scores(helix_dev *d);
 
@@ -37,5 +41,10 @@ helix_status helix_exec_scores(helix_dev *d);
  * src is packed, dst wide. chunk is in bytes. */
 void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_chunks,
                            int64_t chunk_bytes, int split);
+
+/* One device's part of a job; helix_exec_grid runs P of them on threads
+ * over the in-process engine (threads: cap on ranks computing at once). */
+typedef helix_status (*helix_exec_rank_fn)(void *ctx, helix_comm_t *comm, int rank, helix_err *err);
+helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ctx, helix_err *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* grid.c — run all P devices of a plan inside this process, one thread per
+/* grid.c — run all P devices of a job inside this process, one thread per
  * device over the in-process engine. The first real failure (not the
  * ABORTED that the other devices then see) is the one reported. */
 #include "exec-impl.h"
@@ -9,13 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What every device thread runs: its part of the job over comm. */
 typedef struct {
-    const helix_plan *plan;
-    const helix_weights *w;
-    const float *x;
-    void *y;
+    helix_exec_rank_fn fn;
+    void *ctx;
     helix_inproc_world_t *world;
-    helix_device_stats *stats;
     pthread_mutex_t mu;
     helix_status first;
     helix_err err;
@@ -34,8 +32,7 @@ static void *device_main(void *arg)
     helix_err err = {{0}};
     helix_status st = helix_inproc_comm(g->world, t->rank, NULL, &comm);
     if (st == HELIX_OK)
-        st = helix_device_run(g->plan, comm, g->w, t->rank == 0 ? g->x : NULL,
-                              t->rank == 0 ? g->y : NULL, g->stats ? &g->stats[t->rank] : NULL, &err);
+        st = g->fn(g->ctx, comm, t->rank, &err);
     else
         snprintf(err.msg, sizeof err.msg, "device %d: could not join the in-process world", t->rank);
     if (st != HELIX_OK) {
@@ -52,17 +49,15 @@ static void *device_main(void *arg)
     return NULL;
 }
 
-helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, const float *x, void *y,
-                            int threads, helix_device_stats *stats, helix_err *err)
+helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ctx, helix_err *err)
 {
-    const int P = (int)plan->P;
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
     grid_t g;
     memset(&g, 0, sizeof g);
-    g.plan = plan; g.w = w; g.x = x; g.y = y; g.stats = stats;
+    g.fn = fn; g.ctx = ctx;
     pthread_mutex_init(&g.mu, NULL);
     helix_status st = helix_inproc_world_new(P, threads, &g.world);
     pthread_t *tid = calloc((size_t)P, sizeof *tid);
@@ -90,4 +85,26 @@ helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, cons
     free(tid); free(tasks);
     if (g.first != HELIX_OK && err) *err = g.err;
     return g.first;
+}
+
+typedef struct {
+    const helix_plan *plan;
+    const helix_weights *w;
+    const float *x;
+    void *y;
+    helix_device_stats *stats;
+} attn_job;
+
+static helix_status attn_rank(void *ctx, helix_comm_t *comm, int rank, helix_err *err)
+{
+    attn_job *j = (attn_job *)ctx;
+    return helix_device_run(j->plan, comm, j->w, rank == 0 ? j->x : NULL, rank == 0 ? j->y : NULL,
+                            j->stats ? &j->stats[rank] : NULL, err);
+}
+
+helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, const float *x, void *y,
+                            int threads, helix_device_stats *stats, helix_err *err)
+{
+    attn_job j = {plan, w, x, y, stats};
+    return helix_exec_grid((int)plan->P, threads, attn_rank, &j, err);
 }

@@ -1,0 +1,147 @@
+/* helix_model.h — whole transformer layers on P devices, in two layouts
+ * that share every kernel and every communicator:
+ *
+ *   helix n x m   attention on the n x m grid exactly as helix.h runs it,
+ *                 W_O row-parallel + all-reduce over all P = n*m devices,
+ *                 MLP split over the same P devices (FC1 by columns, FC2 by
+ *                 rows, one all-reduce).
+ *   TP t x PP p   Megatron: each of the p pipeline stages owns a block of
+ *                 layers and runs them tensor-parallel over its t devices
+ *                 (whole heads per device: the attention is helix t x 1;
+ *                 MLP as above over t), micro-batches flow stage to stage,
+ *                 activations go point to point between stages.
+ *
+ * Pure TP is TP P x PP 1 (= helix P x 1); pure PP is TP 1 x PP P.
+ *
+ * Block (pre-LN, forward only):
+ *   x = x + W_O-attention(LN1(x))        LN: eps 1e-5, gamma/beta
+ *   x = x + FC2(GELU(FC1(LN2(x))))       GELU: 0.5 z (1 + erf(z/sqrt 2))
+ *
+ * Activation layout between blocks: the residual stream [B, L, D] (storage
+ * dtype) is replicated on every device of a tensor group (all P devices for
+ * helix); each all-reduce leaves the summed partial on all of them.
+ * Pipeline schedule: GPipe, forward only (without a backward pass 1F1B is
+ * the same schedule): stage s takes micro-batch k from stage s-1, runs its
+ * layers, hands it to stage s+1. Ranks: stage s, tensor rank r is world
+ * rank s*t + r.
+ */
+#ifndef HELIX_MODEL_H
+#define HELIX_MODEL_H
+
+#include "helix.h"
+#include "helix_comm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int64_t heads, head_dim;   /* h, d: D = h*d                  */
+    int64_t ffn;               /* F: MLP hidden width            */
+    int64_t layers;
+    int64_t batch, seq;        /* B, L                           */
+    helix_dtype dtype;
+    int causal;
+    int bias;                  /* linear layers have biases      */
+} helix_model_config;
+
+typedef enum { HELIX_LAYOUT_HELIX = 0, HELIX_LAYOUT_TPPP } helix_layout_kind;
+
+typedef struct {
+    helix_layout_kind kind;
+    int64_t groups, slices;        /* helix: n, m                         */
+    helix_mode mode;               /* helix: sliced or exact              */
+    helix_exact_algo exact_algo;
+    int64_t tp, pp;                /* TP x PP: t, p                       */
+    int64_t microbatches;          /* B is split into this many (>= 1)    */
+} helix_layout;
+
+/* Parse "helix4x4-sliced", "helix4x4-exact", "helix4x4-exact-scores",
+ * "tp8pp2", "tp16", "pp4"; writes a canonical name with helix_layout_name. */
+helix_status helix_layout_parse(const char *s, helix_layout *out, helix_err *err);
+void helix_layout_name(const helix_layout *l, char *buf, size_t n);
+
+typedef struct {
+    helix_model_config model;
+    helix_layout layout;
+    int64_t D, F, P;
+    int64_t T;            /* devices per tensor group (n*m, or t)       */
+    int64_t S;            /* pipeline stages                            */
+    int64_t mb;           /* micro-batches                              */
+    int64_t Bm;           /* batch rows per micro-batch                 */
+    int64_t fcols;        /* FC1 columns (FC2 rows) per device: F/T     */
+    helix_plan attn;      /* attention over one tensor group, batch Bm  */
+} helix_model_plan;
+
+typedef struct {
+    int64_t rank, stage, trank;
+    int64_t layer_begin, layer_end;   /* layers this device runs       */
+    helix_device_plan attn;           /* its attention share (batch Bm) */
+    /* buffers (bytes); the arena is their 64-byte-rounded sum */
+    int64_t weight_bytes;   /* all its layers' shards and LN params     */
+    int64_t x_bytes;        /* stage 0: X [B,L,D], worked on in place   */
+    int64_t act_bytes;      /* stage > 0: one micro-batch [Bm,L,D]      */
+    int64_t norm_bytes;     /* LN output [Bm,L,D]                       */
+    int64_t attn_bytes;     /* Q/K/V, O, exchange buffers               */
+    int64_t hidden_bytes;   /* MLP hidden [Bm,L,F/T]                    */
+    int64_t kernel_bytes;   /* attention / GEMM workspace               */
+    int64_t partial_bytes;  /* partial sums + all-reduce scratch        */
+    int64_t out_bytes;      /* last stage, tensor rank 0 (PP > 1): Y    */
+    int64_t peak_bytes;
+    helix_traffic phase[HELIX_NPHASES];
+} helix_model_device_plan;
+
+helix_model_config helix_model_config_default(void);
+/* Validate model + layout for P devices and derive the plan (no allocation). */
+helix_status helix_model_plan_init(const helix_model_config *mc, const helix_layout *lay, int64_t P,
+                                   helix_model_plan *plan, helix_err *err);
+helix_status helix_model_plan_device(const helix_model_plan *plan, int64_t rank, helix_model_device_plan *out);
+/* FLOPs of one forward pass of the whole model (multiply-add = 2). */
+double helix_model_flops(const helix_model_config *mc);
+
+/* Full f32 weights of one layer, y = x W convention:
+ * wq..wo [D,D], w1 [D,F], w2 [F,D]; biases may be NULL when !bias. */
+typedef struct {
+    const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;   /* [D] */
+    const float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+    const float *w1, *b1, *w2, *b2;
+} helix_layer_weights;
+
+typedef struct {
+    int64_t D, F, layers;
+    const helix_layer_weights *layer;   /* [layers] */
+} helix_model_weights;
+
+typedef struct {
+    double time_s[HELIX_NPHASES];
+    helix_traffic phase[HELIX_NPHASES];
+    double wall_s;        /* start barrier to end barrier              */
+    double bubble_s;      /* pipeline fill + drain waits               */
+    int64_t arena_bytes;
+} helix_model_stats;
+
+/* One device's part of the forward pass (world: size P). x: f32 [B,L,D]
+ * on rank 0; y: f32 [B,L,D] written on rank 0. */
+helix_status helix_model_device_run(const helix_model_plan *plan, helix_comm_t *world,
+                                    const helix_model_weights *w, const float *x, float *y,
+                                    helix_model_stats *stats, helix_err *err);
+/* All P devices in this process (threads: cap on devices computing at once). */
+helix_status helix_model_grid_run(const helix_model_plan *plan, const helix_model_weights *w,
+                                  const float *x, float *y, int threads, helix_model_stats *stats,
+                                  helix_err *err);
+
+/* Single-device reference in double precision. heads/head_dim may differ
+ * from mc (the sliced semantics equal h*m heads of width d/m). */
+helix_status helix_model_ref(const helix_model_config *mc, int64_t heads, int64_t head_dim,
+                             const helix_model_weights *w, const float *x, float *y, helix_err *err);
+
+/* Random model weights (uniform, scaled 1/sqrt(fan-in); LN gamma near 1)
+ * from a seed, in one allocation; free with helix_model_weights_free. */
+helix_status helix_model_weights_random(const helix_model_config *mc, uint64_t seed,
+                                        helix_model_weights *out, helix_err *err);
+void helix_model_weights_free(helix_model_weights *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HELIX_MODEL_H */

@@ -1,0 +1,213 @@
+/* plan.c (model) — validate a model and a layout for P devices and derive,
+ * without allocating, each device's layers, buffer sizes and the bytes it
+ * sends and receives per phase. The attention part is helix.h's own plan
+ * over one tensor group; everything else is written out below. */
+#include "helix_model.h"
+#include "../core/err-impl.h"
+#include "../core/util-impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_BYTES ((int64_t)1 << 56)
+
+helix_model_config helix_model_config_default(void)
+{
+    helix_model_config c;
+    memset(&c, 0, sizeof c);
+    c.heads = 16; c.head_dim = 64; c.ffn = 4096; c.layers = 2;
+    c.batch = 2; c.seq = 256; c.dtype = HELIX_F32;
+    return c;
+}
+
+helix_status helix_layout_parse(const char *s, helix_layout *l, helix_err *err)
+{
+    memset(l, 0, sizeof *l);
+    l->microbatches = 1;
+    long long a = 0, b = 0;
+    int used = 0;
+    char rest[32] = "";
+    if (sscanf(s, "helix%lldx%lld%n", &a, &b, &used) == 2) {
+        l->kind = HELIX_LAYOUT_HELIX;
+        l->groups = a; l->slices = b;
+        snprintf(rest, sizeof rest, "%s", s + used);
+        if (!strcmp(rest, "-sliced")) l->mode = HELIX_MODE_SLICED;
+        else if (!strcmp(rest, "-exact") || !strcmp(rest, "-exact-regather")) l->mode = HELIX_MODE_EXACT;
+        else if (!strcmp(rest, "-exact-scores")) { l->mode = HELIX_MODE_EXACT; l->exact_algo = HELIX_EXACT_SCORES; }
+        else return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': after helixNxM write -sliced, -exact or -exact-scores", s);
+    } else if (sscanf(s, "tp%lldpp%lld%n", &a, &b, &used) == 2 && s[used] == 0) {
+        l->kind = HELIX_LAYOUT_TPPP; l->tp = a; l->pp = b;
+    } else if (sscanf(s, "tp%lld%n", &a, &used) == 1 && s[used] == 0) {
+        l->kind = HELIX_LAYOUT_TPPP; l->tp = a; l->pp = 1;
+    } else if (sscanf(s, "pp%lld%n", &a, &used) == 1 && s[used] == 0) {
+        l->kind = HELIX_LAYOUT_TPPP; l->tp = 1; l->pp = a;
+    } else {
+        return helix_errf(err, HELIX_ERR_INVALID,
+                          "unknown layout '%s' (expected helixNxM-sliced, helixNxM-exact[-scores], tpTppP, tpT or ppP)", s);
+    }
+    if (l->kind == HELIX_LAYOUT_HELIX ? (l->groups < 1 || l->slices < 1) : (l->tp < 1 || l->pp < 1))
+        return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': sizes must be positive", s);
+    return HELIX_OK;
+}
+
+void helix_layout_name(const helix_layout *l, char *buf, size_t n)
+{
+    if (l->kind == HELIX_LAYOUT_HELIX)
+        snprintf(buf, n, "helix%lldx%lld-%s%s", (long long)l->groups, (long long)l->slices, helix_mode_name(l->mode),
+                 l->mode == HELIX_MODE_EXACT && l->exact_algo == HELIX_EXACT_SCORES ? "-scores" : "");
+    else if (l->pp == 1)
+        snprintf(buf, n, "tp%lld", (long long)l->tp);
+    else if (l->tp == 1)
+        snprintf(buf, n, "pp%lld", (long long)l->pp);
+    else
+        snprintf(buf, n, "tp%lldpp%lld", (long long)l->tp, (long long)l->pp);
+}
+
+double helix_model_flops(const helix_model_config *c)
+{
+    const double D = (double)(c->heads * c->head_dim), BL = (double)(c->batch * c->seq), L = (double)c->seq;
+    const double pairs = c->causal ? L * (L + 1) / 2 : L * L;       /* (query, key) pairs per row */
+    double per_layer = 2 * BL * D * 4 * D                           /* Q, K, V, W_O          */
+                     + 4 * (double)c->batch * pairs * D             /* QK^T and PV, all heads */
+                     + 4 * BL * D * (double)c->ffn;                  /* FC1 and FC2           */
+    return per_layer * (double)c->layers;
+}
+
+static int64_t prod(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) || r > MAX_BYTES) return -1;
+    return r;
+}
+
+helix_status helix_model_plan_init(const helix_model_config *mc, const helix_layout *lay, int64_t P,
+                                   helix_model_plan *plan, helix_err *err)
+{
+    if (!mc || !lay || !plan) return helix_errf(err, HELIX_ERR_INVALID, "helix_model_plan_init: NULL argument");
+    const struct { const char *name; int64_t v; } pos[] = {
+        {"heads h (--heads)", mc->heads}, {"head width d (--head-dim)", mc->head_dim}, {"MLP width F (--ffn)", mc->ffn},
+        {"layers (--layers)", mc->layers}, {"batch B (--batch)", mc->batch}, {"sequence length L (--seq)", mc->seq},
+        {"devices P", P}, {"micro-batches (--microbatches)", lay->microbatches},
+    };
+    for (size_t k = 0; k < sizeof pos / sizeof pos[0]; k++)
+        if (pos[k].v < 1) return helix_errf(err, HELIX_ERR_INVALID, "%s must be a positive integer, got %lld", pos[k].name, (long long)pos[k].v);
+    char name[64];
+    helix_layout_name(lay, name, sizeof name);
+    memset(plan, 0, sizeof *plan);
+    plan->model = *mc;
+    plan->layout = *lay;
+    plan->P = P;
+    helix_config ac = helix_config_default();
+    ac.heads = mc->heads; ac.head_dim = mc->head_dim; ac.seq = mc->seq; ac.dtype = mc->dtype;
+    ac.causal = mc->causal; ac.bias = mc->bias; ac.out_proj = 1; ac.scale = 0;
+    if (lay->kind == HELIX_LAYOUT_HELIX) {
+        if (prod(lay->groups, lay->slices) != P)
+            return helix_errf(err, HELIX_ERR_INVALID, "layout %s needs n*m = %lld devices, but there are %lld",
+                              name, (long long)prod(lay->groups, lay->slices), (long long)P);
+        ac.groups = lay->groups; ac.slices = lay->slices; ac.mode = lay->mode; ac.exact_algo = lay->exact_algo;
+        plan->T = P; plan->S = 1;
+    } else if (lay->kind == HELIX_LAYOUT_TPPP) {
+        if (prod(lay->tp, lay->pp) != P)
+            return helix_errf(err, HELIX_ERR_INVALID, "layout %s needs t*p = %lld devices, but there are %lld",
+                              name, (long long)prod(lay->tp, lay->pp), (long long)P);
+        if (mc->heads % lay->tp)
+            return helix_errf(err, HELIX_ERR_INVALID, "layout %s: heads h=%lld are not divisible by tensor parallel t=%lld (each device needs whole heads)",
+                              name, (long long)mc->heads, (long long)lay->tp);
+        ac.groups = lay->tp; ac.slices = 1; ac.mode = HELIX_MODE_SLICED;  /* m = 1: sliced is exact */
+        plan->T = lay->tp; plan->S = lay->pp;
+    } else {
+        return helix_errf(err, HELIX_ERR_INVALID, "unknown layout kind %d", (int)lay->kind);
+    }
+    if (mc->batch % lay->microbatches)
+        return helix_errf(err, HELIX_ERR_INVALID, "batch B=%lld is not divisible by micro-batches=%lld",
+                          (long long)mc->batch, (long long)lay->microbatches);
+    if (mc->ffn % plan->T)
+        return helix_errf(err, HELIX_ERR_INVALID, "layout %s: MLP width F=%lld is not divisible by the %lld devices of a tensor group",
+                          name, (long long)mc->ffn, (long long)plan->T);
+    if (mc->layers < plan->S)
+        return helix_errf(err, HELIX_ERR_INVALID, "layout %s: %lld layers cannot fill %lld pipeline stages",
+                          name, (long long)mc->layers, (long long)plan->S);
+    plan->mb = lay->microbatches;
+    plan->Bm = mc->batch / plan->mb;
+    ac.batch = plan->Bm;
+    helix_status st = helix_plan_init(&ac, &plan->attn, err);
+    if (st) return st;
+    plan->D = plan->attn.D;
+    plan->F = mc->ffn;
+    plan->fcols = mc->ffn / plan->T;
+    /* the largest products below: the model's weights, X, the MLP hidden */
+    int64_t es = (int64_t)helix_dtype_size(mc->dtype);
+    if (prod(prod(prod(plan->D, plan->F), 2 * es + 8), mc->layers) < 0 ||
+        prod(prod(prod(mc->batch, mc->seq), plan->D + plan->F), 8 * es) < 0)
+        return helix_errf(err, HELIX_ERR_INVALID, "model too large: D=%lld F=%lld, %lld layers, B=%lld L=%lld needs more than 2^56 bytes somewhere",
+                          (long long)plan->D, (long long)plan->F, (long long)mc->layers, (long long)mc->batch, (long long)mc->seq);
+    return HELIX_OK;
+}
+
+static void add(helix_traffic *t, helix_traffic x, int64_t times)
+{
+    t->sent_bytes += x.sent_bytes * times;
+    t->recv_bytes += x.recv_bytes * times;
+}
+
+helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)
+{
+    if (!p || !o || rank < 0 || rank >= p->P) return HELIX_ERR_INVALID;
+    const helix_model_config *c = &p->model;
+    const int64_t D = p->D, T = p->T, S = p->S, fc = p->fcols, es = (int64_t)helix_dtype_size(c->dtype);
+    const int64_t BL = c->batch * c->seq, BmL = p->Bm * c->seq;
+    memset(o, 0, sizeof *o);
+    o->rank = rank;
+    o->stage = rank / T;
+    o->trank = rank % T;
+    helix_split_range(c->layers, S, o->stage, &o->layer_begin, &o->layer_end);
+    const int64_t nl = o->layer_end - o->layer_begin;
+    helix_plan_device(&p->attn, o->trank, &o->attn);
+
+    /* per layer: attention shards (+ b_O on tensor rank 0), LN1/LN2 gamma
+     * and beta, FC1 columns [D, fc] (+ b1), FC2 rows [fc, D] (+ b2 on
+     * tensor rank 0) */
+    int64_t per = o->attn.weight_bytes + 4 * D * es + 2 * D * fc * es;
+    if (c->bias) per += fc * es + (o->trank == 0 ? D * es : 0);
+    o->weight_bytes = nl * per;
+    o->x_bytes = o->stage == 0 ? BL * D * es : 0;
+    o->act_bytes = o->stage > 0 ? BmL * D * es : 0;
+    o->norm_bytes = BmL * D * es;
+    o->attn_bytes = helix_al64(o->attn.qkv_bytes) + helix_al64(o->attn.o_bytes) + helix_al64(o->attn.exchange_bytes);
+    o->hidden_bytes = BmL * fc * es;
+    o->kernel_bytes = o->attn.kernel_bytes;
+    int64_t g = helix_gemm_workspace_bytes(BmL, fc, D, c->dtype, c->dtype, c->dtype);
+    if (g > o->kernel_bytes) o->kernel_bytes = g;
+    g = helix_gemm_workspace_bytes(BmL, D, fc, c->dtype, c->dtype, c->dtype);
+    if (g > o->kernel_bytes) o->kernel_bytes = g;
+    /* LayerNorm and GELU work on f32 rows: x, gamma, beta [D] and one [fc] */
+    if (4 * (3 * D + fc) > o->kernel_bytes) o->kernel_bytes = 4 * (3 * D + fc);
+    o->partial_bytes = helix_al64(BmL * D * es) + helix_comm_reduce_scratch_bytes(BmL * D, (int)T, c->dtype);
+    o->out_bytes = (S > 1 && o->stage == S - 1 && o->trank == 0) ? BL * D * es : 0;
+    o->peak_bytes = helix_al64(o->weight_bytes) + helix_al64(o->x_bytes) + helix_al64(o->act_bytes) +
+                    helix_al64(o->norm_bytes) + o->attn_bytes + helix_al64(o->hidden_bytes) +
+                    helix_al64(o->kernel_bytes) + helix_al64(o->partial_bytes) + helix_al64(o->out_bytes);
+
+    /* traffic. X goes from rank 0 to its tensor group (stage 0) */
+    const int64_t X = BL * D * es;
+    if (o->stage == 0) {
+        helix_traffic in = {o->trank == 0 ? X * (T - 1) : 0, o->trank == 0 ? 0 : X};
+        if (T > 1) add(&o->phase[HELIX_PHASE_INPUT], in, 1);
+    }
+    /* each layer, each micro-batch: the attention exchange, then two
+     * all-reduces of [Bm, L, D] over the tensor group */
+    const int64_t reps = nl * p->mb;
+    add(&o->phase[HELIX_PHASE_REGATHER], o->attn.phase[HELIX_PHASE_REGATHER], reps);
+    add(&o->phase[HELIX_PHASE_ATTENTION], o->attn.phase[HELIX_PHASE_ATTENTION], reps);
+    add(&o->phase[HELIX_PHASE_RETURN], o->attn.phase[HELIX_PHASE_RETURN], reps);
+    helix_traffic ar = helix_traffic_allreduce(BmL * D, (int)T, (int)o->trank, (size_t)es);
+    add(&o->phase[HELIX_PHASE_REDUCE], ar, reps);
+    add(&o->phase[HELIX_PHASE_MLP_REDUCE], ar, reps);
+    /* pipeline: every micro-batch crosses each stage boundary once, tensor
+     * rank r to tensor rank r; the last stage's tensor rank 0 returns Y */
+    if (o->stage > 0) o->phase[HELIX_PHASE_P2P].recv_bytes = X;
+    if (o->stage < S - 1) o->phase[HELIX_PHASE_P2P].sent_bytes = X;
+    if (S > 1 && o->out_bytes) o->phase[HELIX_PHASE_OUTPUT].sent_bytes = X;
+    if (S > 1 && rank == 0) o->phase[HELIX_PHASE_OUTPUT].recv_bytes = X;
+    return HELIX_OK;
+}

@@ -1,0 +1,123 @@
+/* test_model.c — whole layers in both layouts on the in-process grid
+ * against the double-precision reference model, at P = 4 and P = 16:
+ * helix n x m (sliced vs the h*m-head reference, exact by regather and by
+ * score reduce vs the h-head reference), TP x PP with micro-batches, pure
+ * TP, pure PP; f32/bf16/f16, causal, biases. Every rank's counted bytes
+ * must equal the plan's phase by phase, its arena the plan's peak; bad
+ * layouts are refused with a message. */
+#include "check.h"
+#include "helix_model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double tol(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
+
+static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb)
+{
+    helix_layout lay;
+    helix_model_plan p;
+    helix_err e = {{0}};
+    char name[96];
+    snprintf(name, sizeof name, "%s P=%lld mb=%lld %s%s%s L=%lld", layout, (long long)P, (long long)mb,
+             helix_dtype_name(mc.dtype), mc.causal ? " causal" : "", mc.bias ? " bias" : "", (long long)mc.seq);
+    CHECK(helix_layout_parse(layout, &lay, &e) == HELIX_OK, "%s: %s", name, e.msg);
+    lay.microbatches = mb;
+    if (helix_model_plan_init(&mc, &lay, P, &p, &e)) { CHECK(0, "%s: plan: %s", name, e.msg); return; }
+    helix_model_weights w;
+    CHECK(helix_model_weights_random(&mc, 7, &w, &e) == HELIX_OK, "%s", e.msg);
+    const int64_t BL = mc.batch * mc.seq, D = p.D;
+    float *x = malloc(sizeof(float) * (size_t)(BL * D)), *y = calloc((size_t)(BL * D), 4), *ref = malloc(sizeof(float) * (size_t)(BL * D));
+    uint64_t s = 99;
+    for (int64_t k = 0; k < BL * D; k++) { s = s * 6364136223846793005ull + 1442695040888963407ull; x[k] = (float)((s >> 40) & 0xffffff) / 8388608.0f - 1.0f; }
+    int sliced = lay.kind == HELIX_LAYOUT_HELIX && lay.mode == HELIX_MODE_SLICED;
+    int64_t m = sliced ? lay.slices : 1;
+    CHECK(helix_model_ref(&mc, mc.heads * m, mc.head_dim / m, &w, x, ref, &e) == HELIX_OK, "%s: ref: %s", name, e.msg);
+    helix_model_stats *st = calloc((size_t)P, sizeof *st);
+    helix_status rs = helix_model_grid_run(&p, &w, x, y, 2, st, &e);
+    CHECK(rs == HELIX_OK, "%s: run: %s", name, e.msg);
+    if (rs == HELIX_OK) {
+        double num = 0, den = 0;
+        for (int64_t k = 0; k < BL * D; k++) {
+            double dd = fabs((double)y[k] - ref[k]);
+            if (!(dd <= num)) num = dd;               /* NaN propagates */
+            if (fabs(ref[k]) > den) den = fabs(ref[k]);
+        }
+        double rel = num / den;
+        CHECK(rel <= tol(mc.dtype), "%s: max_rel_err %.3g > %.3g", name, rel, tol(mc.dtype));
+        int bytes_ok = 1, arena_ok = 1;
+        for (int64_t r = 0; r < P; r++) {
+            helix_model_device_plan dp;
+            helix_model_plan_device(&p, r, &dp);
+            for (int ph = 0; ph < HELIX_NPHASES; ph++)
+                if (st[r].phase[ph].sent_bytes != dp.phase[ph].sent_bytes || st[r].phase[ph].recv_bytes != dp.phase[ph].recv_bytes) {
+                    if (bytes_ok) fprintf(stderr, "  %s rank %lld %s: counted %lld/%lld, plan %lld/%lld\n", name, (long long)r,
+                                          helix_phase_name((helix_phase)ph), (long long)st[r].phase[ph].sent_bytes,
+                                          (long long)st[r].phase[ph].recv_bytes, (long long)dp.phase[ph].sent_bytes,
+                                          (long long)dp.phase[ph].recv_bytes);
+                    bytes_ok = 0;
+                }
+            arena_ok &= st[r].arena_bytes == dp.peak_bytes;
+        }
+        CHECK(bytes_ok, "%s: counted bytes differ from the plan", name);
+        CHECK(arena_ok, "%s: arena differs from the plan", name);
+    }
+    free(st); free(x); free(y); free(ref);
+    helix_model_weights_free(&w);
+}
+
+static void refused(helix_model_config mc, const char *layout, int64_t P, int64_t mb, const char *needle)
+{
+    helix_layout lay;
+    helix_model_plan p;
+    helix_err e = {{0}};
+    helix_status st = helix_layout_parse(layout, &lay, &e);
+    if (st == HELIX_OK) {
+        lay.microbatches = mb;
+        st = helix_model_plan_init(&mc, &lay, P, &p, &e);
+    }
+    CHECK(st == HELIX_ERR_INVALID && strstr(e.msg, needle), "%s P=%lld: want an error about '%s', got %d '%s'",
+          layout, (long long)P, needle, (int)st, e.msg);
+}
+
+int main(void)
+{
+    helix_model_config mc = helix_model_config_default();
+    mc.heads = 4; mc.head_dim = 8; mc.ffn = 64; mc.layers = 4; mc.batch = 2; mc.seq = 20;
+    const char *p4[] = {"helix2x2-sliced", "helix2x2-exact", "helix2x2-exact-scores", "helix1x4-exact",
+                        "helix4x1-sliced", "tp4", "tp2pp2", "pp4", "tp1pp4"};
+    const helix_dtype dts[] = {HELIX_F32, HELIX_BF16, HELIX_F16};
+    for (size_t k = 0; k < sizeof p4 / sizeof p4[0]; k++)
+        for (int di = 0; di < 3; di++) {
+            helix_model_config c = mc;
+            c.dtype = dts[di];
+            c.causal = (int)(k % 2);
+            c.bias = di != 1;
+            one(c, p4[k], 4, 1);
+        }
+    one(mc, "tp2pp2", 4, 2);
+    one(mc, "pp4", 4, 2);
+    one(mc, "helix2x2-exact", 4, 2);
+
+    helix_model_config m16 = mc;
+    m16.heads = 16; m16.head_dim = 8; m16.ffn = 128; m16.layers = 4; m16.seq = 16; m16.bias = 1;
+    const char *p16[] = {"helix4x4-sliced", "helix4x4-exact", "helix2x8-exact", "helix4x4-exact-scores",
+                         "tp8pp2", "tp16", "tp4pp4"};
+    for (size_t k = 0; k < sizeof p16 / sizeof p16[0]; k++) one(m16, p16[k], 16, k >= 4 ? 2 : 1);
+    m16.causal = 1; m16.dtype = HELIX_BF16;
+    one(m16, "helix4x4-exact", 16, 1);
+    one(m16, "tp8pp2", 16, 2);
+
+    refused(mc, "helix2x2-exact", 8, 1, "needs n*m = 4 devices");
+    refused(mc, "tp8", 8, 1, "not divisible by tensor parallel");
+    refused(mc, "tp2pp2", 4, 3, "not divisible by micro-batches");
+    refused(mc, "pp8", 8, 1, "cannot fill 8 pipeline stages");
+    refused(mc, "helix1x16-exact", 16, 1, "not divisible by slices");
+    helix_model_config odd = mc;
+    odd.ffn = 66;
+    refused(odd, "tp4", 4, 1, "MLP width F=66");
+    refused(mc, "helix2x2", 4, 1, "-sliced, -exact");
+    refused(mc, "ring4", 4, 1, "unknown layout");
+    return test_summary();
+}
