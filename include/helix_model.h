@@ -79,14 +79,14 @@ typedef struct {
     helix_device_plan attn;           /* its attention share (batch Bm) */
     /* buffers (bytes); the arena is their 64-byte-rounded sum */
     int64_t weight_bytes;   /* all its layers' shards and LN params     */
-    int64_t x_bytes;        /* stage 0: X [B,L,D], worked on in place   */
-    int64_t act_bytes;      /* stage > 0: one micro-batch [Bm,L,D]      */
+    int64_t act_bytes;      /* the micro-batch in flight [Bm,L,D]       */
     int64_t norm_bytes;     /* LN output [Bm,L,D]                       */
     int64_t attn_bytes;     /* Q/K/V, O, exchange buffers               */
     int64_t hidden_bytes;   /* MLP hidden [Bm,L,F/T]                    */
     int64_t kernel_bytes;   /* attention / GEMM workspace               */
     int64_t partial_bytes;  /* partial sums + all-reduce scratch        */
-    int64_t out_bytes;      /* last stage, tensor rank 0 (PP > 1): Y    */
+    int64_t out_bytes;      /* last stage, tensor rank 0 (PP > 1): Y,
+                               kept for rank 0 (not needed to compute) */
     int64_t peak_bytes;
     helix_traffic phase[HELIX_NPHASES];
 } helix_model_device_plan;
@@ -130,6 +130,9 @@ helix_status helix_model_grid_run(const helix_model_plan *plan, const helix_mode
                                   const float *x, float *y, int threads, helix_model_stats *stats,
                                   helix_err *err);
 
+/* In place: v = 0.5 v (1 + erf(v / sqrt 2)), the MLP's activation. */
+void helix_gelu(float *v, int64_t n);
+
 /* Single-device reference in double precision. heads/head_dim may differ
  * from mc (the sliced semantics equal h*m heads of width d/m). */
 helix_status helix_model_ref(const helix_model_config *mc, int64_t heads, int64_t head_dim,
@@ -140,6 +143,46 @@ helix_status helix_model_ref(const helix_model_config *mc, int64_t heads, int64_
 helix_status helix_model_weights_random(const helix_model_config *mc, uint64_t seed,
                                         helix_model_weights *out, helix_err *err);
 void helix_model_weights_free(helix_model_weights *w);
+
+/* ------------------------------------------------------------ planner */
+
+/* A machine, from a small text file of `key = value` lines (hw/NAME.hw). */
+typedef struct {
+    char name[64];
+    int64_t devices_per_node;   /* consecutive ranks share a node            */
+    double flops[3];            /* peak FLOP/s of one device, by helix_dtype */
+    double eff_gemm, eff_attn;  /* fraction of peak projections / attention reach */
+    double gemm_half;           /* GEMM efficiency = eff_gemm * s/(s + gemm_half),
+                                   s = its smallest dimension (0: constant)  */
+    double attn_half;           /* same for attention over the head width    */
+    double mem_bw;              /* bytes/s of one device's memory            */
+    double gelu_rate;           /* GELU elements/s of one device (0: memory-bound only) */
+    double device_mem;          /* bytes one device may use (0: no limit)    */
+    double node_mem;            /* bytes all devices of a node may use (0: no limit) */
+    double parallel;            /* devices of a node that compute at full rate at once
+                                   (GPUs: devices_per_node; CPU ranks: the cores' worth) */
+    double intra_bw, intra_lat; /* per device, inside a node: bytes/s, seconds */
+    double inter_bw, inter_lat; /* per device, between nodes                  */
+} helix_hw;
+
+helix_status helix_hw_load(const char *path, helix_hw *hw, helix_err *err);
+helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, helix_err *err);
+
+/* What the cost model predicts for one forward pass of a planned layout. */
+typedef struct {
+    double total_s, tokens_per_s;
+    double compute_s, comm_s, bubble_s;        /* on the critical path      */
+    double phase_s[HELIX_NPHASES];             /* slowest device, per phase */
+    double intra_bytes, inter_bytes;           /* max over devices, sent    */
+    int64_t mem_bytes;                         /* max over devices          */
+    int64_t node_mem_bytes;                    /* max over nodes            */
+    int fits;
+    char why[160];                             /* when it does not fit      */
+    const char *bound;                         /* "compute", "communication", "bubble" */
+} helix_prediction;
+
+/* Cost model (see src/model/cost.c for the formulas). */
+void helix_model_predict(const helix_model_plan *plan, const helix_hw *hw, helix_prediction *out);
 
 #ifdef __cplusplus
 }

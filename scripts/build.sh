@@ -13,6 +13,7 @@ command -v mpicc.mpich >/dev/null || need+=(mpich libmpich-dev)     # second MPI
 [ -f /usr/include/jansson.h ] || need+=(libjansson-dev)               # safetensors headers
 [ -f /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a ] || need+=(libopenblas-pthread-dev) # GEMMs
 command -v clang >/dev/null || need+=(clang libclang-rt-14-dev)       # fuzzing (libFuzzer)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)                    # helix bench layouts --plot
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "build.sh: installing ${need[*]}" >&2

@@ -36,7 +36,16 @@ void jw_num(jw *j, const char *key, double v);
 void jw_str(jw *j, const char *key, const char *v);
 void jw_bool(jw *j, const char *key, int v);
 
+/* Bytes of memory available on this host (MemAvailable); -1 if unknown. */
+int64_t cli_mem_available(void);
+/* MPI: every rank says what it needs; 0 (and a reason in why) if the ranks
+ * of some host need more than it has. All ranks get the same answer. */
+struct helix_comm;
+int cli_mpi_fits(struct helix_comm *world, int64_t need, char *why, size_t why_n);
+
 int cmd_run(int argc, char **argv);
+int cmd_layouts(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

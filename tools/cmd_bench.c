@@ -181,9 +181,14 @@ static void bench_projection(row_t *r, int threads, int iters)
 
 int cmd_bench(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "layouts")) return cmd_layouts(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "kernels")) {
-        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { fputs(bench_help, stdout); return EXIT_OK; }
-        fprintf(stderr, "helix bench: expected 'helix bench kernels' (try 'helix bench --help')\n");
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            fputs(bench_help, stdout);
+            fputs("\nhelix bench layouts: whole layers in several layouts (see 'helix bench layouts --help')\n", stdout);
+            return EXIT_OK;
+        }
+        fprintf(stderr, "helix bench: expected 'helix bench kernels' or 'helix bench layouts' (try 'helix bench --help')\n");
         return EXIT_USAGE;
     }
     static const struct option opts[] = {

@@ -4,6 +4,11 @@
 #include "cli.h"
 #include "cpu.h"
 #include "helix.h"
+#include "helix_comm.h"
+#include "helix_model.h"
+
+#include <pthread.h>
+#include <stdlib.h>
 
 #include <getopt.h>
 #include <string.h>
@@ -14,10 +19,117 @@ static const char *calibrate_help =
     "\n"
     "Measures, for 1..all cores: the f32 FMA peak (AVX-512 or AVX2, whichever\n"
     "the CPU has), the triad memory bandwidth, and lists the 16-bit units\n"
-    "(AVX512-FP16, AVX512-BF16, AMX-BF16). --out writes the hardware\n"
-    "description (key = value lines) for the planner.\n"
+    "(AVX512-FP16, AVX512-BF16, AMX-BF16); then, for one device (thread), the\n"
+    "rates the projection GEMM and the attention kernel reach and the in-process\n"
+    "broadcast latency and bandwidth. --out writes them as the hardware\n"
+    "description the planner reads (helix plan --hardware FILE).\n"
     "  --out FILE     hardware description to write        [print only]\n"
     "  --seconds S    time per FMA measurement              [0.3]\n";
+
+static double gemm_rate(int64_t M, int64_t N, int64_t K)
+{
+    float *a = calloc((size_t)(M * K), 4), *b = calloc((size_t)(K * N), 4), *c = calloc((size_t)(M * N), 4);
+    if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
+    for (int64_t k = 0; k < M * K; k++) a[k] = (float)(k % 7) * 0.1f;
+    for (int64_t k = 0; k < K * N; k++) b[k] = (float)(k % 5) * 0.1f;
+    helix_gemm(M, N, K, HELIX_F32, a, K, HELIX_F32, b, N, NULL, HELIX_F32, c, N, NULL);
+    double best = 1e30;
+    for (int it = 0; it < 5; it++) {
+        double t0 = cli_now();
+        helix_gemm(M, N, K, HELIX_F32, a, K, HELIX_F32, b, N, NULL, HELIX_F32, c, N, NULL);
+        double t = cli_now() - t0;
+        if (t < best) best = t;
+    }
+    free(a); free(b); free(c);
+    return 2.0 * (double)(M * N * K) / best;
+}
+
+static double attn_rate(int64_t width)
+{
+    helix_attn_args g;
+    memset(&g, 0, sizeof g);
+    g.B = 1; g.Lq = g.Lk = 1024; g.H = 4; g.width = width; g.dtype = HELIX_F32; g.scale = 0.125f; g.threads = 1;
+    const size_t n = (size_t)(g.Lq * g.H * g.width);
+    float *q = calloc(n, 4), *k = calloc(n, 4), *v = calloc(n, 4), *o = calloc(n, 4);
+    void *ws = aligned_alloc(64, (size_t)helix_attention_workspace_bytes(g.width));
+    if (!q || !k || !v || !o || !ws) { free(q); free(k); free(v); free(o); free(ws); return 0; }
+    for (size_t i = 0; i < n; i++) { q[i] = (float)(i % 13) * 0.01f; k[i] = (float)(i % 11) * 0.01f; v[i] = (float)(i % 7) * 0.1f; }
+    g.q = q; g.k = k; g.v = v; g.o = o;
+    helix_attn_args_dense(&g);
+    helix_attention_fwd(&g, ws);
+    double best = 1e30;
+    for (int it = 0; it < 5; it++) {
+        double t0 = cli_now();
+        helix_attention_fwd(&g, ws);
+        double t = cli_now() - t0;
+        if (t < best) best = t;
+    }
+    free(q); free(k); free(v); free(o); free(ws);
+    return 4.0 * (double)(g.Lq * g.Lk * g.width * g.H) / best;
+}
+
+static double gelu_rate(void)
+{
+    const int64_t n = 1 << 20;
+    float *v = malloc(sizeof(float) * (size_t)n);
+    if (!v) return 0;
+    double best = 1e30;
+    for (int it = 0; it < 5; it++) {
+        for (int64_t i = 0; i < n; i++) v[i] = (float)(i % 1000) * 0.004f - 2.0f;
+        double t0 = cli_now();
+        helix_gelu(v, n);
+        double t = cli_now() - t0;
+        if (t < best) best = t;
+    }
+    free(v);
+    return (double)n / best;
+}
+
+/* In-process broadcast between two devices: latency (8 bytes) and bandwidth (16 MiB). */
+typedef struct {
+    helix_inproc_world_t *w;
+    int rank;
+    double lat, bw;
+} link_arg;
+
+static void *link_main(void *p)
+{
+    link_arg *a = (link_arg *)p;
+    helix_comm_t *c = NULL;
+    if (helix_inproc_comm(a->w, a->rank, NULL, &c)) return NULL;
+    const size_t big = 16u << 20;
+    char *buf = malloc(big);
+    if (buf) {
+        memset(buf, 1, big);
+        const int ns = 400, nb = 20;
+        helix_comm_bcast(c, buf, 8, 0);
+        double t0 = cli_now();
+        for (int i = 0; i < ns; i++) helix_comm_bcast(c, buf, 8, i & 1);
+        double ts = (cli_now() - t0) / ns;
+        t0 = cli_now();
+        for (int i = 0; i < nb; i++) helix_comm_bcast(c, buf, big, i & 1);
+        double tb = (cli_now() - t0) / nb;
+        a->lat = ts;
+        a->bw = (double)big / (tb > ts ? tb - ts : tb);
+        free(buf);
+    }
+    helix_comm_free(c);
+    helix_inproc_rank_done(a->w);
+    return NULL;
+}
+
+static void inproc_link(double *lat, double *bw)
+{
+    helix_inproc_world_t *w = NULL;
+    if (helix_inproc_world_new(2, 2, &w)) return;
+    link_arg a[2] = {{w, 0, 0, 0}, {w, 1, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, link_main, &a[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    helix_inproc_world_free(w);
+    *lat = a[0].lat;
+    *bw = a[0].bw;
+}
 
 int cmd_calibrate(int argc, char **argv)
 {
@@ -55,6 +167,22 @@ int cmd_calibrate(int argc, char **argv)
                "the fp32 peak\n");
     else
         printf("# note: helix does not use the 16-bit units yet; f16/bf16 are widened to f32\n");
+    /* what the kernels reach on one device (one thread), as fractions of that peak */
+    double gemm1 = gemm_rate(1024, 512, 1024), gemm2 = gemm_rate(1024, 64, 256);
+    double attn1 = attn_rate(64), attn2 = attn_rate(16);
+    /* efficiency e*s/(s + half) through the two points (s = 512, 64; width 64, 16) */
+    double gh = 512.0 * 64 * (gemm2 - gemm1) / (gemm1 * 64 - gemm2 * 512), ah = 64.0 * 16 * (attn2 - attn1) / (attn1 * 16 - attn2 * 64);
+    if (!(gh > 0)) gh = 0;
+    if (!(ah > 0)) ah = 0;
+    double eg = gemm1 / peak1 * (512 + gh) / 512, ea = attn1 / peak1 * (64 + ah) / 64;
+    if (eg > 1) eg = 1;
+    if (ea > 1) ea = 1;
+    double lat = 0, bw = 0;
+    inproc_link(&lat, &bw);
+    printf("#\n# one device (thread): GEMM 1024x512x1024 %.1f GFLOP/s, 1024x64x256 %.1f; attention width 64 %.1f GFLOP/s, "
+           "width 16 %.1f\n", gemm1 / 1e9, gemm2 / 1e9, attn1 / 1e9, attn2 / 1e9);
+    printf("# in-process broadcast between 2 devices: latency %.2f us, bandwidth %.2f GB/s\n", lat * 1e6, bw / 1e9);
+    int64_t avail = cli_mem_available();
     FILE *f = out ? fopen(out, "w") : stdout;
     if (!f) { fprintf(stderr, "helix: cannot write %s\n", out); return EXIT_RUNTIME; }
     time_t now = time(NULL);
@@ -62,13 +190,26 @@ int cmd_calibrate(int argc, char **argv)
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
     if (!out) printf("#\n# hardware description (--out FILE writes it):\n");
     fprintf(f, "# helix hardware description: measured by 'helix calibrate' on %s\n", date);
-    fprintf(f, "name = this-machine\ncpu = %s\nkind = cpu\n", ci.model);
-    fprintf(f, "devices_per_node = %d          # one device per core (MPI rank or grid thread)\n", ci.cpus);
-    fprintf(f, "fp32_flops = %.4g              # one device (core), %s FMA loop\n", peak1, isa);
-    fprintf(f, "fp32_flops_node = %.4g         # all cores at once\n", peakn);
-    fprintf(f, "bf16_flops = %.4g              # %s\n", peak1, ci.amx_bf16 ? "AMX present but unused: f32 path" : "no 16-bit unit: f32 path");
-    fprintf(f, "mem_bw = %.4g                  # bytes/s, triad, one core\n", bw1);
-    fprintf(f, "mem_bw_node = %.4g             # bytes/s, triad, all cores\n", bwn);
+    fprintf(f, "# cpu: %s, %d logical CPUs, %s; blas: %s\n", ci.model, ci.cpus, isa, helix_blas_name());
+    fprintf(f, "# one device = one in-process grid thread or one MPI rank, all on this host\n");
+    fprintf(f, "name = this-machine\n");
+    fprintf(f, "devices_per_node = 4096        # every rank on this one host\n");
+    fprintf(f, "flops_f32 = %.4g              # one device: f32 FMA loop, 1 thread\n", peak1);
+    fprintf(f, "flops_f16 = %.4g              # %s\n", peak1, ci.avx512fp16 ? "widened to f32 (AVX512-FP16 unused)" : "no 16-bit unit: widened to f32");
+    fprintf(f, "flops_bf16 = %.4g             # %s\n", peak1, ci.amx_bf16 ? "widened to f32 (AMX unused)" : "no 16-bit unit: widened to f32");
+    fprintf(f, "parallel = %.3g                # devices at full rate at once: FMA peak all cores / 1 thread\n", peakn / peak1);
+    fprintf(f, "eff_gemm = %.3f               # helix_gemm f32, 1 thread: %.3g FLOP/s at 1024x512x1024, %.3g at 1024x64x256\n", eg, gemm1, gemm2);
+    fprintf(f, "gemm_half = %.4g                # ... fitted to e*s/(s + half), s = smallest dimension\n", gh);
+    fprintf(f, "eff_attention = %.3f          # helix_attention_fwd f32 L=1024, 1 thread: %.3g FLOP/s width 64, %.3g width 16\n", ea, attn1, attn2);
+    fprintf(f, "attention_half = %.4g           # ... fitted to e*w/(w + half), w = head width\n", ah);
+    fprintf(f, "mem_bw = %.4g                 # bytes/s, triad, 1 thread\n", bw1);
+    fprintf(f, "gelu_rate = %.4g              # helix_gelu elements/s, 1 thread\n", gelu_rate());
+    if (avail > 0) fprintf(f, "node_mem = %.4g               # MemAvailable when measured\n", (double)avail);
+    fprintf(f, "intra_bw = %.4g               # in-process broadcast, 16 MiB, 2 devices\n", bw);
+    fprintf(f, "intra_lat = %.3g              # in-process broadcast, 8 bytes, 2 devices\n", lat);
+    fprintf(f, "inter_bw = %.4g               # one host: no links between nodes (same as inside)\n", bw);
+    fprintf(f, "inter_lat = %.3g\n", lat);
+    (void)bwn;
     if (f != stdout) { fclose(f); printf("# wrote %s\n", out); }
     return EXIT_OK;
 }

@@ -15,7 +15,9 @@ static void usage(FILE *f)
         "  run       run one attention layer on the grid and check it against the reference\n"
         "  inspect   validate a .safetensors or .npy file and list what helix would use\n"
         "  calibrate measure this machine's FMA peak and memory bandwidth\n"
-        "  bench     benchmark the per-device kernels ('helix bench kernels')\n"
+        "  bench     benchmark the kernels ('helix bench kernels') or whole layers in\n"
+        "            several layouts ('helix bench layouts')\n"
+        "  plan      predict and rank layouts for a model on a machine (cost model)\n"
         "  version   print the version\n"
         "\n"
         "'helix <command> --help' lists a command's options.\n");
@@ -31,6 +33,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     fprintf(stderr, "helix: unknown command '%s' (try 'helix --help')\n", cmd);
     return EXIT_USAGE;
 }

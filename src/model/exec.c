@@ -3,7 +3,8 @@
  * X (stage 0) or each micro-batch from the previous stage, run its blocks
  * (LN, attention core of helix.h, all-reduce, residual, LN, MLP,
  * all-reduce, residual), hand the micro-batch on, and finally return Y to
- * rank 0. One arena of exactly the plan's size; every phase timed and its
+ * rank 0. Micro-batches of X stream in from rank 0 one at a time. One
+ * arena of exactly the plan's size; every phase timed and its
  * bytes counted. */
 #include "helix_model.h"
 #include "../exec/exec-impl.h"
@@ -31,7 +32,7 @@ typedef struct {
     helix_dtype t;
     size_t es;
     layer_shard *ls;           /* [layers of this device] */
-    char *x, *act, *xn, *hidden, *partial, *scratch, *out;
+    char *act, *xn, *hidden, *partial, *scratch, *out;
     float *fbuf;               /* f32 rows for LN / GELU (in the kernel workspace) */
 } mdev;
 
@@ -78,13 +79,18 @@ static void residual(mdev *m, void *a, const void *p, int64_t rows)
     }
 }
 
+void helix_gelu(float *v, int64_t n)
+{
+    for (int64_t c = 0; c < n; c++) v[c] = 0.5f * v[c] * (1.0f + erff(v[c] * 0.70710678118654752f));
+}
+
 static void gelu(mdev *m, void *h, int64_t rows, int64_t cols)
 {
     float *u = m->fbuf + 3 * m->p->D;
     for (int64_t r = 0; r < rows; r++) {
         char *hr = (char *)h + (size_t)(r * cols) * m->es;
         helix_to_f32(m->t, hr, u, cols);
-        for (int64_t c = 0; c < cols; c++) u[c] = 0.5f * u[c] * (1.0f + erff(u[c] * 0.70710678118654752f));
+        helix_gelu(u, cols);
         helix_from_f32(m->t, u, hr, cols);
     }
 }
@@ -115,8 +121,7 @@ static helix_status carve(mdev *m, char *arena)
     }
 #undef TAKE
     c = arena + helix_al64(dp->weight_bytes);
-    m->x = dp->x_bytes ? c : NULL; c += helix_al64(dp->x_bytes);
-    m->act = dp->act_bytes ? c : NULL; c += helix_al64(dp->act_bytes);
+    m->act = c; c += helix_al64(dp->act_bytes);
     m->xn = c; c += helix_al64(dp->norm_bytes);
     const int64_t BmL = p->Bm * p->model.seq;
     helix_dev *d = &m->ad;
@@ -240,8 +245,8 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
 {
     const helix_model_plan *p = m->p;
     const helix_model_device_plan *dp = &m->dp;
-    const int64_t D = p->D, S = p->S, BL = p->model.batch * p->model.seq, rows = p->Bm * p->model.seq;
-    const size_t X = (size_t)(BL * D) * m->es, chunk = (size_t)(rows * D) * m->es;
+    const int64_t D = p->D, S = p->S, rows = p->Bm * p->model.seq;
+    const size_t chunk = (size_t)(rows * D) * m->es;
     const int rank = m->world->rank;
     helix_status st;
     int any = 0;
@@ -251,22 +256,20 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
     if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* start together */
     const double start = helix_now();
     double t0;
-    if (dp->stage == 0) {
-        t0 = phase(m, HELIX_PHASE_INPUT);
-        if (rank == 0) helix_from_f32(m->t, x, m->x, BL * D);
-        st = helix_comm_bcast(m->tg, m->x, X, 0);
-        phase_end(m, HELIX_PHASE_INPUT, t0);
-        if (st) return st;
-    }
     for (int64_t k = 0; k < p->mb; k++) {
-        char *a = dp->stage == 0 ? m->x + k * chunk : m->act;
-        if (dp->stage > 0) {
+        char *a = m->act;
+        if (dp->stage == 0) {            /* micro-batch k of X streams in from rank 0 */
+            t0 = phase(m, HELIX_PHASE_INPUT);
+            if (rank == 0) helix_from_f32(m->t, x + k * rows * D, a, rows * D);
+            st = helix_comm_bcast(m->tg, a, chunk, 0);
+            phase_end(m, HELIX_PHASE_INPUT, t0);
+        } else {
             t0 = phase(m, HELIX_PHASE_P2P);
             st = helix_comm_bcast(m->prev, a, chunk, 0);
             if (k == 0) stats->bubble_s += helix_now() - t0;     /* pipeline fill */
             else phase_end(m, HELIX_PHASE_P2P, t0);
-            if (st) return st;
         }
+        if (st) return st;
         for (int64_t l = 0; l < dp->layer_end - dp->layer_begin; l++)
             if ((st = block(m, &m->ls[l], a))) return st;
         if (dp->stage < S - 1) {
@@ -276,19 +279,24 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
             if (st) return st;
         } else if (m->out) {
             memcpy(m->out + k * chunk, a, chunk);
+        } else if (rank == 0 && y) {
+            helix_to_f32(m->t, a, y + k * rows * D, rows * D);
         }
     }
     t0 = helix_now();
     if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* end together */
     if (S > 1 && dp->stage < S - 1) stats->bubble_s += helix_now() - t0;   /* pipeline drain */
     if (S > 1) {
+        /* Y from the last stage to rank 0, a micro-batch at a time */
         t0 = phase(m, HELIX_PHASE_OUTPUT);
-        st = helix_comm_bcast(m->outc, rank == 0 ? m->x : m->out, X, 1);
+        for (int64_t k = 0; k < p->mb && st == HELIX_OK; k++) {
+            st = helix_comm_bcast(m->outc, rank == 0 ? m->act : m->out + k * chunk, chunk, 1);
+            if (st == HELIX_OK && rank == 0 && y) helix_to_f32(m->t, m->act, y + k * rows * D, rows * D);
+        }
         phase_end(m, HELIX_PHASE_OUTPUT, t0);
         if (st) return st;
     }
     stats->wall_s = helix_now() - start;
-    if (rank == 0 && y) helix_to_f32(m->t, m->x, y, BL * D);
     return HELIX_OK;
 }
 

@@ -170,8 +170,7 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
     int64_t per = o->attn.weight_bytes + 4 * D * es + 2 * D * fc * es;
     if (c->bias) per += fc * es + (o->trank == 0 ? D * es : 0);
     o->weight_bytes = nl * per;
-    o->x_bytes = o->stage == 0 ? BL * D * es : 0;
-    o->act_bytes = o->stage > 0 ? BmL * D * es : 0;
+    o->act_bytes = BmL * D * es;
     o->norm_bytes = BmL * D * es;
     o->attn_bytes = helix_al64(o->attn.qkv_bytes) + helix_al64(o->attn.o_bytes) + helix_al64(o->attn.exchange_bytes);
     o->hidden_bytes = BmL * fc * es;
@@ -184,11 +183,12 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
     if (4 * (3 * D + fc) > o->kernel_bytes) o->kernel_bytes = 4 * (3 * D + fc);
     o->partial_bytes = helix_al64(BmL * D * es) + helix_comm_reduce_scratch_bytes(BmL * D, (int)T, c->dtype);
     o->out_bytes = (S > 1 && o->stage == S - 1 && o->trank == 0) ? BL * D * es : 0;
-    o->peak_bytes = helix_al64(o->weight_bytes) + helix_al64(o->x_bytes) + helix_al64(o->act_bytes) +
+    o->peak_bytes = helix_al64(o->weight_bytes) + helix_al64(o->act_bytes) +
                     helix_al64(o->norm_bytes) + o->attn_bytes + helix_al64(o->hidden_bytes) +
                     helix_al64(o->kernel_bytes) + helix_al64(o->partial_bytes) + helix_al64(o->out_bytes);
 
-    /* traffic. X goes from rank 0 to its tensor group (stage 0) */
+    /* traffic. X goes from rank 0 to its tensor group (stage 0), a
+     * micro-batch at a time */
     const int64_t X = BL * D * es;
     if (o->stage == 0) {
         helix_traffic in = {o->trank == 0 ? X * (T - 1) : 0, o->trank == 0 ? 0 : X};

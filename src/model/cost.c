@@ -1,0 +1,220 @@
+/* cost.c — the planner's cost model. Everything it counts comes from the
+ * model plan (exact bytes per phase, exact arena sizes); the machine comes
+ * from a helix_hw. Formulas, per device d = (stage s, tensor rank r), for
+ * one micro-batch through one of its layers (Bm sequences):
+ *
+ *   W_gemm = 2*Bm*L*D*(3*cols + cols) + 2*Bm*L*D*fc*2    QKV, W_O, FC1, FC2
+ *   W_attn = 4*Bm*pairs*D / T                             QK^T and PV, its share
+ *            (pairs = L^2, or L(L+1)/2 when causal)
+ *   E      = es*Bm*L*(12*D + 2*fc)                        LN x2, residual x2, GELU
+ *            (+ Bm*L*fc / gelu_rate when the machine gives one: erf is
+ *            not free on a CPU)
+ *   t_comp = sum over the GEMMs of W/(F*e_g(s)) + W_attn/(F*e_a(w)) + E/mem_bw
+ *            e_g(s) = eff_gemm*s/(s + gemm_half), s = the GEMM's smallest
+ *            dimension; e_a(w) = eff_attention*w/(w + attention_half),
+ *            w = the attention width (small shapes run below peak)
+ *
+ *   each collective c: t_c = k_c*alpha + max(sent_c, recv_c)/beta    (alpha-beta)
+ *     k_c: messages (all-reduce over T: 2(T-1); regather: 3(m-1), return
+ *     m-1; score reduce: 2(m-1) per block of 64 queries and batch row;
+ *     broadcast: log2 T steps of the whole buffer, pipelined as NCCL and
+ *     MPI do for large messages, so the time counts the buffer once even
+ *     though the plan books it T-1 times at the root; p2p: 1); bytes: the
+ *     plan's, per phase.
+ *     Link: inside a node when every member of the collective is
+ *     (rank -> node = rank / devices_per_node); otherwise the bytes headed
+ *     off-node go at inter_bw, the rest at intra_bw, in parallel, and the
+ *     latency is inter_lat.
+ *
+ *   t_stage(s) = max over its devices of  nl_s*(t_comp + sum t_c) + t_in + t_p2p
+ *   pipeline (GPipe, k micro-batches, S stages):
+ *     T_path  = sum_s t_stage(s) + (k-1)*max_s t_stage(s)
+ *     bubble  = T_path - k*max_s t_stage(s)
+ *   devices that share a node's cores (CPU ranks) cannot all run at full
+ *   rate: T_share = max over nodes of (sum of its devices' busy time) / parallel
+ *   total = max(T_path, T_share) + t_output (last stage -> rank 0, S > 1)
+ *
+ *   memory per device = the plan's arena, less the copy of Y the executor's
+ *   last stage keeps for rank 0 (not needed to compute); fits when it is
+ *   <= device_mem and each node's sum <= node_mem.
+ */
+#include "helix_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const helix_hw *hw;
+    int64_t G;              /* devices per node */
+} linkctx;
+
+/* Time of one collective among ranks [first, first + n) for device `rank`. */
+static double coll_time(const linkctx *lc, int64_t rank, int64_t first, int64_t n, double msgs, double sent, double recv,
+                        double *intra_b, double *inter_b)
+{
+    if (n <= 1 || (sent == 0 && recv == 0)) return 0;
+    const helix_hw *hw = lc->hw;
+    const int64_t node = rank / lc->G, n0 = first / lc->G, n1 = (first + n - 1) / lc->G;
+    const double bytes = sent > recv ? sent : recv;
+    if (n0 == n1) {
+        *intra_b += sent;
+        return msgs * hw->intra_lat + bytes / hw->intra_bw;
+    }
+    /* members on my node (including me) */
+    int64_t lo = node * lc->G > first ? node * lc->G : first;
+    int64_t hi = (node + 1) * lc->G < first + n ? (node + 1) * lc->G : first + n;
+    double off = (double)(n - (hi - lo)) / (double)(n - 1);      /* share of peers off-node */
+    *intra_b += sent * (1 - off);
+    *inter_b += sent * off;
+    double ti = bytes * (1 - off) / hw->intra_bw, to = bytes * off / hw->inter_bw;
+    return msgs * hw->inter_lat + (ti > to ? ti : to);
+}
+
+static double p2p_time(const linkctx *lc, int64_t a, int64_t b, double bytes, double *intra_b, double *inter_b)
+{
+    if (bytes == 0) return 0;
+    if (a / lc->G == b / lc->G) { *intra_b += bytes; return lc->hw->intra_lat + bytes / lc->hw->intra_bw; }
+    *inter_b += bytes;
+    return lc->hw->inter_lat + bytes / lc->hw->inter_bw;
+}
+
+static double gemm_eff(const helix_hw *hw, double M, double N, double K)
+{
+    double s = M < N ? M : N;
+    if (K < s) s = K;
+    return hw->eff_gemm * s / (s + hw->gemm_half);
+}
+
+void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_prediction *o)
+{
+    memset(o, 0, sizeof *o);
+    const helix_model_config *c = &p->model;
+    const int64_t P = p->P, T = p->T, S = p->S, k = p->mb, D = p->D, fc = p->fcols, cols = p->attn.cols;
+    const int64_t m = p->attn.cfg.slices, L = c->seq, Bm = p->Bm;
+    const double es = (double)helix_dtype_size(c->dtype);
+    const double BmL = (double)(Bm * L);
+    const double pairs = c->causal ? (double)L * (double)(L + 1) / 2 : (double)L * (double)L;
+    const double F = hw->flops[c->dtype];
+    linkctx lc = {hw, hw->devices_per_node > 0 ? hw->devices_per_node : P};
+
+    const double w_attn = 4 * (double)Bm * pairs * (double)D / (double)T;
+    const double elem = es * BmL * (double)(12 * D + 2 * fc);
+    const double width = p->attn.cfg.mode == HELIX_MODE_SLICED ? (double)p->attn.ds : (double)c->head_dim;
+    const double e_qkv = gemm_eff(hw, BmL, (double)cols, (double)D), e_o = gemm_eff(hw, BmL, (double)D, (double)cols);
+    const double e_1 = gemm_eff(hw, BmL, (double)fc, (double)D), e_2 = gemm_eff(hw, BmL, (double)D, (double)fc);
+    const double e_a = hw->eff_attn * width / (width + hw->attn_half);
+    const double t_qkv = 2 * BmL * (double)D * (double)(3 * cols) / (F * e_qkv);
+    const double t_o = 2 * BmL * (double)D * (double)cols / (F * e_o);
+    const double t_mlp = 2 * BmL * (double)D * (double)fc * (1 / (F * e_1) + 1 / (F * e_2));
+    const double t_att = w_attn / (F * e_a);
+    const double t_elem = elem / hw->mem_bw + (hw->gelu_rate > 0 ? BmL * (double)fc / hw->gelu_rate : 0);
+    const double t_comp = t_qkv + t_o + t_mlp + t_att + t_elem;
+
+    double *busy = calloc((size_t)P, sizeof *busy), *stage_t = calloc((size_t)S, sizeof *stage_t);
+    double *stage_comp = calloc((size_t)S, sizeof *stage_comp);
+    if (!busy || !stage_t || !stage_comp) { free(busy); free(stage_t); free(stage_comp); snprintf(o->why, sizeof o->why, "out of memory"); return; }
+    double out_t = 0;
+    for (int64_t r = 0; r < P; r++) {
+        helix_model_device_plan dp;
+        helix_model_plan_device(p, r, &dp);
+        const double nl = (double)(dp.layer_end - dp.layer_begin), reps = nl * (double)k;
+        const int64_t g0 = dp.stage * T;                               /* tensor group's first rank */
+        const int64_t row0 = g0 + dp.attn.i * m;                       /* attention row's first rank */
+        double ib = 0, ob = 0, ph[HELIX_NPHASES] = {0};
+        /* per layer and micro-batch */
+        const helix_traffic *t = dp.phase;
+        double nblk = (double)((L + HELIX_SCORES_TILE_Q - 1) / HELIX_SCORES_TILE_Q) * (double)Bm;
+        ph[HELIX_PHASE_REGATHER] = coll_time(&lc, r, row0, m, 3.0 * (double)(m - 1), t[HELIX_PHASE_REGATHER].sent_bytes / reps,
+                                             t[HELIX_PHASE_REGATHER].recv_bytes / reps, &ib, &ob);
+        ph[HELIX_PHASE_RETURN] = coll_time(&lc, r, row0, m, (double)(m - 1), t[HELIX_PHASE_RETURN].sent_bytes / reps,
+                                           t[HELIX_PHASE_RETURN].recv_bytes / reps, &ib, &ob);
+        double scores = coll_time(&lc, r, row0, m, 2.0 * (double)(m - 1) * nblk, t[HELIX_PHASE_ATTENTION].sent_bytes / reps,
+                                  t[HELIX_PHASE_ATTENTION].recv_bytes / reps, &ib, &ob);
+        ph[HELIX_PHASE_REDUCE] = coll_time(&lc, r, g0, T, 2.0 * (double)(T - 1), t[HELIX_PHASE_REDUCE].sent_bytes / reps,
+                                           t[HELIX_PHASE_REDUCE].recv_bytes / reps, &ib, &ob);
+        ph[HELIX_PHASE_MLP_REDUCE] = coll_time(&lc, r, g0, T, 2.0 * (double)(T - 1), t[HELIX_PHASE_MLP_REDUCE].sent_bytes / reps,
+                                               t[HELIX_PHASE_MLP_REDUCE].recv_bytes / reps, &ib, &ob);
+        double per_layer_comm = ph[HELIX_PHASE_REGATHER] + ph[HELIX_PHASE_RETURN] + scores + ph[HELIX_PHASE_REDUCE] +
+                                ph[HELIX_PHASE_MLP_REDUCE];
+        /* bytes were booked once per layer and micro-batch: scale to the pass */
+        ib *= reps; ob *= reps;
+        /* per micro-batch: X in (stage 0), the hand-over to the next stage */
+        double t_in = 0, t_p2p = 0, ib1 = 0, ob1 = 0;
+        if (dp.stage == 0 && T > 1) {
+            const double xk = (double)(Bm * L * D) * es;            /* one micro-batch of X */
+            double steps = ceil(log2((double)T)), ib0 = 0, ob0 = 0;
+            t_in = coll_time(&lc, r, g0, T, steps, xk, xk, &ib0, &ob0);
+            /* bytes: what the plan books (the root sends to T-1 peers) */
+            double sent = t[HELIX_PHASE_INPUT].sent_bytes / (double)k, tot = ib0 + ob0;
+            if (tot > 0) { ib1 += sent * ib0 / tot; ob1 += sent * ob0 / tot; }
+            else if (sent > 0) ib1 += sent;
+        }
+        if (dp.stage < S - 1) t_p2p += p2p_time(&lc, r, r + T, t[HELIX_PHASE_P2P].sent_bytes / (double)k, &ib1, &ob1);
+        ib += ib1 * (double)k; ob += ob1 * (double)k;
+        double t_mb = nl * (t_comp + per_layer_comm) + t_in + t_p2p;
+        if (t_mb > stage_t[dp.stage]) { stage_t[dp.stage] = t_mb; stage_comp[dp.stage] = nl * t_comp; }
+        busy[r] = (double)k * t_mb;
+        if (S > 1 && dp.out_bytes) {
+            double ob2 = 0, ib2 = 0;
+            out_t = (double)k * p2p_time(&lc, r, 0, dp.out_bytes / (double)k, &ib2, &ob2);
+            ib += ib2; ob += ob2;
+        }
+        /* the slowest device's time per phase over the whole pass */
+        ph[HELIX_PHASE_ATTENTION] = scores;
+        double kk = (double)k;
+        double full[HELIX_NPHASES] = {0};
+        for (int q = 0; q < HELIX_NPHASES; q++) full[q] = ph[q] * reps;
+        full[HELIX_PHASE_QKV] = reps * t_qkv;
+        full[HELIX_PHASE_ATTENTION] += reps * t_att;
+        full[HELIX_PHASE_OUT_PROJ] = reps * t_o;
+        full[HELIX_PHASE_MLP] = reps * t_mlp;
+        full[HELIX_PHASE_NORM] = reps * t_elem;
+        full[HELIX_PHASE_INPUT] = kk * t_in;
+        full[HELIX_PHASE_P2P] = kk * t_p2p;
+        for (int q = 0; q < HELIX_NPHASES; q++) if (full[q] > o->phase_s[q]) o->phase_s[q] = full[q];
+        if (ib > o->intra_bytes) o->intra_bytes = ib;
+        if (ob > o->inter_bytes) o->inter_bytes = ob;
+        int64_t mem = dp.peak_bytes - (dp.out_bytes ? ((dp.out_bytes + 63) / 64) * 64 : 0);
+        if (mem > o->mem_bytes) o->mem_bytes = mem;
+    }
+    o->phase_s[HELIX_PHASE_OUTPUT] = out_t;
+    double tmax = 0, sum = 0, comp = 0;
+    for (int64_t s = 0; s < S; s++) { sum += stage_t[s]; if (stage_t[s] > tmax) { tmax = stage_t[s]; comp = stage_comp[s]; } }
+    const double path = sum + (double)(k - 1) * tmax;
+    /* nodes whose devices share cores */
+    double share = 0;
+    int64_t nodes = (P + lc.G - 1) / lc.G;
+    for (int64_t nd = 0; nd < nodes; nd++) {
+        double b = 0;
+        int64_t node_mem = 0;
+        for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) {
+            b += busy[r];
+            helix_model_device_plan dp;
+            helix_model_plan_device(p, r, &dp);
+            node_mem += dp.peak_bytes - (dp.out_bytes ? ((dp.out_bytes + 63) / 64) * 64 : 0);
+        }
+        b /= hw->parallel > 0 ? hw->parallel : (double)lc.G;
+        if (b > share) share = b;
+        if (node_mem > o->node_mem_bytes) o->node_mem_bytes = node_mem;
+    }
+    o->compute_s = (double)k * comp;
+    o->bubble_s = path - (double)k * tmax;
+    o->comm_s = path - o->compute_s - o->bubble_s;
+    o->total_s = (path > share ? path : share) + out_t;
+    o->comm_s += out_t;
+    o->tokens_per_s = (double)(c->batch * c->seq) / o->total_s;
+    o->bound = share > path ? "shared cores" : o->comm_s > o->compute_s && o->comm_s > o->bubble_s ? "communication"
+             : o->bubble_s > o->compute_s ? "pipeline bubble" : "compute";
+    o->fits = 1;
+    if (hw->device_mem > 0 && (double)o->mem_bytes > hw->device_mem) {
+        o->fits = 0;
+        snprintf(o->why, sizeof o->why, "a device needs %.3g GB, has %.3g GB", o->mem_bytes / 1e9, hw->device_mem / 1e9);
+    } else if (hw->node_mem > 0 && (double)o->node_mem_bytes > hw->node_mem) {
+        o->fits = 0;
+        snprintf(o->why, sizeof o->why, "a node's devices need %.3g GB, it has %.3g GB", o->node_mem_bytes / 1e9,
+                 hw->node_mem / 1e9);
+    }
+    free(busy); free(stage_t); free(stage_comp);
+}

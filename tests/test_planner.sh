@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# test_planner.sh HELIX HWDIR — `helix plan`: the paper preset ranks the
+# legal layouts and gives a verdict beside the paper's claim; a layout that
+# does not fit says so with the memory it needs; bad hardware files are
+# refused with their line; --validate finds predicted bytes = measured on
+# every rank (its time error is reported, not asserted: no timed tests).
+set -u
+HELIX=$1; HW=$2
+PY=${HELIX_PYTHON:-/usr/bin/python3}
+. "$(dirname "$0")/mpi_env.sh"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+out=$("$HELIX" plan --preset paper --hardware h100-dgx --devices 16 --json "$tmp/p.json" 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -q "verdict (the paper's layouts): helix4x4-sliced" <<<"$out" && grep -q "paper's claim" <<<"$out" \
+   && grep -qE '^ +[0-9]+ tp8pp2 ' <<<"$out" && grep -qE '^ +[0-9]+ helix4x4-exact ' <<<"$out"; then ok
+else bad "plan --preset paper: rc=$rc"; echo "$out" | tail -8 >&2; fi
+if "$PY" - "$tmp/p.json" <<'EOF_PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = {r["layout"] for r in d["layouts"]}
+assert {"helix4x4-sliced", "helix4x4-exact", "tp8pp2", "tp16"} <= names and "tp4pp4" not in names, names  # 2 layers: at most 2 stages
+for r in d["layouts"]:
+    assert r["fits"] and r["tokens_per_s"] > 0 and r["mem_bytes_per_device"] > 0, r
+assert d["paper_claim"]["helix_tokens_per_s"] == 1.58e6
+EOF_PY
+then ok; else bad "plan --json"; fi
+
+# one micro-batch of the paper's model cannot fit on an H100
+out=$("$HELIX" plan --preset paper --hardware h100-dgx --layouts tp16,tp8pp2 --microbatches 1 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -E '^ +- tp16 ' <<<"$out" | grep -q "NO: a device needs" && grep -q "no helix or no TP x PP" <<<"$out"; then ok
+else bad "plan: not fitting"; echo "$out" | tail -5 >&2; fi
+out=$("$HELIX" plan --preset paper --hardware h200-dgx 2>&1) && grep -q "h200-dgx" <<<"$out" && ok || bad "plan h200-dgx"
+
+# hardware files: every error names the file and line
+printf 'name = x\ndevices_per_node = 8\nflopz = 1\n' >"$tmp/typo.hw"
+sed 's/^intra_bw.*//' "$HW/h100-dgx.hw" >"$tmp/missing.hw"
+sed 's/^mem_bw.*/mem_bw = fast/' "$HW/h100-dgx.hw" >"$tmp/nan.hw"
+for c in "typo.hw:3: unknown key 'flopz'" "missing.hw: missing 'intra_bw'" "nan.hw:10: mem_bw must be a non-negative number" \
+         "nosuch: no file 'nosuch'"; do
+    f=${c%%:*}; msg=${c#*: }
+    arg=$tmp/$f; [ "$f" = nosuch ] && arg=nosuch
+    out=$("$HELIX" plan --hardware "$arg" 2>&1); rc=$?
+    [ $rc -eq 2 ] && grep -qF -- "$msg" <<<"$out" && ok || bad "--hardware $f: want rc 2 and '$msg', got rc=$rc: $out"
+done
+out=$("$HELIX" plan --preset gpt 2>&1); [ $? -eq 2 ] && grep -q "unknown 'gpt'" <<<"$out" && ok || bad "--preset gpt"
+
+# --validate: the bytes are exact; the times are reported
+out=$("$HELIX" plan --validate --hardware "$HW/this-machine.hw" 2>/dev/null); rc=$?
+if [ $rc -le 1 ] && grep -q "bytes predicted = measured on every rank" <<<"$out" && grep -q "median |time error|" <<<"$out"; then ok
+else bad "plan --validate: rc=$rc"; echo "$out" | tail -6 >&2; fi
+echo "$out" | grep "median"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,501 @@
+/* cmd_layouts.c — `helix bench layouts`: the same model, the same input
+ * and the same P devices under several layouts (helix n x m, TP x PP, pure
+ * TP, pure PP), nccl-tests style: tokens/s, where the time went, bytes per
+ * rank by kind of collective, peak memory per device, and #wrong against
+ * the float64 single-device reference. In-process or one MPI rank per
+ * device; optional JSON and a gnuplot PNG. */
+#include "cli.h"
+#include "helix_model.h"
+#include "run.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *layouts_help =
+    "usage: helix bench layouts [options]\n"
+    "       mpirun -np P helix bench layouts [options]\n"
+    "\n"
+    "Runs whole pre-LN transformer layers (LN, attention with W_O, residual, LN,\n"
+    "MLP D->F->D with GELU, residual) in several layouts on the same P devices,\n"
+    "with the same weights and input, and prints per layout: tokens/s, the time\n"
+    "split, bytes sent per rank by kind of collective (= the plan's prediction),\n"
+    "peak memory per device, and #wrong against the float64 reference.\n"
+    "  --devices P       devices; under mpirun the rank count          [16]\n"
+    "  --layouts LIST    comma-separated helixNxM-sliced, helixNxM-exact,\n"
+    "                    helixNxM-exact-scores, tpTppP, tpT, ppP\n"
+    "                    [helix n x m sliced and exact, tpP, tp(P/2)pp2, tp(P/4)pp4]\n"
+    "  --heads H         attention heads                               [16]\n"
+    "  --head-dim d      head width                                    [64]\n"
+    "  --ffn F           MLP hidden width                              [4096]\n"
+    "  --layers N        transformer blocks                            [2]\n"
+    "  --batch B         sequences                                     [4]\n"
+    "  --seq L           tokens per sequence                           [1024]\n"
+    "  --microbatches M  micro-batches of pipelined layouts (0: B)     [0]\n"
+    "  --dtype T         f32, bf16 or f16                              [f32]\n"
+    "  --causal          causal attention\n"
+    "  --bias            biases in every linear layer\n"
+    "  --seed S          weights and input                             [1]\n"
+    "  --threads T       in-process: devices computing at once         [all cores]\n"
+    "  --backend B       auto, inproc or mpi                           [auto]\n"
+    "  --no-check        skip the reference (#wrong shows '-')\n"
+    "  --quick           small model for tests: h=8 d=16 F=256 B=2 L=64\n"
+    "  --json FILE       also write the rows as JSON\n"
+    "  --plot FILE.png   plot tokens/s and bytes per rank per layout (gnuplot)\n";
+
+typedef struct {
+    char name[48];
+    char error[600];
+    helix_layout lay;
+    helix_model_plan plan;
+    double wall_s, compute_s, comm_s, bubble_s, idle_s, tok_s;
+    int64_t b_input, b_attn, b_allreduce, b_p2p, peak;
+    int bytes_match;
+    double rel;
+    int64_t wrong;
+    float *y;
+    int64_t *rank_sent, *rank_recv;   /* [P]: all phases */
+} lrow;
+
+static const helix_phase compute_ph[] = {HELIX_PHASE_QKV, HELIX_PHASE_ATTENTION, HELIX_PHASE_OUT_PROJ, HELIX_PHASE_NORM,
+                                         HELIX_PHASE_MLP};
+static const helix_phase comm_ph[] = {HELIX_PHASE_INPUT, HELIX_PHASE_REGATHER, HELIX_PHASE_RETURN, HELIX_PHASE_ROW_GATHER,
+                                      HELIX_PHASE_COL_GATHER, HELIX_PHASE_REDUCE, HELIX_PHASE_MLP_REDUCE, HELIX_PHASE_P2P,
+                                      HELIX_PHASE_OUTPUT};
+
+static double tol_of(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
+
+/* Fill a row's numbers from every rank's statistics. */
+static void summarize(lrow *r, const helix_model_stats *st)
+{
+    const int64_t P = r->plan.P;
+    r->bytes_match = 1;
+    r->rank_sent = calloc((size_t)P, sizeof(int64_t));
+    r->rank_recv = calloc((size_t)P, sizeof(int64_t));
+    for (int64_t k = 0; k < P; k++) {
+        const helix_model_stats *s = &st[k];
+        for (int ph = 0; ph < HELIX_NPHASES && r->rank_sent && r->rank_recv; ph++) {
+            r->rank_sent[k] += s->phase[ph].sent_bytes;
+            r->rank_recv[k] += s->phase[ph].recv_bytes;
+        }
+        double comp = 0, comm = 0;
+        for (size_t i = 0; i < sizeof compute_ph / sizeof compute_ph[0]; i++) comp += s->time_s[compute_ph[i]];
+        for (size_t i = 0; i < sizeof comm_ph / sizeof comm_ph[0]; i++) comm += s->time_s[comm_ph[i]];
+        if (s->wall_s > r->wall_s) r->wall_s = s->wall_s;
+        r->compute_s += comp / (double)P;
+        r->comm_s += comm / (double)P;
+        r->bubble_s += s->bubble_s / (double)P;
+        const helix_traffic *t = s->phase;
+        int64_t in = t[HELIX_PHASE_INPUT].sent_bytes;
+        int64_t at = t[HELIX_PHASE_REGATHER].sent_bytes + t[HELIX_PHASE_RETURN].sent_bytes + t[HELIX_PHASE_ATTENTION].sent_bytes;
+        int64_t ar = t[HELIX_PHASE_REDUCE].sent_bytes + t[HELIX_PHASE_MLP_REDUCE].sent_bytes;
+        int64_t pp = t[HELIX_PHASE_P2P].sent_bytes + t[HELIX_PHASE_OUTPUT].sent_bytes;
+        if (in > r->b_input) r->b_input = in;
+        if (at > r->b_attn) r->b_attn = at;
+        if (ar > r->b_allreduce) r->b_allreduce = ar;
+        if (pp > r->b_p2p) r->b_p2p = pp;
+        if (s->arena_bytes > r->peak) r->peak = s->arena_bytes;
+        helix_model_device_plan dp;
+        helix_model_plan_device(&r->plan, k, &dp);
+        for (int ph = 0; ph < HELIX_NPHASES; ph++)
+            r->bytes_match &= t[ph].sent_bytes == dp.phase[ph].sent_bytes && t[ph].recv_bytes == dp.phase[ph].recv_bytes;
+        r->bytes_match &= s->arena_bytes == dp.peak_bytes;
+    }
+    /* the mean rank's wall time not spent computing, communicating or in the bubble */
+    r->idle_s = r->wall_s - r->compute_s - r->comm_s - r->bubble_s;
+    if (r->idle_s < 0) r->idle_s = 0;
+    r->tok_s = (double)(r->plan.model.batch * r->plan.model.seq) / r->wall_s;
+}
+
+/* float64 references, made when first needed: h heads of width d (exact,
+ * TP, PP) and h*m heads of width d/m (helix sliced with m slices) */
+typedef struct {
+    int n;
+    int64_t m[8];
+    float *ref[8];
+    double den[8];
+} ref_cache;
+
+static int check_row(lrow *r, ref_cache *c, const helix_model_config *mc, const helix_model_weights *w, const float *x)
+{
+    const int64_t m = r->lay.kind == HELIX_LAYOUT_HELIX && r->lay.mode == HELIX_MODE_SLICED ? r->lay.slices : 1;
+    const int64_t n = mc->batch * mc->seq * mc->heads * mc->head_dim;
+    int k = 0;
+    while (k < c->n && c->m[k] != m) k++;
+    if (k == c->n) {
+        if (c->n == 8) return -1;
+        fprintf(stderr, "        float64 reference with %lld heads of width %lld...\n", (long long)(mc->heads * m),
+                (long long)(mc->head_dim / m));
+        helix_err err = {{0}};
+        float *ref = malloc(sizeof(float) * (size_t)n);
+        if (!ref || helix_model_ref(mc, mc->heads * m, mc->head_dim / m, w, x, ref, &err)) {
+            fprintf(stderr, "helix: reference: %s\n", ref ? err.msg : "out of memory");
+            free(ref);
+            return -1;
+        }
+        double den = 0;
+        for (int64_t q = 0; q < n; q++) if (fabs(ref[q]) > den) den = fabs(ref[q]);
+        c->m[k] = m; c->ref[k] = ref; c->den[k] = den; c->n++;
+    }
+    const float *ref = c->ref[k];
+    double num = 0, lim = tol_of(mc->dtype) * c->den[k];
+    r->wrong = 0;
+    for (int64_t q = 0; q < n; q++) {
+        double dd = fabs((double)r->y[q] - ref[q]);
+        if (!(dd <= num)) num = dd;                 /* NaN propagates */
+        if (!(dd <= lim)) r->wrong++;
+    }
+    r->rel = c->den[k] > 0 ? num / c->den[k] : num;
+    return 0;
+}
+
+static void default_layouts(int64_t P, char *buf, size_t n)
+{
+    int64_t a = 1;
+    for (int64_t k = 1; k * k <= P; k++) if (P % k == 0) a = k;     /* n <= m, as square as P allows */
+    snprintf(buf, n, "helix%lldx%lld-sliced,helix%lldx%lld-exact,tp%lld", (long long)a, (long long)(P / a), (long long)a,
+             (long long)(P / a), (long long)P);
+    size_t used = strlen(buf);
+    if (P % 2 == 0 && P >= 4) used += (size_t)snprintf(buf + used, n - used, ",tp%lldpp2", (long long)(P / 2));
+    if (P % 4 == 0 && P >= 8) snprintf(buf + used, n - used, ",tp%lldpp4", (long long)(P / 4));
+}
+
+static double pct(double a, double w) { return w > 0 ? 100 * a / w : 0; }
+
+static void print_row(const lrow *r)
+{
+    char h1[32];
+    if (r->error[0]) { printf("  %-22s  %s\n", r->name, r->error); return; }
+    char wrong[24];
+    if (r->wrong < 0) snprintf(wrong, sizeof wrong, "-");
+    else snprintf(wrong, sizeof wrong, "%lld", (long long)r->wrong);
+    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f | %9.2f %9.2f %9.2f %9.2f %7s | %10s | %9.2e %6s\n", r->name,
+           r->tok_s, 1e3 * r->wall_s, pct(r->compute_s, r->wall_s), pct(r->comm_s, r->wall_s), pct(r->bubble_s, r->wall_s),
+           pct(r->idle_s, r->wall_s), r->b_input / 1e6, r->b_attn / 1e6, r->b_allreduce / 1e6, r->b_p2p / 1e6,
+           r->bytes_match ? "= plan" : "DIFFERS", run_human_bytes(r->peak, h1), r->rel, wrong);
+    fflush(stdout);
+}
+
+static int write_plot(const char *png, const lrow *rows, int nr)
+{
+    char dat[] = "/tmp/helix-plot-XXXXXX";
+    int fd = mkstemp(dat);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "w");
+    int n_ok = 0;
+    for (int k = 0; k < nr; k++) {
+        if (rows[k].error[0]) continue;
+        fprintf(f, "\"%s\" %.6g %.6g %.6g %.6g %.6g\n", rows[k].name, rows[k].tok_s, rows[k].b_input / 1e6,
+                rows[k].b_attn / 1e6, rows[k].b_allreduce / 1e6, rows[k].b_p2p / 1e6);
+        n_ok++;
+    }
+    fclose(f);
+    if (!n_ok) { unlink(dat); return -1; }
+    char gp[] = "/tmp/helix-plot-gp-XXXXXX";
+    fd = mkstemp(gp);
+    if (fd < 0) { unlink(dat); return -1; }
+    f = fdopen(fd, "w");
+    fprintf(f,
+            "set terminal pngcairo size 1200,500 font ',10'\n"
+            "set output '%s'\n"
+            "set multiplot layout 1,2 title 'helix bench layouts: %lld devices, %s'\n"
+            "set style data histograms\nset style fill solid 1.0 border -1\nset boxwidth 0.7\n"
+            "set xtics rotate by -30 nomirror\nset grid ytics\nset yrange [0:*]\n"
+            "set title 'throughput'\nset ylabel 'tokens/s'\nunset key\n"
+            "set style histogram clustered gap 1\n"
+            "plot '%s' using 2:xtic(1) lc rgb '#3b6ea5'\n"
+            "set title 'bytes sent per rank (max over ranks)'\nset ylabel 'MB'\nset key below horizontal\n"
+            "set style histogram rowstacked\n"
+            "plot '%s' using 3:xtic(1) title 'input', '' using 4 title 'attention exchange', "
+            "'' using 5 title 'all-reduce', '' using 6 title 'pipeline p2p'\n"
+            "unset multiplot\n",
+            png, (long long)rows[0].plan.P, helix_dtype_name(rows[0].plan.model.dtype), dat, dat);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
+    int rc = system(cmd);
+    unlink(dat);
+    unlink(gp);
+    return rc == 0 ? 0 : -1;
+}
+
+static void write_json(FILE *f, const lrow *rows, int nr, const helix_model_config *mc, int64_t P, const char *engine)
+{
+    jw j;
+    jw_begin(&j, f);
+    jw_obj(&j, NULL);
+    jw_str(&j, "engine", engine); jw_int(&j, "devices", P);
+    jw_obj(&j, "model");
+    jw_int(&j, "heads", mc->heads); jw_int(&j, "head_dim", mc->head_dim); jw_int(&j, "ffn", mc->ffn);
+    jw_int(&j, "layers", mc->layers); jw_int(&j, "batch", mc->batch); jw_int(&j, "seq", mc->seq);
+    jw_str(&j, "dtype", helix_dtype_name(mc->dtype)); jw_bool(&j, "causal", mc->causal); jw_bool(&j, "bias", mc->bias);
+    jw_num(&j, "flops", helix_model_flops(mc));
+    jw_end_obj(&j);
+    jw_arr(&j, "layouts");
+    for (int k = 0; k < nr; k++) {
+        const lrow *r = &rows[k];
+        jw_obj(&j, NULL);
+        jw_str(&j, "layout", r->name);
+        if (r->error[0]) { jw_str(&j, "error", r->error); jw_end_obj(&j); continue; }
+        jw_int(&j, "microbatches", r->plan.mb);
+        jw_num(&j, "tokens_per_s", r->tok_s); jw_num(&j, "wall_s", r->wall_s);
+        jw_num(&j, "compute_s", r->compute_s); jw_num(&j, "comm_s", r->comm_s); jw_num(&j, "bubble_s", r->bubble_s);
+        jw_num(&j, "idle_s", r->idle_s);
+        jw_obj(&j, "sent_bytes_per_rank_max");
+        jw_int(&j, "input", r->b_input); jw_int(&j, "attention_exchange", r->b_attn);
+        jw_int(&j, "allreduce", r->b_allreduce); jw_int(&j, "p2p", r->b_p2p);
+        jw_end_obj(&j);
+        jw_bool(&j, "bytes_equal_plan", r->bytes_match);
+        if (r->rank_sent && r->rank_recv) {
+            jw_arr(&j, "sent_bytes_per_rank");
+            for (int64_t q = 0; q < r->plan.P; q++) jw_int(&j, NULL, r->rank_sent[q]);
+            jw_end_arr(&j);
+            jw_arr(&j, "recv_bytes_per_rank");
+            for (int64_t q = 0; q < r->plan.P; q++) jw_int(&j, NULL, r->rank_recv[q]);
+            jw_end_arr(&j);
+        }
+        jw_int(&j, "peak_bytes_per_device", r->peak);
+        if (r->wrong >= 0) { jw_num(&j, "max_rel_err", r->rel); jw_int(&j, "wrong", r->wrong); }
+        jw_end_obj(&j);
+    }
+    jw_end_arr(&j);
+    jw_end_obj(&j);
+}
+
+int cmd_layouts(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"devices", required_argument, 0, 'P'}, {"layouts", required_argument, 0, 'y'},
+        {"heads", required_argument, 0, 'H'}, {"head-dim", required_argument, 0, 'd'}, {"ffn", required_argument, 0, 'F'},
+        {"layers", required_argument, 0, 'N'}, {"batch", required_argument, 0, 'B'}, {"seq", required_argument, 0, 'L'},
+        {"microbatches", required_argument, 0, 'M'}, {"dtype", required_argument, 0, 'T'}, {"causal", no_argument, 0, 'c'},
+        {"bias", no_argument, 0, 'b'}, {"seed", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
+        {"backend", required_argument, 0, 'e'}, {"no-check", no_argument, 0, 'n'}, {"quick", no_argument, 0, 'q'},
+        {"json", required_argument, 0, 'j'}, {"plot", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    helix_model_config mc = helix_model_config_default();
+    mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 4; mc.seq = 1024;
+    int64_t P = 16, mbs = 0, seed = 1, threads = 0;
+    int check = 1, quick = 0, set_P = 0;
+    const char *json = NULL, *plot = NULL, *backend_s = "auto";
+    char list[1024] = "";
+    int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq were given */
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'P': bad = cli_int("--devices", optarg, 1, 4096, &P); set_P = 1; break;
+        case 'y': snprintf(list, sizeof list, "%s", optarg); break;
+        case 'H': bad = cli_int("--heads", optarg, 1, 1 << 16, &mc.heads); set[0] = 1; break;
+        case 'd': bad = cli_int("--head-dim", optarg, 1, 1 << 16, &mc.head_dim); set[1] = 1; break;
+        case 'F': bad = cli_int("--ffn", optarg, 1, 1 << 24, &mc.ffn); set[2] = 1; break;
+        case 'N': bad = cli_int("--layers", optarg, 1, 4096, &mc.layers); set[3] = 1; break;
+        case 'B': bad = cli_int("--batch", optarg, 1, 1 << 20, &mc.batch); set[4] = 1; break;
+        case 'L': bad = cli_int("--seq", optarg, 1, 1 << 24, &mc.seq); set[5] = 1; break;
+        case 'M': bad = cli_int("--microbatches", optarg, 0, 1 << 20, &mbs); break;
+        case 'T':
+            if (helix_dtype_parse(optarg, &mc.dtype)) { fprintf(stderr, "helix: --dtype: unknown '%s' (f32, bf16, f16)\n", optarg); bad = 1; }
+            break;
+        case 'c': mc.causal = 1; break;
+        case 'b': mc.bias = 1; break;
+        case 's': bad = cli_int("--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 't': bad = cli_int("--threads", optarg, 1, 4096, &threads); break;
+        case 'e': backend_s = optarg; break;
+        case 'n': check = 0; break;
+        case 'q': quick = 1; break;
+        case 'j': json = optarg; break;
+        case 'p': plot = optarg; break;
+        case 'h': fputs(layouts_help, stdout); return EXIT_OK;
+        case ':': fprintf(stderr, "helix bench layouts: %s needs a value\n", argv[optind - 1]); bad = 1; break;
+        default: fprintf(stderr, "helix bench layouts: unknown option '%s' (try --help)\n", argv[optind - 1]); bad = 1; break;
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    if (optind < argc) { fprintf(stderr, "helix bench layouts: unexpected argument '%s'\n", argv[optind]); return EXIT_USAGE; }
+    if (quick) {
+        if (!set[0]) mc.heads = 8;
+        if (!set[1]) mc.head_dim = 16;
+        if (!set[2]) mc.ffn = 256;
+        if (!set[4]) mc.batch = 2;
+        if (!set[5]) mc.seq = 64;
+    }
+    int mpi;
+    if (!strcmp(backend_s, "auto")) mpi = helix_mpi_built() && helix_mpi_launched();
+    else if (!strcmp(backend_s, "mpi")) mpi = 1;
+    else if (!strcmp(backend_s, "inproc")) mpi = 0;
+    else { fprintf(stderr, "helix: --backend: unknown '%s' (auto, inproc, mpi)\n", backend_s); return EXIT_USAGE; }
+
+    int rank = 0, size = 1;
+    helix_err err = {{0}};
+    helix_comm_t *world = NULL;
+    if (mpi) {
+        if (helix_mpi_init(&argc, &argv, &rank, &size, &err)) { fprintf(stderr, "helix: --backend mpi: %s\n", err.msg); return EXIT_USAGE; }
+        if (rank != 0) {   /* only rank 0 speaks */
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0) { dup2(devnull, 1); dup2(devnull, 2); close(devnull); }
+        }
+        if (helix_mpi_world(&world)) { fprintf(stderr, "helix: could not create the MPI communicator\n"); helix_mpi_abort(EXIT_RUNTIME); }
+        if (set_P && P != size) {
+            fprintf(stderr, "helix: --devices %lld, but mpirun started %d ranks\n", (long long)P, size);
+            helix_comm_free(world);
+            helix_mpi_finalize();
+            return EXIT_USAGE;
+        }
+        P = size;
+    } else if (helix_mpi_launched() && getenv("OMPI_COMM_WORLD_SIZE") && atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
+        fprintf(stderr, "helix: --backend inproc under mpirun would run every layout in every rank: use --backend mpi\n");
+        return EXIT_USAGE;
+    }
+    const int root = rank == 0;
+    if (!list[0]) default_layouts(P, list, sizeof list);
+
+    /* parse the layouts; a bad one becomes a row that says why */
+    lrow rows[32];
+    int nr = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok && nr < 32; tok = strtok_r(NULL, ",", &save)) {
+        lrow *r = &rows[nr++];
+        memset(r, 0, sizeof *r);
+        r->wrong = -1;
+        snprintf(r->name, sizeof r->name, "%.47s", tok);
+        helix_err e = {{0}};
+        if (helix_layout_parse(tok, &r->lay, &e)) { snprintf(r->error, sizeof r->error, "invalid: %s", e.msg); continue; }
+        int pipelined = r->lay.kind == HELIX_LAYOUT_TPPP && r->lay.pp > 1;
+        r->lay.microbatches = pipelined ? (mbs ? mbs : mc.batch) : 1;
+        helix_layout_name(&r->lay, r->name, sizeof r->name);
+        if (helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e)) snprintf(r->error, sizeof r->error, "invalid: %s", e.msg);
+    }
+    if (nr == 0) { fprintf(stderr, "helix: --layouts: no layout given\n"); return EXIT_USAGE; }
+
+    helix_model_weights w;
+    const int64_t BL = mc.batch * mc.seq, D = mc.heads * mc.head_dim;
+    if (helix_model_weights_random(&mc, (uint64_t)seed, &w, &err)) {
+        fprintf(stderr, "helix: %s\n", err.msg);
+        if (mpi) helix_mpi_abort(EXIT_RUNTIME);
+        return EXIT_RUNTIME;
+    }
+    float *x = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
+    if (root) {
+        if (!x) { fprintf(stderr, "helix: out of memory for the input\n"); if (mpi) helix_mpi_abort(EXIT_RUNTIME); return EXIT_RUNTIME; }
+        cli_rng g = {(uint64_t)seed * 7919 + 17};
+        for (int64_t k = 0; k < BL * D; k++) x[k] = cli_uniform(&g, 1.0f);
+    }
+    const double flops = helix_model_flops(&mc);
+    if (root) {
+        printf("# helix %s bench layouts: %lld devices, engine %s%s%s\n", HELIX_VERSION, (long long)P, mpi ? "mpi" : "inproc",
+               mpi ? " " : "", mpi ? helix_mpi_version() : "");
+        printf("# model: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s%s; %.3g GFLOP per forward pass\n",
+               (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn, (long long)mc.layers,
+               (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " causal" : "",
+               mc.bias ? " bias" : "", flops / 1e9);
+        printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n", mbs ? "--microbatches" : "B");
+        printf("# time split: mean over ranks, %% of the forward pass's wall time (max rank): compute, comm (collectives,\n"
+               "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
+        printf("# bytes: MB sent per rank (max over ranks) by kind; '= plan' when every rank's every phase and its arena\n"
+               "#   equal the plan's prediction; #wrong: outputs off the float64 reference by more than %.0e x max|ref|\n#\n",
+               tol_of(mc.dtype));
+        printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %7s | %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
+               "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "bytes", "peak_mem", "max_err",
+               "#wrong");
+    }
+    helix_model_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
+    ref_cache refs;
+    memset(&refs, 0, sizeof refs);
+    int runtime_fail = 0;
+    for (int k = 0; k < nr; k++) {
+        lrow *r = &rows[k];
+        if (r->error[0]) { if (root) print_row(r); continue; }
+        /* memory: refuse before allocating */
+        helix_model_device_plan dp;
+        helix_model_plan_device(&r->plan, rank, &dp);
+        int64_t host = (root ? 3 * BL * D * 4 : 0);
+        char why[256] = "";
+        int fits = 1;
+        if (mpi) {
+            fits = cli_mpi_fits(world, dp.peak_bytes + host, why, sizeof why);
+        } else {
+            int64_t need = host, avail = cli_mem_available();
+            for (int64_t q = 0; q < P; q++) { helix_model_plan_device(&r->plan, q, &dp); need += dp.peak_bytes; }
+            if (avail > 0 && need > avail) {
+                char b1[32], b2[32];
+                snprintf(why, sizeof why, "needs %s, %s available", run_human_bytes(need, b1), run_human_bytes(avail, b2));
+                fits = 0;
+            }
+        }
+        if (!fits) { snprintf(r->error, sizeof r->error, "does not fit: %s", why); if (root) print_row(r); continue; }
+        if (root) fprintf(stderr, "  [%d/%d] running %s on %lld devices...\n", k + 1, nr, r->name, (long long)P);
+        r->y = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
+        helix_status st;
+        if (mpi) {
+            st = helix_model_device_run(&r->plan, world, &w, x, r->y, stats, &err);
+            if (st) { fprintf(stderr, "helix: rank %d: %s\n", rank, err.msg); fflush(stderr); helix_mpi_abort(EXIT_RUNTIME); }
+            size_t *cd = calloc(2 * (size_t)P, sizeof *cd);
+            helix_model_stats mine = stats[0];
+            for (int64_t q = 0; cd && q < P; q++) { cd[q] = sizeof mine; cd[P + q] = (size_t)q * sizeof mine; }
+            if (!cd || helix_comm_gatherv(world, &mine, sizeof mine, stats, cd, cd + P, 0)) helix_mpi_abort(EXIT_RUNTIME);
+            free(cd);
+        } else {
+            st = helix_model_grid_run(&r->plan, &w, x, r->y, (int)threads, stats, &err);
+            if (st) { snprintf(r->error, sizeof r->error, "failed: %s", err.msg); runtime_fail = 1; print_row(r); continue; }
+        }
+        if (root) {
+            summarize(r, stats);
+            if (check && check_row(r, &refs, &mc, &w, x)) runtime_fail = 1;
+            print_row(r);
+        }
+    }
+    int any_wrong = 0, any_diff = 0;
+    if (root) {
+        for (int k = 0; k < nr; k++) {
+            any_wrong |= rows[k].wrong > 0;
+            any_diff |= !rows[k].error[0] && !rows[k].bytes_match;
+        }
+        printf("#\n# fastest: ");
+        int best = -1;
+        for (int k = 0; k < nr; k++) if (!rows[k].error[0] && (best < 0 || rows[k].tok_s > rows[best].tok_s)) best = k;
+        if (best >= 0) printf("%s, %.0f tokens/s (%.2f GFLOP/s over %lld devices)\n", rows[best].name, rows[best].tok_s,
+                              flops / rows[best].wall_s / 1e9, (long long)P);
+        else printf("none ran\n");
+        printf("# reproduce: %shelix bench layouts --devices %lld --layouts ", mpi ? "mpirun -np ... " : "", (long long)P);
+        for (int k = 0; k < nr; k++) printf("%s%s", k ? "," : "", rows[k].name);
+        printf(" --heads %lld --head-dim %lld --ffn %lld --layers %lld --batch %lld --seq %lld --dtype %s%s%s%s --seed %lld",
+               (long long)mc.heads, (long long)mc.head_dim, (long long)mc.ffn, (long long)mc.layers, (long long)mc.batch,
+               (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " --causal" : "", mc.bias ? " --bias" : "",
+               check ? "" : " --no-check", (long long)seed);
+        if (mbs) printf(" --microbatches %lld", (long long)mbs);
+        printf("\n");
+        if (json) {
+            FILE *f = fopen(json, "w");
+            if (!f) { fprintf(stderr, "helix: cannot write %s\n", json); runtime_fail = 1; }
+            else { write_json(f, rows, nr, &mc, P, mpi ? "mpi" : "inproc"); fclose(f); }
+        }
+        if (plot) {
+            if (write_plot(plot, rows, nr)) {
+                fprintf(stderr, "helix: --plot: gnuplot could not write %s (is gnuplot installed? apt-get install gnuplot-nox)\n", plot);
+                runtime_fail = 1;
+            } else {
+                printf("# plot: %s\n", plot);
+            }
+        }
+    }
+    for (int k = 0; k < nr; k++) { free(rows[k].y); free(rows[k].rank_sent); free(rows[k].rank_recv); }
+    for (int k = 0; k < refs.n; k++) free(refs.ref[k]);
+    free(stats);
+    free(x);
+    helix_model_weights_free(&w);
+    if (mpi) {
+        int agree = 0;
+        helix_comm_any(world, any_wrong || any_diff || runtime_fail, &agree);
+        helix_comm_free(world);
+        helix_mpi_finalize();
+    }
+    int any_error = 0;
+    for (int k = 0; k < nr; k++) any_error |= rows[k].error[0] != 0;
+    if (runtime_fail) return EXIT_RUNTIME;
+    if (any_wrong || any_diff) return EXIT_CHECK;
+    return any_error ? EXIT_USAGE : EXIT_OK;
+}

@@ -1,0 +1,446 @@
+/* cmd_plan.c — `helix plan`: for a model, a device count and a machine,
+ * enumerate every legal layout, pick for each the micro-batch count that
+ * fits and runs fastest, and print them ranked by predicted tokens/s, with
+ * the time split, bytes per device by link type and memory per device.
+ * `--validate` runs small layouts here (in-process and MPI, through
+ * `helix bench layouts --json`) and prints predicted against measured. */
+#include "cli.h"
+#include "helix_model.h"
+#include "run.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef HELIX_SOURCE_DIR
+#define HELIX_SOURCE_DIR "."
+#endif
+
+static const char *plan_help =
+    "usage: helix plan [options]\n"
+    "       helix plan --validate [--hardware FILE]\n"
+    "\n"
+    "Predicts, for every legal layout of a model on P devices of a machine\n"
+    "(helix n x m sliced and exact, TP x PP, pure TP, pure PP), the tokens/s of\n"
+    "one forward pass, where the time goes, the bytes each device sends inside\n"
+    "and between nodes, and its memory; picks the micro-batch count that fits\n"
+    "and runs fastest; ranks the layouts. Formulas: src/model/cost.c.\n"
+    "  --preset NAME     paper: h=16 d=512 F=32768 2 layers B=1024 L=10000 f16, 16 devices\n"
+    "  --heads H --head-dim d --ffn F --layers N --batch B --seq L   model   [16 64 4096 2 4 1024]\n"
+    "  --dtype T         f32, bf16 or f16                              [f32]\n"
+    "  --causal          causal attention\n"
+    "  --devices P       devices                                       [16]\n"
+    "  --hardware HW     h100-dgx, h200-dgx, this-machine or a .hw file [h100-dgx]\n"
+    "  --layouts LIST    only these (helixNxM-sliced, tpTppP, ...)     [all legal]\n"
+    "  --microbatches M  fix the micro-batch count (0: choose)         [0]\n"
+    "  --json FILE       also write the ranking as JSON\n"
+    "  --validate        run small layouts on this machine, in-process and with\n"
+    "                    mpirun (HELIX_MPIRUN, default 'mpirun'), and compare\n"
+    "                    predicted and measured time and bytes [--hardware this-machine]\n";
+
+typedef struct {
+    char name[48];
+    helix_layout lay;
+    helix_model_plan plan;
+    helix_prediction pr;
+    int ok;               /* plan is legal */
+    char why[600];
+} cand;
+
+/* a path too long for the buffer is cut and then simply not found */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+/* hw name -> file: as given if it exists, else <dir>/<name>.hw for
+ * $HELIX_HW_DIR, the binary's ../hw and ../share/helix/hw, the source tree. */
+static int find_hw(const char *name, char *path, size_t n)
+{
+    if (access(name, R_OK) == 0) { snprintf(path, n, "%s", name); return 0; }
+    char exe[PATH_MAX] = "";
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) { exe[len] = 0; char *sl = strrchr(exe, '/'); if (sl) *sl = 0; }
+    const char *env = getenv("HELIX_HW_DIR");
+    char dirs[4][PATH_MAX + 32];
+    int nd = 0;
+    if (env) snprintf(dirs[nd++], sizeof dirs[0], "%s", env);
+    if (len > 0) {
+        snprintf(dirs[nd++], sizeof dirs[0], "%s/../hw", exe);
+        snprintf(dirs[nd++], sizeof dirs[0], "%s/../share/helix/hw", exe);
+    }
+    snprintf(dirs[nd++], sizeof dirs[0], "%s/hw", HELIX_SOURCE_DIR);
+    for (int k = 0; k < nd; k++) {
+        snprintf(path, n, "%s/%s.hw", dirs[k], name);
+        if (access(path, R_OK) == 0) return 0;
+    }
+    return -1;
+}
+
+static void print_cand(int rank, const cand *c)
+{
+    char mem[32];
+    if (!c->ok) { printf("  %4s %-24s %s\n", "-", c->name, c->why); return; }
+    const helix_prediction *p = &c->pr;
+    char rk[16];
+    if (rank > 0) snprintf(rk, sizeof rk, "%d", rank);
+    else snprintf(rk, sizeof rk, "-");
+    printf("  %4s %-24s %5lld %12.4g %10.4g %6.1f %6.1f %6.1f | %10.3g %10.3g | %10s %s%s\n", rk, c->name,
+           (long long)c->plan.mb, p->tokens_per_s, p->total_s, 100 * p->compute_s / p->total_s, 100 * p->comm_s / p->total_s,
+           100 * p->bubble_s / p->total_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9, run_human_bytes(p->mem_bytes, mem),
+           p->fits ? "yes" : "NO: ", p->fits ? "" : p->why);
+}
+
+static int by_speed(const void *a, const void *b)
+{
+    const cand *x = (const cand *)a, *y = (const cand *)b;
+    int fx = x->ok && x->pr.fits, fy = y->ok && y->pr.fits;
+    if (fx != fy) return fy - fx;
+    if (x->ok != y->ok) return y->ok - x->ok;
+    double tx = x->ok ? x->pr.tokens_per_s : 0, ty = y->ok ? y->pr.tokens_per_s : 0;
+    return tx < ty ? 1 : tx > ty ? -1 : 0;
+}
+
+/* Plan and predict one layout, choosing the micro-batch count: the
+ * fastest that fits, else the one needing the least memory. */
+static void evaluate(cand *c, const helix_model_config *mc, int64_t P, const helix_hw *hw, int64_t fixed_mb)
+{
+    helix_err e = {{0}};
+    c->ok = 0;
+    int have = 0;
+    cand best;
+    memset(&best, 0, sizeof best);
+    for (int64_t k = 1; k <= mc->batch; k++) {
+        if (mc->batch % k || (fixed_mb && k != fixed_mb)) continue;
+        helix_layout l = c->lay;
+        l.microbatches = k;
+        helix_model_plan pl;
+        if (helix_model_plan_init(mc, &l, P, &pl, &e)) { if (!have) snprintf(c->why, sizeof c->why, "invalid: %s", e.msg); continue; }
+        helix_prediction pr;
+        helix_model_predict(&pl, hw, &pr);
+        int better = !have || (pr.fits && (!best.pr.fits || pr.tokens_per_s > best.pr.tokens_per_s)) ||
+                     (!pr.fits && !best.pr.fits && pr.mem_bytes < best.pr.mem_bytes);
+        if (better) { best.plan = pl; best.pr = pr; have = 1; }
+    }
+    if (have) { c->plan = best.plan; c->pr = best.pr; c->ok = 1; }
+}
+
+static int enumerate(cand *cs, int max, const helix_model_config *mc, int64_t P)
+{
+    int n = 0;
+    for (int64_t g = 1; g <= P && n + 2 < max; g++) {
+        if (P % g) continue;
+        for (int mode = 0; mode < 2; mode++) {
+            cand *c = &cs[n];
+            memset(c, 0, sizeof *c);
+            c->lay.kind = HELIX_LAYOUT_HELIX; c->lay.groups = g; c->lay.slices = P / g;
+            c->lay.mode = mode ? HELIX_MODE_EXACT : HELIX_MODE_SLICED; c->lay.microbatches = 1;
+            if (mc->heads % g || mc->head_dim % (P / g)) continue;
+            if (P / g == 1 && mode == 0) continue;             /* m = 1: sliced is exact, and = TP */
+            if (P / g == 1) continue;                          /* helix P x 1 is tpP, listed below */
+            n++;
+        }
+    }
+    for (int64_t t = 1; t <= P && n < max; t++) {
+        if (P % t) continue;
+        cand *c = &cs[n];
+        memset(c, 0, sizeof *c);
+        c->lay.kind = HELIX_LAYOUT_TPPP; c->lay.tp = t; c->lay.pp = P / t; c->lay.microbatches = 1;
+        if (mc->heads % t || mc->layers < P / t) continue;
+        n++;
+    }
+    for (int k = 0; k < n; k++) helix_layout_name(&cs[k].lay, cs[k].name, sizeof cs[k].name);
+    return n;
+}
+
+/* ------------------------------------------------------------ validate */
+
+typedef struct {
+    char name[48];
+    const char *engine;
+    double pred_s, meas_s, err;
+    int bytes_exact;
+} vrow;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int validate(const helix_hw *hw, const char *hwpath)
+{
+    /* compute-heavy enough to time, small enough for a few seconds each */
+    helix_model_config mc = helix_model_config_default();
+    mc.heads = 8; mc.head_dim = 32; mc.ffn = 2048; mc.layers = 4; mc.batch = 4; mc.seq = 256;
+    const int64_t P = 4;
+    const char *list = "helix2x2-sliced,helix2x2-exact,helix2x2-exact-scores,helix1x4-exact,tp4,tp2pp2,pp4";
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) { fprintf(stderr, "helix: cannot find my own executable\n"); return EXIT_RUNTIME; }
+    exe[len] = 0;
+    const char *mpirun = getenv("HELIX_MPIRUN") ? getenv("HELIX_MPIRUN") : "mpirun";
+    printf("# helix %s plan --validate on %s (%s)\n", HELIX_VERSION, hw->name, hwpath);
+    printf("# model: h=%lld d=%lld F=%lld layers=%lld B=%lld L=%lld f32 on %lld devices; each layout timed by\n"
+           "#   'helix bench layouts' (best of 3 runs), predicted by the cost model\n#\n",
+           (long long)mc.heads, (long long)mc.head_dim, (long long)mc.ffn, (long long)mc.layers, (long long)mc.batch,
+           (long long)mc.seq, (long long)P);
+    printf("# %-8s %-24s %12s %12s %9s %14s\n", "engine", "layout", "predicted_ms", "measured_ms", "error", "bytes");
+    vrow rows[64];
+    int nr = 0;
+    const char *engines[2] = {"inproc", "mpi"};
+    for (int e = 0; e < 2; e++) {
+        double best[16];
+        for (int q = 0; q < 16; q++) best[q] = INFINITY;
+        json_t *runs[3] = {NULL, NULL, NULL};
+        int got = 0;
+        for (int it = 0; it < 3; it++) {
+            char tmp[] = "/tmp/helix-validate-XXXXXX";
+            int fd = mkstemp(tmp);
+            if (fd < 0) break;
+            close(fd);
+            char cmd[2 * PATH_MAX];
+            snprintf(cmd, sizeof cmd,
+                     "%s%s '%s' bench layouts --backend %s --devices %lld --layouts %s --heads %lld --head-dim %lld "
+                     "--ffn %lld --layers %lld --batch %lld --seq %lld --no-check --json %s >/dev/null 2>&1 </dev/null",
+                     e ? mpirun : "", e ? " -np 4" : "", exe, engines[e], (long long)P, list, (long long)mc.heads,
+                     (long long)mc.head_dim, (long long)mc.ffn, (long long)mc.layers, (long long)mc.batch,
+                     (long long)mc.seq, tmp);
+            fprintf(stderr, "  validate: %s run %d/3...\n", engines[e], it + 1);
+            int rc = system(cmd);
+            json_error_t je;
+            json_t *j = rc == 0 ? json_load_file(tmp, 0, &je) : NULL;
+            unlink(tmp);
+            if (!j) {
+                if (e) printf("  %-8s (not run: '%s -np 4 ...' failed; under root set OMPI_ALLOW_RUN_AS_ROOT=1 "
+                              "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 and allow oversubscription)\n", "mpi", mpirun);
+                else printf("  %-8s (not run: 'helix bench layouts' failed)\n", "inproc");
+                break;
+            }
+            runs[got++] = j;
+        }
+        if (got < 3) { for (int q = 0; q < got; q++) json_decref(runs[q]); continue; }
+        json_t *lays = json_object_get(runs[0], "layouts");
+        for (size_t q = 0; q < json_array_size(lays) && q < 16 && nr < 64; q++) {
+            json_t *r0 = json_array_get(lays, q);
+            const char *name = json_string_value(json_object_get(r0, "layout"));
+            if (!name || json_object_get(r0, "error")) continue;
+            for (int it = 0; it < 3; it++) {
+                double w = json_number_value(json_object_get(json_array_get(json_object_get(runs[it], "layouts"), q), "wall_s"));
+                if (w > 0 && w < best[q]) best[q] = w;
+            }
+            helix_layout lay;
+            helix_model_plan pl;
+            helix_err err = {{0}};
+            if (helix_layout_parse(name, &lay, &err)) continue;
+            lay.microbatches = json_integer_value(json_object_get(r0, "microbatches"));
+            if (helix_model_plan_init(&mc, &lay, P, &pl, &err)) continue;
+            helix_prediction pr;
+            helix_model_predict(&pl, hw, &pr);
+            /* bytes: every rank's measured totals against the plan's */
+            int exact = json_is_true(json_object_get(r0, "bytes_equal_plan"));
+            json_t *sent = json_object_get(r0, "sent_bytes_per_rank"), *recv = json_object_get(r0, "recv_bytes_per_rank");
+            for (int64_t rk = 0; rk < P; rk++) {
+                helix_model_device_plan dp;
+                helix_model_plan_device(&pl, rk, &dp);
+                int64_t s = 0, rv = 0;
+                for (int ph = 0; ph < HELIX_NPHASES; ph++) { s += dp.phase[ph].sent_bytes; rv += dp.phase[ph].recv_bytes; }
+                exact &= json_integer_value(json_array_get(sent, (size_t)rk)) == s &&
+                         json_integer_value(json_array_get(recv, (size_t)rk)) == rv;
+            }
+            vrow *v = &rows[nr++];
+            snprintf(v->name, sizeof v->name, "%s", name);
+            v->engine = engines[e];
+            v->pred_s = pr.total_s;
+            v->meas_s = best[q];
+            v->err = (pr.total_s - best[q]) / best[q];
+            v->bytes_exact = exact;
+            printf("  %-8s %-24s %12.2f %12.2f %+8.1f%% %14s\n", v->engine, v->name, 1e3 * v->pred_s, 1e3 * v->meas_s,
+                   100 * v->err, exact ? "exact" : "DIFFER");
+            fflush(stdout);
+        }
+        for (int q = 0; q < got; q++) json_decref(runs[q]);
+    }
+    if (!nr) { printf("# nothing ran\n"); return EXIT_RUNTIME; }
+    double abs_err[64], worst = 0;
+    int all_exact = 1, wi = 0;
+    for (int k = 0; k < nr; k++) {
+        abs_err[k] = fabs(rows[k].err);
+        if (abs_err[k] > worst) { worst = abs_err[k]; wi = k; }
+        all_exact &= rows[k].bytes_exact;
+    }
+    qsort(abs_err, (size_t)nr, sizeof abs_err[0], cmp_double);
+    double med = nr % 2 ? abs_err[nr / 2] : 0.5 * (abs_err[nr / 2 - 1] + abs_err[nr / 2]);
+    printf("#\n# %d layouts: median |time error| %.1f%% (target <= 25%%), worst %.1f%% (%s %s); bytes %s\n", nr, 100 * med,
+           100 * worst, rows[wi].engine, rows[wi].name, all_exact ? "predicted = measured on every rank" : "DIFFER");
+    printf("# reproduce: helix plan --validate --hardware %s\n", hwpath);
+    return all_exact && med <= 0.25 ? EXIT_OK : EXIT_CHECK;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int cmd_plan(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"preset", required_argument, 0, 'r'}, {"heads", required_argument, 0, 'H'}, {"head-dim", required_argument, 0, 'd'},
+        {"ffn", required_argument, 0, 'F'}, {"layers", required_argument, 0, 'N'}, {"batch", required_argument, 0, 'B'},
+        {"seq", required_argument, 0, 'L'}, {"dtype", required_argument, 0, 'T'}, {"causal", no_argument, 0, 'c'},
+        {"devices", required_argument, 0, 'P'}, {"hardware", required_argument, 0, 'w'}, {"layouts", required_argument, 0, 'y'},
+        {"microbatches", required_argument, 0, 'M'}, {"json", required_argument, 0, 'j'}, {"validate", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    helix_model_config mc = helix_model_config_default();
+    mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 4; mc.seq = 1024;
+    int64_t P = 16, fixed_mb = 0;
+    const char *hwname = NULL, *json = NULL, *preset = NULL;
+    char list[1024] = "";
+    int do_validate = 0, c, bad = 0, set_P = 0, set_model = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': preset = optarg; break;
+        case 'H': bad = cli_int("--heads", optarg, 1, 1 << 16, &mc.heads); set_model = 1; break;
+        case 'd': bad = cli_int("--head-dim", optarg, 1, 1 << 16, &mc.head_dim); set_model = 1; break;
+        case 'F': bad = cli_int("--ffn", optarg, 1, 1 << 24, &mc.ffn); set_model = 1; break;
+        case 'N': bad = cli_int("--layers", optarg, 1, 4096, &mc.layers); set_model = 1; break;
+        case 'B': bad = cli_int("--batch", optarg, 1, 1 << 24, &mc.batch); set_model = 1; break;
+        case 'L': bad = cli_int("--seq", optarg, 1, 1 << 24, &mc.seq); set_model = 1; break;
+        case 'T':
+            if (helix_dtype_parse(optarg, &mc.dtype)) { fprintf(stderr, "helix: --dtype: unknown '%s' (f32, bf16, f16)\n", optarg); bad = 1; }
+            set_model = 1;
+            break;
+        case 'c': mc.causal = 1; set_model = 1; break;
+        case 'P': bad = cli_int("--devices", optarg, 1, 65536, &P); set_P = 1; break;
+        case 'w': hwname = optarg; break;
+        case 'y': snprintf(list, sizeof list, "%s", optarg); break;
+        case 'M': bad = cli_int("--microbatches", optarg, 0, 1 << 24, &fixed_mb); break;
+        case 'j': json = optarg; break;
+        case 'v': do_validate = 1; break;
+        case 'h': fputs(plan_help, stdout); return EXIT_OK;
+        case ':': fprintf(stderr, "helix plan: %s needs a value\n", argv[optind - 1]); bad = 1; break;
+        default: fprintf(stderr, "helix plan: unknown option '%s' (try --help)\n", argv[optind - 1]); bad = 1; break;
+        }
+    }
+    if (bad) return EXIT_USAGE;
+    if (optind < argc) { fprintf(stderr, "helix plan: unexpected argument '%s'\n", argv[optind]); return EXIT_USAGE; }
+    if (!hwname) hwname = do_validate ? "this-machine" : "h100-dgx";
+    char hwpath[PATH_MAX + 64];
+    if (find_hw(hwname, hwpath, sizeof hwpath)) {
+        fprintf(stderr, "helix: --hardware: no file '%s' and no %s.hw in $HELIX_HW_DIR, next to the binary or in %s/hw%s\n",
+                hwname, hwname, HELIX_SOURCE_DIR,
+                !strcmp(hwname, "this-machine") ? " (write it with: helix calibrate --out hw/this-machine.hw)" : "");
+        return EXIT_USAGE;
+    }
+    helix_hw hw;
+    helix_err err = {{0}};
+    if (helix_hw_load(hwpath, &hw, &err)) { fprintf(stderr, "helix: %s\n", err.msg); return EXIT_USAGE; }
+    if (do_validate) return validate(&hw, hwpath);
+
+    int paper = 0;
+    if (preset) {
+        if (strcmp(preset, "paper")) { fprintf(stderr, "helix: --preset: unknown '%s' (known: paper)\n", preset); return EXIT_USAGE; }
+        if (set_model) { fprintf(stderr, "helix: --preset paper fixes the model; drop the model options\n"); return EXIT_USAGE; }
+        paper = 1;
+        mc.heads = 16; mc.head_dim = 512; mc.ffn = 32768; mc.layers = 2; mc.batch = 1024; mc.seq = 10000;
+        mc.dtype = HELIX_F16; mc.causal = 0;
+        if (!set_P) P = 16;
+    }
+    cand cs[256];
+    int n = 0;
+    if (list[0]) {
+        char *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok && n < 256; tok = strtok_r(NULL, ",", &save)) {
+            cand *cd = &cs[n++];
+            memset(cd, 0, sizeof *cd);
+            if (helix_layout_parse(tok, &cd->lay, &err)) { snprintf(cd->name, sizeof cd->name, "%.47s", tok); snprintf(cd->why, sizeof cd->why, "invalid: %s", err.msg); continue; }
+            helix_layout_name(&cd->lay, cd->name, sizeof cd->name);
+        }
+    } else {
+        n = enumerate(cs, 256, &mc, P);
+    }
+    for (int k = 0; k < n; k++) if (!cs[k].why[0]) evaluate(&cs[k], &mc, P, &hw, fixed_mb);
+    qsort(cs, (size_t)n, sizeof cs[0], by_speed);
+
+    const int64_t D = mc.heads * mc.head_dim;
+    printf("# helix %s plan: %lld devices of %s (%lld per node; %s)\n", HELIX_VERSION, (long long)P, hw.name,
+           (long long)hw.devices_per_node, hwpath);
+    printf("# model%s: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s; %.4g TFLOP per forward pass\n",
+           paper ? " (--preset paper)" : "", (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn,
+           (long long)mc.layers, (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype),
+           mc.causal ? " causal" : "", helix_model_flops(&mc) / 1e12);
+    printf("# predictions of the cost model (src/model/cost.c): mb = micro-batches chosen (fastest that fits);\n"
+           "#   time split on the critical path; GB sent per device inside a node / between nodes; memory per device\n#\n");
+    printf("# %4s %-24s %5s %12s %10s %6s %6s %6s | %10s %10s | %10s %s\n", "rank", "layout", "mb", "tokens/s", "time_s",
+           "comp%", "comm%", "bubl%", "intra_GB", "inter_GB", "mem/device", "fits");
+    int rank = 0;
+    for (int k = 0; k < n; k++) print_cand(cs[k].ok && cs[k].pr.fits ? ++rank : 0, &cs[k]);
+
+    /* the verdict: best helix against the best TP x PP, and why */
+    const cand *bh = NULL, *bt = NULL;
+    for (int k = 0; k < n; k++) {
+        const cand *x = &cs[k];
+        if (!x->ok || !x->pr.fits) continue;
+        if (paper ? !strcmp(x->name, "helix4x4-sliced") : (x->lay.kind == HELIX_LAYOUT_HELIX && !bh)) bh = x;
+        if (paper ? !strcmp(x->name, "tp8pp2") : (x->lay.kind == HELIX_LAYOUT_TPPP && !bt)) bt = x;
+    }
+    printf("#\n");
+    if (bh && bt) {
+        printf("# verdict%s: %s predicts %.4g tokens/s, %s %.4g tokens/s: %s is %.1f%% %s\n",
+               paper ? " (the paper's layouts)" : " (best helix against best TP x PP)", bh->name, bh->pr.tokens_per_s,
+               bt->name, bt->pr.tokens_per_s, bh->name, 100 * fabs(bh->pr.tokens_per_s / bt->pr.tokens_per_s - 1),
+               bh->pr.tokens_per_s >= bt->pr.tokens_per_s ? "faster" : "slower");
+        const cand *two[2] = {bh, bt};
+        for (int q = 0; q < 2; q++) {
+            const helix_prediction *p = &two[q]->pr;
+            printf("#   %-16s bound by %s: compute %.3g s, communication %.3g s, bubble %.3g s; %.3g GB in-node + %.3g GB\n"
+                   "#   %-16s between nodes sent per device (max); %.3g GB memory per device; %lld micro-batches\n",
+                   two[q]->name, p->bound, p->compute_s, p->comm_s, p->bubble_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9,
+                   "", p->mem_bytes / 1e9, (long long)two[q]->plan.mb);
+        }
+    } else {
+        printf("# verdict: no helix or no TP x PP layout fits\n");
+    }
+    if (paper)
+        printf("# paper's claim (reported by the source paper, not measured or modelled here): helix 4x4 ~1.58 M tokens/s, "
+               "TP8+PP2 ~1.20 M tokens/s (+31.7%%) on 16 H100\n");
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f) { fprintf(stderr, "helix: cannot write %s\n", json); return EXIT_RUNTIME; }
+        jw j;
+        jw_begin(&j, f);
+        jw_obj(&j, NULL);
+        jw_str(&j, "hardware", hw.name); jw_int(&j, "devices", P);
+        jw_obj(&j, "model");
+        jw_int(&j, "heads", mc.heads); jw_int(&j, "head_dim", mc.head_dim); jw_int(&j, "ffn", mc.ffn);
+        jw_int(&j, "layers", mc.layers); jw_int(&j, "batch", mc.batch); jw_int(&j, "seq", mc.seq);
+        jw_str(&j, "dtype", helix_dtype_name(mc.dtype)); jw_bool(&j, "causal", mc.causal);
+        jw_end_obj(&j);
+        jw_arr(&j, "layouts");
+        for (int k = 0; k < n; k++) {
+            const cand *x = &cs[k];
+            jw_obj(&j, NULL);
+            jw_str(&j, "layout", x->name);
+            if (!x->ok) { jw_str(&j, "error", x->why); jw_end_obj(&j); continue; }
+            jw_int(&j, "microbatches", x->plan.mb);
+            jw_bool(&j, "fits", x->pr.fits);
+            if (!x->pr.fits) jw_str(&j, "why", x->pr.why);
+            jw_num(&j, "tokens_per_s", x->pr.tokens_per_s); jw_num(&j, "time_s", x->pr.total_s);
+            jw_num(&j, "compute_s", x->pr.compute_s); jw_num(&j, "comm_s", x->pr.comm_s); jw_num(&j, "bubble_s", x->pr.bubble_s);
+            jw_str(&j, "bound", x->pr.bound);
+            jw_num(&j, "intra_node_bytes", x->pr.intra_bytes); jw_num(&j, "inter_node_bytes", x->pr.inter_bytes);
+            jw_int(&j, "mem_bytes_per_device", x->pr.mem_bytes);
+            jw_end_obj(&j);
+        }
+        jw_end_arr(&j);
+        if (paper) {
+            jw_obj(&j, "paper_claim");
+            jw_num(&j, "helix_tokens_per_s", 1.58e6); jw_num(&j, "tp8pp2_tokens_per_s", 1.20e6);
+            jw_str(&j, "note", "reported by the source paper; not measured or modelled here");
+            jw_end_obj(&j);
+        }
+        jw_end_obj(&j);
+        fclose(f);
+    }
+    return EXIT_OK;
+}

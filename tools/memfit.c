@@ -1,0 +1,57 @@
+/* memfit.c — will it fit? MemAvailable of this host, and for MPI jobs the
+ * sum of what the ranks on each host need against that host's memory. */
+#include "helix_comm.h"
+#include "run.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* MemAvailable from /proc/meminfo in bytes; -1 if unknown. */
+int64_t cli_mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+typedef struct {
+    char host[64];
+    int64_t need, avail;
+} mem_note;
+
+/* MPI: each host sums what its ranks need; all ranks reach the same verdict. */
+int cli_mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
+{
+    mem_note mine;
+    memset(&mine, 0, sizeof mine);
+    gethostname(mine.host, sizeof mine.host - 1);
+    mine.need = need;
+    mine.avail = cli_mem_available();
+    const int n = world->size;
+    mem_note *all = calloc((size_t)n, sizeof *all);
+    size_t *cd = calloc(2 * (size_t)n, sizeof *cd);
+    if (!all || !cd) { free(all); free(cd); snprintf(why, why_n, "out of memory"); return 0; }
+    for (int p = 0; p < n; p++) { cd[p] = sizeof mine; cd[n + p] = (size_t)p * sizeof mine; }
+    int fits = helix_comm_allgatherv(world, &mine, sizeof mine, all, cd, cd + n) == HELIX_OK;
+    for (int p = 0; fits && p < n; p++) {
+        int64_t sum = 0, ranks = 0;
+        for (int q = 0; q < n; q++)
+            if (!strcmp(all[q].host, all[p].host)) { sum += all[q].need; ranks++; }
+        if (all[p].avail > 0 && sum > all[p].avail) {
+            char b1[32], b2[32];
+            snprintf(why, why_n, "host %s needs %s for its %lld ranks but has %s available", all[p].host,
+                     run_human_bytes(sum, b1), (long long)ranks, run_human_bytes(all[p].avail, b2));
+            fits = 0;
+        }
+    }
+    free(all);
+    free(cd);
+    return fits;
+}
+
