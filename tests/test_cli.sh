@@ -6,9 +6,7 @@ set -u
 HELIX=$1
 README=$2
 PY=${HELIX_PYTHON:-/usr/bin/python3}
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/harness.sh"
 
 # runs that must exit 0 with PASS
 while read -r args; do
@@ -86,11 +84,6 @@ for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-alg
            --no-out-proj --bias --dtype --seed --backend --threads --check --no-check --output --json --help; do
     grep -qF -- "  $opt" <<<"$help" && ok || bad "--help lacks $opt"
 done
-missing=0
-while IFS= read -r line; do
-    grep -qF -- "$line" "$README" || { missing=1; echo "README lacks help line: $line" >&2; }
-done <<<"$help"
-[ $missing -eq 0 ] && ok || bad "README's 'helix run --help' block differs from the binary's"
+help_in_readme "$help" "$README" "helix run --help"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -9,9 +9,7 @@ HELIX=$1; README=$2
 PY=${HELIX_PYTHON:-/usr/bin/python3}
 . "$(dirname "$0")/mpi_env.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/harness.sh"
 
 # every row ran, equals the plan, and has #wrong 0
 rows_ok() {   # $1: output, $2: expected number of layouts
@@ -83,11 +81,6 @@ check_bad "unknown option '--frobnicate'" --frobnicate
 # --help lists every option, and the README shows the same text
 help=$("$HELIX" bench layouts --help); rc=$?
 [ $rc -eq 0 ] && ok || bad "bench layouts --help exit $rc"
-missing=0
-while IFS= read -r line; do
-    grep -qF -- "$line" "$README" || { missing=1; echo "README lacks help line: $line" >&2; }
-done <<<"$help"
-[ $missing -eq 0 ] && ok || bad "README's 'helix bench layouts --help' block differs from the binary's"
+help_in_readme "$help" "$README" "helix bench layouts --help"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -9,9 +9,7 @@ HELIX=$1; HW=$2
 PY=${HELIX_PYTHON:-/usr/bin/python3}
 . "$(dirname "$0")/mpi_env.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/harness.sh"
 
 out=$("$HELIX" plan --preset paper --hardware h100-dgx --devices 16 --json "$tmp/p.json" 2>&1); rc=$?
 if [ $rc -eq 0 ] && grep -q "verdict (the paper's layouts): helix4x4-sliced" <<<"$out" && grep -q "paper's claim" <<<"$out" \
@@ -53,5 +51,4 @@ if [ $rc -le 1 ] && grep -q "bytes predicted = measured on every rank" <<<"$out"
 else bad "plan --validate: rc=$rc"; echo "$out" | tail -6 >&2; fi
 echo "$out" | grep "median"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

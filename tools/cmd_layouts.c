@@ -66,7 +66,6 @@ static const helix_phase comm_ph[] = {HELIX_PHASE_INPUT, HELIX_PHASE_REGATHER, H
                                       HELIX_PHASE_COL_GATHER, HELIX_PHASE_REDUCE, HELIX_PHASE_MLP_REDUCE, HELIX_PHASE_P2P,
                                       HELIX_PHASE_OUTPUT};
 
-static double tol_of(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
 
 /* Fill a row's numbers from every rank's statistics. */
 static void summarize(lrow *r, const helix_model_stats *st)
@@ -141,7 +140,7 @@ static int check_row(lrow *r, ref_cache *c, const helix_model_config *mc, const 
         c->m[k] = m; c->ref[k] = ref; c->den[k] = den; c->n++;
     }
     const float *ref = c->ref[k];
-    double num = 0, lim = tol_of(mc->dtype) * c->den[k];
+    double num = 0, lim = run_tolerance(mc->dtype) * c->den[k];
     r->wrong = 0;
     for (int64_t q = 0; q < n; q++) {
         double dd = fabs((double)r->y[q] - ref[q]);
@@ -397,7 +396,7 @@ int cmd_layouts(int argc, char **argv)
                "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
         printf("# bytes: MB sent per rank (max over ranks) by kind; '= plan' when every rank's every phase and its arena\n"
                "#   equal the plan's prediction; #wrong: outputs off the float64 reference by more than %.0e x max|ref|\n#\n",
-               tol_of(mc.dtype));
+               run_tolerance(mc.dtype));
         printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %7s | %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
                "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "bytes", "peak_mem", "max_err",
                "#wrong");

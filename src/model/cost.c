@@ -39,6 +39,7 @@
  *   <= device_mem and each node's sum <= node_mem.
  */
 #include "helix_model.h"
+#include "../core/util-impl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -114,7 +115,8 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
 
     double *busy = calloc((size_t)P, sizeof *busy), *stage_t = calloc((size_t)S, sizeof *stage_t);
     double *stage_comp = calloc((size_t)S, sizeof *stage_comp);
-    if (!busy || !stage_t || !stage_comp) { free(busy); free(stage_t); free(stage_comp); snprintf(o->why, sizeof o->why, "out of memory"); return; }
+    int64_t *mem = calloc((size_t)P, sizeof *mem);
+    if (!busy || !stage_t || !stage_comp || !mem) { free(busy); free(stage_t); free(stage_comp); free(mem); snprintf(o->why, sizeof o->why, "out of memory"); return; }
     double out_t = 0;
     for (int64_t r = 0; r < P; r++) {
         helix_model_device_plan dp;
@@ -176,8 +178,8 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         for (int q = 0; q < HELIX_NPHASES; q++) if (full[q] > o->phase_s[q]) o->phase_s[q] = full[q];
         if (ib > o->intra_bytes) o->intra_bytes = ib;
         if (ob > o->inter_bytes) o->inter_bytes = ob;
-        int64_t mem = dp.peak_bytes - (dp.out_bytes ? ((dp.out_bytes + 63) / 64) * 64 : 0);
-        if (mem > o->mem_bytes) o->mem_bytes = mem;
+        mem[r] = dp.peak_bytes - helix_al64(dp.out_bytes);
+        if (mem[r] > o->mem_bytes) o->mem_bytes = mem[r];
     }
     o->phase_s[HELIX_PHASE_OUTPUT] = out_t;
     double tmax = 0, sum = 0, comp = 0;
@@ -191,9 +193,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         int64_t node_mem = 0;
         for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) {
             b += busy[r];
-            helix_model_device_plan dp;
-            helix_model_plan_device(p, r, &dp);
-            node_mem += dp.peak_bytes - (dp.out_bytes ? ((dp.out_bytes + 63) / 64) * 64 : 0);
+            node_mem += mem[r];
         }
         b /= hw->parallel > 0 ? hw->parallel : (double)lc.G;
         if (b > share) share = b;
@@ -216,5 +216,5 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         snprintf(o->why, sizeof o->why, "a node's devices need %.3g GB, it has %.3g GB", o->node_mem_bytes / 1e9,
                  hw->node_mem / 1e9);
     }
-    free(busy); free(stage_t); free(stage_comp);
+    free(busy); free(stage_t); free(stage_comp); free(mem);
 }

@@ -36,14 +36,6 @@ typedef struct {
     float *fbuf;               /* f32 rows for LN / GELU (in the kernel workspace) */
 } mdev;
 
-static double phase(mdev *m, helix_phase ph)
-{
-    m->ctr.phase = ph;
-    return helix_now();
-}
-
-static void phase_end(mdev *m, helix_phase ph, double t0) { m->tm[ph] += helix_now() - t0; }
-
 /* ------------------------------------------------------- element-wise */
 
 /* y = LN(a) * gamma + beta, row by row in f32 (eps 1e-5). */
@@ -163,43 +155,45 @@ static void shard_layer(mdev *m, const helix_layer_weights *w, const layer_shard
 
 /* ------------------------------------------------------------- block */
 
+/* Sum the partial products [Bm*L, D] over the tensor group, booked to ph. */
+static helix_status allreduce(mdev *m, helix_phase ph)
+{
+    double t0 = helix_exec_phase(&m->ad, ph);
+    helix_status st = helix_comm_allreduce_sum(m->tg, m->partial, m->p->Bm * m->p->model.seq * m->p->D, m->t, m->scratch);
+    helix_exec_phase_end(&m->ad, ph, t0);
+    return st;
+}
+
 static helix_status block(mdev *m, const layer_shard *s, void *a)
 {
     const helix_model_plan *p = m->p;
     const int64_t D = p->D, fc = p->fcols, rows = p->Bm * p->model.seq;
     helix_dev *d = &m->ad;
     helix_status st;
-    double t0 = phase(m, HELIX_PHASE_NORM);
+    double t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
     layernorm(m, a, s->ln1_g, s->ln1_b, m->xn, rows);
-    phase_end(m, HELIX_PHASE_NORM, t0);
+    helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
 
     d->wq = s->wq; d->wk = s->wk; d->wv = s->wv; d->wo = s->wo;
     d->bq = s->bq; d->bk = s->bk; d->bv = s->bv; d->bo = s->bo;
     d->x = m->xn;
-    if ((st = helix_exec_attention_core(d, m->partial))) return st;
-    t0 = phase(m, HELIX_PHASE_REDUCE);
-    st = helix_comm_allreduce_sum(m->tg, m->partial, rows * D, m->t, m->scratch);
-    phase_end(m, HELIX_PHASE_REDUCE, t0);
-    if (st) return st;
+    if ((st = helix_exec_attention_core(d, m->partial)) || (st = allreduce(m, HELIX_PHASE_REDUCE))) return st;
 
-    t0 = phase(m, HELIX_PHASE_NORM);
+    t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
     residual(m, a, m->partial, rows);
     layernorm(m, a, s->ln2_g, s->ln2_b, m->xn, rows);
-    phase_end(m, HELIX_PHASE_NORM, t0);
+    helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
 
-    t0 = phase(m, HELIX_PHASE_MLP);
+    t0 = helix_exec_phase(&m->ad, HELIX_PHASE_MLP);
     helix_gemm(rows, fc, D, m->t, m->xn, D, m->t, s->w1, fc, s->b1, m->t, m->hidden, fc, d->work);
     gelu(m, m->hidden, rows, fc);
     helix_gemm(rows, D, fc, m->t, m->hidden, fc, m->t, s->w2, D, s->b2, m->t, m->partial, D, d->work);
-    phase_end(m, HELIX_PHASE_MLP, t0);
-    t0 = phase(m, HELIX_PHASE_MLP_REDUCE);
-    st = helix_comm_allreduce_sum(m->tg, m->partial, rows * D, m->t, m->scratch);
-    phase_end(m, HELIX_PHASE_MLP_REDUCE, t0);
-    if (st) return st;
+    helix_exec_phase_end(&m->ad, HELIX_PHASE_MLP, t0);
+    if ((st = allreduce(m, HELIX_PHASE_MLP_REDUCE))) return st;
 
-    t0 = phase(m, HELIX_PHASE_NORM);
+    t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
     residual(m, a, m->partial, rows);
-    phase_end(m, HELIX_PHASE_NORM, t0);
+    helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
     return HELIX_OK;
 }
 
@@ -259,23 +253,23 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
     for (int64_t k = 0; k < p->mb; k++) {
         char *a = m->act;
         if (dp->stage == 0) {            /* micro-batch k of X streams in from rank 0 */
-            t0 = phase(m, HELIX_PHASE_INPUT);
+            t0 = helix_exec_phase(&m->ad, HELIX_PHASE_INPUT);
             if (rank == 0) helix_from_f32(m->t, x + k * rows * D, a, rows * D);
             st = helix_comm_bcast(m->tg, a, chunk, 0);
-            phase_end(m, HELIX_PHASE_INPUT, t0);
+            helix_exec_phase_end(&m->ad, HELIX_PHASE_INPUT, t0);
         } else {
-            t0 = phase(m, HELIX_PHASE_P2P);
+            t0 = helix_exec_phase(&m->ad, HELIX_PHASE_P2P);
             st = helix_comm_bcast(m->prev, a, chunk, 0);
             if (k == 0) stats->bubble_s += helix_now() - t0;     /* pipeline fill */
-            else phase_end(m, HELIX_PHASE_P2P, t0);
+            else helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
         }
         if (st) return st;
         for (int64_t l = 0; l < dp->layer_end - dp->layer_begin; l++)
             if ((st = block(m, &m->ls[l], a))) return st;
         if (dp->stage < S - 1) {
-            t0 = phase(m, HELIX_PHASE_P2P);
+            t0 = helix_exec_phase(&m->ad, HELIX_PHASE_P2P);
             st = helix_comm_bcast(m->next, a, chunk, 0);
-            phase_end(m, HELIX_PHASE_P2P, t0);
+            helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
             if (st) return st;
         } else if (m->out) {
             memcpy(m->out + k * chunk, a, chunk);
@@ -288,12 +282,12 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
     if (S > 1 && dp->stage < S - 1) stats->bubble_s += helix_now() - t0;   /* pipeline drain */
     if (S > 1) {
         /* Y from the last stage to rank 0, a micro-batch at a time */
-        t0 = phase(m, HELIX_PHASE_OUTPUT);
+        t0 = helix_exec_phase(&m->ad, HELIX_PHASE_OUTPUT);
         for (int64_t k = 0; k < p->mb && st == HELIX_OK; k++) {
             st = helix_comm_bcast(m->outc, rank == 0 ? m->act : m->out + k * chunk, chunk, 1);
             if (st == HELIX_OK && rank == 0 && y) helix_to_f32(m->t, m->act, y + k * rows * D, rows * D);
         }
-        phase_end(m, HELIX_PHASE_OUTPUT, t0);
+        helix_exec_phase_end(&m->ad, HELIX_PHASE_OUTPUT, t0);
         if (st) return st;
     }
     stats->wall_s = helix_now() - start;
