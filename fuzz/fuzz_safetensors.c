@@ -1,6 +1,6 @@
 /* fuzz_safetensors.c — libFuzzer harness: any byte string as a whole
  * safetensors file; accepted files are read back tensor by tensor and
- * searched for attention weights. */
+ * searched for attention weights and a whole model. */
 #include "helix_io.h"
 
 #include <stdlib.h>
@@ -18,6 +18,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     }
     helix_st_attn a;
     helix_st_attn_find(&f, "", &a, &err);
+    helix_st_model m;
+    if (helix_st_model_find(&f, NULL, &m, &err) == HELIX_OK) helix_st_model_close(&m);
     helix_st_close(&f);
     return 0;
 }

@@ -3,6 +3,7 @@
 #define HELIX_IO_H
 
 #include "helix.h"
+#include "helix_model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -108,6 +109,47 @@ helix_status helix_st_attn_load(void *ctx, const helix_plan *p, int64_t rank, he
  * each buffer D*D floats, biases D (zeros when absent); wo may be NULL. */
 helix_status helix_st_attn_full(const helix_st_attn *a, float *wq, float *wk, float *wv, float *wo, float *bq,
                                 float *bk, float *bv, float *bo, helix_err *err);
+
+/* ------------------------------------------------ whole-model weights */
+
+#define HELIX_ST_MAX_LAYERS 100000
+
+/* One pre-LN block's tensors in a file (PyTorch [out, in] linears). NULL
+ * biases are absent (zeros); a missing LayerNorm bias is zeros. */
+typedef struct {
+    const helix_st_tensor *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+    helix_st_attn attn;               /* with its output projection  */
+    const helix_st_tensor *w1, *b1;   /* FC1 [F, D], [F]             */
+    const helix_st_tensor *w2, *b2;   /* FC2 [D, F], [D]             */
+} helix_st_layer;
+
+typedef struct {
+    const helix_st_file *file;
+    char pattern[128];        /* per-layer prefix, "{i}" = layer index */
+    int64_t layers, D, F;
+    int bias;                 /* some linear layer has a bias          */
+    helix_st_layer *layer;    /* [layers], owned                       */
+} helix_st_model;
+
+/* Find a whole model: layers 0..N-1 under the per-layer prefix `pattern`
+ * (NULL or "": the first of layers.{i}., encoder.layers.{i}.,
+ * model.layers.{i}., transformer.layers.{i}., transformer.h.{i}., h.{i}.,
+ * blocks.{i}., {i}. that holds layer 0). Inside a layer, first match wins:
+ *   LN1  norm1 | ln_1 | ln1 | input_layernorm            (.weight [, .bias])
+ *   attn self_attn. | attn. | attention.   (as helix_st_attn_find; W_O needed)
+ *   LN2  norm2 | ln_2 | ln2 | post_attention_layernorm
+ *   FC1  linear1 | mlp.fc1 | fc1   [F, D]   FC2  linear2 | mlp.fc2 | fc2  [D, F]
+ * (the first column is PyTorch's nn.TransformerEncoderLayer). D and F come
+ * from layer 0; every layer's every shape is checked; a missing layer or
+ * tensor is named in the error. */
+helix_status helix_st_model_find(const helix_st_file *f, const char *pattern, helix_st_model *m, helix_err *err);
+void helix_st_model_close(helix_st_model *m);
+/* Read the first `layers` layers into f32 model weights (helix's [in, out]
+ * layout; biases present when m->bias). Refuses NaN/Inf, naming the tensor
+ * and the element, unless allow_nonfinite. Allocates
+ * helix_model_weights_bytes(D, F, layers, bias): check it fits first. */
+helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int allow_nonfinite, helix_model_weights *out,
+                                 helix_err *err);
 
 #ifdef __cplusplus
 }

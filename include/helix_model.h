@@ -143,6 +143,12 @@ helix_status helix_model_ref(const helix_model_config *mc, int64_t heads, int64_
 helix_status helix_model_weights_random(const helix_model_config *mc, uint64_t seed,
                                         helix_model_weights *out, helix_err *err);
 void helix_model_weights_free(helix_model_weights *w);
+/* Bytes of f32 weights for D, F, layers (-1 on bad sizes or overflow), and
+ * zeroed weights of that shape in one allocation (biases only when bias),
+ * for filling in place (the pointers are const only to readers). */
+int64_t helix_model_weights_bytes(int64_t D, int64_t F, int64_t layers, int bias);
+helix_status helix_model_weights_alloc(int64_t D, int64_t F, int64_t layers, int bias, helix_model_weights *out,
+                                       helix_err *err);
 
 /* ------------------------------------------------------------ planner */
 

@@ -6,6 +6,7 @@
  * device; optional JSON and a gnuplot PNG. */
 #include "cli.h"
 #include "helix_model.h"
+#include "model_inputs.h"
 #include "run.h"
 
 #include <fcntl.h>
@@ -38,7 +39,19 @@ static const char *layouts_help =
     "  --dtype T         f32, bf16 or f16                              [f32]\n"
     "  --causal          causal attention\n"
     "  --bias            biases in every linear layer\n"
-    "  --seed S          weights and input                             [1]\n"
+    "  --seed S          random weights and input                      [1]\n"
+    "  --weights FILE    the whole model from one .safetensors file; D, F, the\n"
+    "                    layers (or the first --layers), biases and dtype from it;\n"
+    "                    d = D / --heads. Names: per-layer prefix (--layer-prefix),\n"
+    "                    then norm1|ln_1, self_attn.|attn. (in_proj_weight or\n"
+    "                    q/k/v_proj, out_proj|o_proj), norm2|ln_2, linear1|mlp.fc1,\n"
+    "                    linear2|mlp.fc2: PyTorch nn.TransformerEncoderLayer\n"
+    "                    (norm_first=True, activation='gelu') and GPT-style names\n"
+    "  --layer-prefix P  layer prefix with {i} for the index   [auto: layers.{i}.,\n"
+    "                    encoder.layers.{i}., model.layers.{i}., transformer.h.{i}., ...]\n"
+    "  --input FILE      X as .npy [B, L, D] (<f4 or <f2); B, L from the file\n"
+    "  --output FILE     write the first layout's output [B, L, D] as .npy (f32)\n"
+    "  --allow-nonfinite run even if weights or input hold NaN/Inf     [refuse]\n"
     "  --threads T       in-process: devices computing at once         [all cores]\n"
     "  --backend B       auto, inproc or mpi                           [auto]\n"
     "  --no-check        skip the reference (#wrong shows '-')\n"
@@ -274,6 +287,9 @@ int cmd_layouts(int argc, char **argv)
         {"bias", no_argument, 0, 'b'}, {"seed", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
         {"backend", required_argument, 0, 'e'}, {"no-check", no_argument, 0, 'n'}, {"quick", no_argument, 0, 'q'},
         {"json", required_argument, 0, 'j'}, {"plot", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {"weights", required_argument, 0, 'W'}, {"layer-prefix", required_argument, 0, 'X'},
+        {"input", required_argument, 0, 'I'}, {"output", required_argument, 0, 'O'},
+        {"allow-nonfinite", no_argument, 0, 'A'},
         {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 4; mc.seq = 1024;
@@ -281,7 +297,10 @@ int cmd_layouts(int argc, char **argv)
     int check = 1, quick = 0, set_P = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
     char list[1024] = "";
-    int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq were given */
+    int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq, dtype, bias were given */
+    model_inputs_opts mi;
+    memset(&mi, 0, sizeof mi);
+    const char *output = NULL;
     int c, bad = 0;
     optind = 1;
     opterr = 0;
@@ -298,9 +317,15 @@ int cmd_layouts(int argc, char **argv)
         case 'M': bad = cli_int("--microbatches", optarg, 0, 1 << 20, &mbs); break;
         case 'T':
             if (helix_dtype_parse(optarg, &mc.dtype)) { fprintf(stderr, "helix: --dtype: unknown '%s' (f32, bf16, f16)\n", optarg); bad = 1; }
+            set[6] = 1;
             break;
         case 'c': mc.causal = 1; break;
-        case 'b': mc.bias = 1; break;
+        case 'b': mc.bias = 1; set[7] = 1; break;
+        case 'W': mi.weights = optarg; break;
+        case 'X': mi.prefix = optarg; break;
+        case 'I': mi.input = optarg; break;
+        case 'O': output = optarg; break;
+        case 'A': mi.allow_nonfinite = 1; break;
         case 's': bad = cli_int("--seed", optarg, 0, INT64_MAX, &seed); break;
         case 't': bad = cli_int("--threads", optarg, 1, 4096, &threads); break;
         case 'e': backend_s = optarg; break;
@@ -352,6 +377,18 @@ int cmd_layouts(int argc, char **argv)
     const int root = rank == 0;
     if (!list[0]) default_layouts(P, list, sizeof list);
 
+    /* the model and the input settle the sizes before any layout is planned */
+    helix_model_weights w;
+    float *x = NULL;
+    mi.seed = seed;
+    mi.given_head_dim = set[1]; mi.given_ffn = set[2]; mi.given_layers = set[3];
+    mi.given_batch = set[4]; mi.given_seq = set[5]; mi.given_dtype = set[6]; mi.given_bias = set[7];
+    int rc = model_inputs_load(&mi, &mc, root, world, &w, &x);
+    if (rc != EXIT_OK) {
+        if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
+        return rc;
+    }
+
     /* parse the layouts; a bad one becomes a row that says why */
     lrow rows[32];
     int nr = 0;
@@ -368,21 +405,15 @@ int cmd_layouts(int argc, char **argv)
         helix_layout_name(&r->lay, r->name, sizeof r->name);
         if (helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e)) snprintf(r->error, sizeof r->error, "invalid: %s", e.msg);
     }
-    if (nr == 0) { fprintf(stderr, "helix: --layouts: no layout given\n"); return EXIT_USAGE; }
+    if (nr == 0) {
+        if (root) fprintf(stderr, "helix: --layouts: no layout given\n");
+        helix_model_weights_free(&w);
+        free(x);
+        if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
+        return EXIT_USAGE;
+    }
 
-    helix_model_weights w;
     const int64_t BL = mc.batch * mc.seq, D = mc.heads * mc.head_dim;
-    if (helix_model_weights_random(&mc, (uint64_t)seed, &w, &err)) {
-        fprintf(stderr, "helix: %s\n", err.msg);
-        if (mpi) helix_mpi_abort(EXIT_RUNTIME);
-        return EXIT_RUNTIME;
-    }
-    float *x = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
-    if (root) {
-        if (!x) { fprintf(stderr, "helix: out of memory for the input\n"); if (mpi) helix_mpi_abort(EXIT_RUNTIME); return EXIT_RUNTIME; }
-        cli_rng g = {(uint64_t)seed * 7919 + 17};
-        for (int64_t k = 0; k < BL * D; k++) x[k] = cli_uniform(&g, 1.0f);
-    }
     const double flops = helix_model_flops(&mc);
     if (root) {
         printf("# helix %s bench layouts: %lld devices, engine %s%s%s\n", HELIX_VERSION, (long long)P, mpi ? "mpi" : "inproc",
@@ -391,6 +422,8 @@ int cmd_layouts(int argc, char **argv)
                (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn, (long long)mc.layers,
                (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " causal" : "",
                mc.bias ? " bias" : "", flops / 1e9);
+        printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
+               mi.input ? mi.input : "random from --seed");
         printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n", mbs ? "--microbatches" : "B");
         printf("# time split: mean over ranks, %% of the forward pass's wall time (max rank): compute, comm (collectives,\n"
                "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
@@ -404,7 +437,7 @@ int cmd_layouts(int argc, char **argv)
     helix_model_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
     ref_cache refs;
     memset(&refs, 0, sizeof refs);
-    int runtime_fail = 0;
+    int runtime_fail = 0, wrote_output = 0;
     for (int k = 0; k < nr; k++) {
         lrow *r = &rows[k];
         if (r->error[0]) { if (root) print_row(r); continue; }
@@ -445,6 +478,11 @@ int cmd_layouts(int argc, char **argv)
             summarize(r, stats);
             if (check && check_row(r, &refs, &mc, &w, x)) runtime_fail = 1;
             print_row(r);
+            if (output && !wrote_output) {
+                if (model_output_write(output, &mc, r->y)) runtime_fail = 1;
+                else fprintf(stderr, "  wrote %s's output to %s\n", r->name, output);
+                wrote_output = 1;
+            }
         }
     }
     int any_wrong = 0, any_diff = 0;
@@ -466,6 +504,9 @@ int cmd_layouts(int argc, char **argv)
                (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " --causal" : "", mc.bias ? " --bias" : "",
                check ? "" : " --no-check", (long long)seed);
         if (mbs) printf(" --microbatches %lld", (long long)mbs);
+        if (mi.weights) printf(" --weights %s", mi.weights);
+        if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);
+        if (mi.input) printf(" --input %s", mi.input);
         printf("\n");
         if (json) {
             FILE *f = fopen(json, "w");

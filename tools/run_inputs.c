@@ -47,45 +47,53 @@ static int resolve_weights(run_opts *o, run_files *f)
     return EXIT_OK;
 }
 
-static int read_input(run_opts *o, run_files *f, int64_t D)
+int run_read_x(const char *path, int64_t D, const char *d_from, int64_t want_B, int64_t want_L, int allow_nonfinite,
+               helix_array *x)
 {
     helix_err err = {{0}};
-    if (helix_npy_read(o->input, &f->x_in, &err)) {
+    if (helix_npy_read(path, x, &err)) {
         fprintf(stderr, "helix: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    f->have_x = 1;
-    const helix_array *a = &f->x_in;
+    const helix_array *a = x;
+    int rc = EXIT_OK;
     if (a->ndim != 3 || a->shape[2] != D) {
         char got[160] = "", *p = got;
         for (int k = 0; k < a->ndim; k++) p += snprintf(p, (size_t)(got + sizeof got - p), "%s%lld", k ? ", " : "", (long long)a->shape[k]);
-        fprintf(stderr, "helix: %s has shape [%s], but the model needs [B, L, D=%lld] (D %s%s)\n", o->input, got,
-                (long long)D, o->weights ? "from " : "= --heads x --head-dim", o->weights ? o->weights : "");
-        return EXIT_USAGE;
-    }
-    if (o->given_batch && o->cfg.batch != a->shape[0]) {
-        fprintf(stderr, "helix: --batch %lld, but %s has B=%lld\n", (long long)o->cfg.batch, o->input, (long long)a->shape[0]);
-        return EXIT_USAGE;
-    }
-    if (o->given_seq && o->cfg.seq != a->shape[1]) {
-        fprintf(stderr, "helix: --seq %lld, but %s has L=%lld\n", (long long)o->cfg.seq, o->input, (long long)a->shape[1]);
-        return EXIT_USAGE;
-    }
-    if (a->shape[0] < 1 || a->shape[1] < 1) {
-        fprintf(stderr, "helix: %s is empty (B=%lld, L=%lld)\n", o->input, (long long)a->shape[0], (long long)a->shape[1]);
-        return EXIT_USAGE;
-    }
-    if (!o->allow_nonfinite) {
+        fprintf(stderr, "helix: %s has shape [%s], but the model needs [B, L, D=%lld] (D %s)\n", path, got, (long long)D, d_from);
+        rc = EXIT_USAGE;
+    } else if (want_B && want_B != a->shape[0]) {
+        fprintf(stderr, "helix: --batch %lld, but %s has B=%lld\n", (long long)want_B, path, (long long)a->shape[0]);
+        rc = EXIT_USAGE;
+    } else if (want_L && want_L != a->shape[1]) {
+        fprintf(stderr, "helix: --seq %lld, but %s has L=%lld\n", (long long)want_L, path, (long long)a->shape[1]);
+        rc = EXIT_USAGE;
+    } else if (a->shape[0] < 1 || a->shape[1] < 1) {
+        fprintf(stderr, "helix: %s is empty (B=%lld, L=%lld)\n", path, (long long)a->shape[0], (long long)a->shape[1]);
+        rc = EXIT_USAGE;
+    } else if (!allow_nonfinite) {
         int64_t bad = helix_first_nonfinite(a->dtype, a->data, a->n_elems);
         if (bad >= 0) {
             int64_t L = a->shape[1];
             fprintf(stderr, "helix: %s: non-finite value (%g) at [%lld, %lld, %lld]; refusing (--allow-nonfinite to run anyway)\n",
-                    o->input, helix_load(a->dtype, a->data, bad), (long long)(bad / (L * D)), (long long)(bad / D % L),
+                    path, helix_load(a->dtype, a->data, bad), (long long)(bad / (L * D)), (long long)(bad / D % L),
                     (long long)(bad % D));
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
         }
     }
-    return EXIT_OK;
+    if (rc != EXIT_OK) helix_array_free(x);
+    return rc;
+}
+
+static int read_input(run_opts *o, run_files *f, int64_t D)
+{
+    char from[1100];
+    if (o->weights) snprintf(from, sizeof from, "from %s", o->weights);
+    else snprintf(from, sizeof from, "= --heads x --head-dim");
+    int rc = run_read_x(o->input, D, from, o->given_batch ? o->cfg.batch : 0, o->given_seq ? o->cfg.seq : 0,
+                        o->allow_nonfinite, &f->x_in);
+    f->have_x = rc == EXIT_OK;
+    return rc;
 }
 
 static int check_weights_finite(const run_opts *o, run_files *f)

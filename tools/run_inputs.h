@@ -19,4 +19,11 @@ typedef struct {
 int run_files_resolve(run_opts *o, run_files *f, int root, helix_comm_t *world);
 void run_files_close(run_files *f);
 
+/* Read X [B, L, D] from .npy (f32 or f16): D must match (d_from says where
+ * D came from), B and L too when want_B / want_L are non-zero; NaN/Inf
+ * refused unless allow_nonfinite. Prints its error; returns an exit code
+ * (x is freed on error). */
+int run_read_x(const char *path, int64_t D, const char *d_from, int64_t want_B, int64_t want_L, int allow_nonfinite,
+               helix_array *x);
+
 #endif

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""PyTorch's own pre-LN encoder as the reference (run when torch is
+installed; exit 77 = skipped otherwise). Writes OUT/torch.safetensors (the
+state_dict of nn.TransformerEncoder(norm_first=True, activation='gelu')),
+OUT/torch_x.npy and OUT/torch_expect.npy (PyTorch's output in float64), and
+the same with a causal mask as OUT/torch_causal_expect.npy.
+
+usage: torch_model.py OUT HEADS D F LAYERS B L
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:
+    print("torch is not installed (apt-get install python3-torch): skipped")
+    sys.exit(77)
+
+out = sys.argv[1]
+heads, D, F, layers, B, L = (int(a) for a in sys.argv[2:8])
+torch.manual_seed(5)
+layer = torch.nn.TransformerEncoderLayer(d_model=D, nhead=heads, dim_feedforward=F, dropout=0.0, activation="gelu",
+                                         batch_first=True, norm_first=True)
+model = torch.nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False).double().eval()
+with torch.no_grad():   # non-trivial LayerNorm parameters
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            p.add_(0.2 * torch.rand_like(p) - 0.1)
+
+header, blobs, off = {}, [], 0
+for name, t in model.state_dict().items():
+    raw = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+    header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+    blobs.append(raw)
+    off += len(raw)
+h = json.dumps(header).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+with open(f"{out}/torch.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+# the reference runs the float32-rounded weights in float64
+with torch.no_grad():
+    for p in model.parameters():
+        p.copy_(p.to(torch.float32).to(torch.float64))
+    x = torch.rand(B, L, D, dtype=torch.float32) * 2 - 1
+    np.save(f"{out}/torch_x.npy", x.numpy())
+    y = model(x.double())
+    np.save(f"{out}/torch_expect.npy", y.numpy().astype(np.float32))
+    mask = torch.triu(torch.full((L, L), float("-inf"), dtype=torch.float64), 1)
+    y = model(x.double(), mask=mask)
+    np.save(f"{out}/torch_causal_expect.npy", y.numpy().astype(np.float32))
+print(f"torch {torch.__version__}: wrote {out}/torch.safetensors ({len(header)} tensors)")

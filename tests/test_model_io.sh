@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# test_model_io.sh HELIX [IO_ASAN] — whole models from one safetensors file: models
+# written by NumPy in PyTorch's nn.TransformerEncoder names and GPT-style
+# names (f32, f16, bf16; biases or not; causal or not; a custom layer
+# prefix) run through `helix bench layouts` in several layouts, in-process
+# and over MPI, and their outputs are compared with a float64 NumPy forward
+# pass (tests/io/make_model.py) and, where PyTorch is installed, with
+# PyTorch's own nn.TransformerEncoder. Every broken model is refused (exit 2)
+# with its own message; all the files go through the parsers and the model
+# loader under AddressSanitizer + UBSan (IO_ASAN).
+set -u
+HELIX=$1; IO_ASAN=${2:-}
+PY=${HELIX_PYTHON:-/usr/bin/python3}
+here=$(dirname "$0")
+. "$here/harness.sh"
+. "$here/mpi_env.sh"
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+"$PY" "$here/io/make_model.py" "$dir" >/dev/null || { echo "make_model.py failed"; echo "0 passed, 1 failed"; exit 1; }
+
+compare() {  # output expected tolerance
+    "$PY" - "$1" "$2" "$3" <<'EOF_PY'
+import sys, numpy as np
+y = np.load(sys.argv[1]).astype(np.float64); e = np.load(sys.argv[2]).astype(np.float64)
+err = np.abs(y - e).max() / np.abs(e).max() if y.shape == e.shape else float("inf")
+print(f"    vs {sys.argv[2].rsplit('/', 1)[-1]}: {err:.2e} (tolerance {float(sys.argv[3]):.0e})")
+sys.exit(0 if err <= float(sys.argv[3]) else 1)
+EOF_PY
+}
+
+# run ENGINE WEIGHTS X EXPECT TOL HEADS LAYOUT [options...]
+run() {
+    local engine=$1 w=$2 x=$3 e=$4 tol=$5 heads=$6 lay=$7; shift 7
+    local pre=(); [ "$engine" = mpi ] && pre=(mpirun -np 4)
+    out=$("${pre[@]}" "$HELIX" bench layouts --devices 4 --layouts "$lay" --weights "$w" --input "$x" --heads "$heads" \
+          --output "$dir/y.npy" "$@" 2>&1 </dev/null); rc=$?
+    if [ $rc -eq 0 ] && grep -q "engine $engine" <<<"$out" && compare "$dir/y.npy" "$e" "$tol"; then ok
+    else bad "$engine $(basename "$w") $lay $*: rc=$rc"; echo "$out" | tail -4 >&2; fi
+    rm -f "$dir/y.npy"
+}
+
+g=$dir/good
+echo "models written by NumPy, against the float64 NumPy forward pass:"
+while read -r name heads lay causal tol expect prefix; do
+    opts=(); [ "$causal" = 1 ] && opts+=(--causal); [ "$prefix" != - ] && opts+=(--layer-prefix "$prefix")
+    echo "  $name $lay${opts[*]:+ ${opts[*]}}"
+    run inproc "$g/$name.safetensors" "$g/${name}_x.npy" "$g/$expect.npy" "$tol" "$heads" "$lay" "${opts[@]}"
+done <"$g/runs.txt"
+echo "  over MPI (4 ranks):"
+run mpi "$g/enc_f32.safetensors" "$g/enc_f32_x.npy" "$g/enc_f32_expect.npy" 1e-5 4 helix2x2-exact
+run mpi "$g/enc_f32.safetensors" "$g/enc_f32_x.npy" "$g/enc_f32_expect.npy" 1e-5 4 tp2pp2
+run mpi "$g/gpt_bf16.safetensors" "$g/gpt_bf16_x.npy" "$g/gpt_bf16_expect.npy" 2e-2 4 tp4
+# --layers N runs the first N of a deeper file (the NumPy pass over 2 of enc_f32's 4 layers)
+out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$g/enc_f32.safetensors" --heads 4 --layers 2 2>&1)
+if [ $? -eq 0 ] && grep -q "layers=2 " <<<"$out"; then ok; else bad "--layers 2 of 4: $out"; fi
+
+echo "PyTorch's nn.TransformerEncoder(norm_first=True, activation='gelu'):"
+"$PY" "$here/io/torch_model.py" "$dir" 4 32 96 2 2 20 >"$dir/torch.log" 2>&1; trc=$?
+if [ $trc -eq 77 ]; then
+    echo "  SKIPPED: $(cat "$dir/torch.log") (these checks are not counted as passed)"
+elif [ $trc -ne 0 ]; then
+    bad "torch_model.py failed: $(tail -3 "$dir/torch.log")"
+else
+    sed 's/^/  /' "$dir/torch.log"
+    for lay in helix2x2-exact tp2pp2; do
+        run inproc "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_expect.npy" 1e-5 4 "$lay"
+        run inproc "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_causal_expect.npy" 1e-5 4 "$lay" --causal
+    done
+    run mpi "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_expect.npy" 1e-5 4 helix4x1-exact
+fi
+
+echo "broken models and contradicting options are refused (exit 2) with their own message:"
+b=$dir/bad
+while IFS=$'\t' read -r file opts msg; do
+    read -r -a args <<<"${opts//BAD/$b}"
+    out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$b/$file" "${args[@]}" 2>&1); rc=$?
+    if [ $rc -eq 2 ] && grep -qF -- "$msg" <<<"$out"; then ok
+    else bad "$file $opts: rc=$rc, want 2 and '$msg'; got: $out"; fi
+done <"$b/bad.txt"
+# the same refusal over MPI: every rank stops, none hangs
+out=$(timeout 120 mpirun -np 4 "$HELIX" bench layouts --layouts tp4 --weights "$b/nan.safetensors" --heads 2 2>&1 </dev/null); rc=$?
+if [ $rc -eq 2 ] && grep -qF "non-finite value (nan) at [3, 5]" <<<"$out"; then ok; else bad "mpi nan.safetensors: rc=$rc: $out"; fi
+# --allow-nonfinite runs it; the NaN then reaches the output and the check fails (exit 1, not 2)
+"$HELIX" bench layouts --devices 4 --layouts tp2pp2 --weights "$b/nan.safetensors" --heads 2 --batch 2 --seq 16 --allow-nonfinite >/dev/null 2>&1
+rc=$?; [ $rc -eq 1 ] && ok || bad "--allow-nonfinite: rc=$rc, want 1"
+
+if [ -n "$IO_ASAN" ]; then
+    if out=$("$IO_ASAN" "$g"/* "$b"/* "$dir"/*.safetensors 2>&1); then ok; else bad "loader under ASan/UBSan: $out"; fi
+    echo "$out" | tail -1
+fi
+summary

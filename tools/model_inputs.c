@@ -1,0 +1,186 @@
+/* model_inputs.c — the model and input of `helix bench layouts`: weights
+ * from one safetensors file (every rank reads the file; D, F, layers and
+ * biases come from it) or random from the seed; X from .npy on rank 0 (B and
+ * L from it) or random. Sizes are settled and checked against memory before
+ * anything large is allocated; under MPI every rank reaches the same
+ * verdict, so a bad file never leaves ranks waiting on each other. */
+#include "model_inputs.h"
+#include "cli.h"
+#include "helix_io.h"
+#include "run.h"
+#include "run_inputs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* All ranks agree on failure: any rank's failure is everyone's. */
+static int agree(helix_comm_t *world, int rc, int root, const char *what)
+{
+    if (!world) return rc;
+    int any = 0;
+    if (helix_comm_any(world, rc != EXIT_OK, &any)) return EXIT_RUNTIME;
+    if (any && rc == EXIT_OK) {
+        if (root) fprintf(stderr, "helix: another rank could not %s\n", what);
+        return EXIT_USAGE;
+    }
+    return any ? (rc != EXIT_OK ? rc : EXIT_USAGE) : EXIT_OK;
+}
+
+/* mc's D, F, layers, bias, dtype from the file's model; checks the options given */
+static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m, const helix_st_file *f,
+                            helix_model_config *mc)
+{
+    if (m->D % mc->heads) {
+        fprintf(stderr, "helix: %s has D=%lld, which --heads %lld does not divide\n", o->weights, (long long)m->D,
+                (long long)mc->heads);
+        return EXIT_USAGE;
+    }
+    const int64_t d = m->D / mc->heads;
+    if (o->given_head_dim && mc->head_dim != d) {
+        fprintf(stderr, "helix: --head-dim %lld, but %s has D=%lld = %lld heads x %lld\n", (long long)mc->head_dim,
+                o->weights, (long long)m->D, (long long)mc->heads, (long long)d);
+        return EXIT_USAGE;
+    }
+    if (o->given_ffn && mc->ffn != m->F) {
+        fprintf(stderr, "helix: --ffn %lld, but %s has F=%lld\n", (long long)mc->ffn, o->weights, (long long)m->F);
+        return EXIT_USAGE;
+    }
+    if (o->given_layers && mc->layers > m->layers) {
+        fprintf(stderr, "helix: --layers %lld, but %s has %lld layers\n", (long long)mc->layers, o->weights,
+                (long long)m->layers);
+        return EXIT_USAGE;
+    }
+    if (o->given_bias && !m->bias) {
+        fprintf(stderr, "helix: --bias, but %s has no biases in its linear layers\n", o->weights);
+        return EXIT_USAGE;
+    }
+    mc->head_dim = d;
+    mc->ffn = m->F;
+    if (!o->given_layers) mc->layers = m->layers;
+    mc->bias = m->bias;
+    if (!o->given_dtype) mc->dtype = m->layer[0].attn.q.t->dtype;
+    (void)f;
+    return EXIT_OK;
+}
+
+static int memory_check(const helix_model_config *mc, int root, helix_comm_t *world)
+{
+    const int64_t D = mc->heads * mc->head_dim;
+    const int64_t wb = helix_model_weights_bytes(D, mc->ffn, mc->layers, mc->bias);
+    const int64_t xb = root ? mc->batch * mc->seq * D * 4 : 0;
+    char why[256] = "", b1[32], b2[32];
+    int fits = wb >= 0;
+    if (!fits) snprintf(why, sizeof why, "the sizes overflow");
+    else if (world) {
+        fits = cli_mpi_fits(world, wb + xb, why, sizeof why);
+    } else {
+        const int64_t avail = cli_mem_available();
+        if (avail > 0 && wb + xb > avail) {
+            snprintf(why, sizeof why, "needs %s, %s available", run_human_bytes(wb + xb, b1), run_human_bytes(avail, b2));
+            fits = 0;
+        }
+    }
+    if (fits) return EXIT_OK;
+    if (root)
+        fprintf(stderr, "helix: the model's f32 weights (%s per rank) and input do not fit: %s\n",
+                run_human_bytes(wb < 0 ? 0 : wb, b1), why);
+    return EXIT_USAGE;
+}
+
+int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int root, helix_comm_t *world,
+                      helix_model_weights *w, float **x)
+{
+    memset(w, 0, sizeof *w);
+    *x = NULL;
+    helix_err err = {{0}};
+    helix_st_file f;
+    helix_st_model m;
+    int have_f = 0, have_m = 0, rc = EXIT_OK;
+    if (o->weights) {
+        if (helix_st_open(o->weights, &f, &err)) {
+            if (root) fprintf(stderr, "helix: %s\n", err.msg);
+            rc = EXIT_USAGE;
+        } else {
+            have_f = 1;
+            if (helix_st_model_find(&f, o->prefix, &m, &err)) {
+                if (root) fprintf(stderr, "helix: %s\n", err.msg);
+                rc = EXIT_USAGE;
+            } else {
+                have_m = 1;
+                rc = settle_from_file(o, &m, &f, mc);
+            }
+        }
+        rc = agree(world, rc, root, "read the weights (is the file on every node?)");
+    }
+    /* the input: rank 0 reads it, everyone learns B and L */
+    helix_array xa;
+    memset(&xa, 0, sizeof xa);
+    int have_x = 0;
+    const int64_t D = mc->heads * mc->head_dim;
+    if (rc == EXIT_OK && o->input) {
+        int64_t verdict[3] = {EXIT_OK, mc->batch, mc->seq};
+        if (root) {
+            char from[1100];
+            if (o->weights) snprintf(from, sizeof from, "from %s", o->weights);
+            else snprintf(from, sizeof from, "= --heads x --head-dim");
+            verdict[0] = run_read_x(o->input, D, from, o->given_batch ? mc->batch : 0, o->given_seq ? mc->seq : 0,
+                                    o->allow_nonfinite, &xa);
+            have_x = verdict[0] == EXIT_OK;
+            if (have_x) { verdict[1] = xa.shape[0]; verdict[2] = xa.shape[1]; }
+        }
+        if (world && helix_comm_bcast(world, verdict, sizeof verdict, 0)) verdict[0] = EXIT_RUNTIME;
+        rc = (int)verdict[0];
+        mc->batch = verdict[1];
+        mc->seq = verdict[2];
+    }
+    if (rc == EXIT_OK) rc = memory_check(mc, root, world);
+    if (rc == EXIT_OK) {
+        if (have_m) {
+            if (root) fprintf(stderr, "  loading %lld layers from %s (%s, D=%lld, F=%lld%s)...\n", (long long)mc->layers,
+                              o->weights, m.pattern, (long long)m.D, (long long)m.F, m.bias ? ", biases" : "");
+            if (helix_st_model_load(&m, mc->layers, o->allow_nonfinite, w, &err)) {
+                if (root) fprintf(stderr, "helix: %s%s\n", err.msg,
+                                  strstr(err.msg, "non-finite") ? "; refusing (--allow-nonfinite to run anyway)" : "");
+                rc = EXIT_USAGE;
+            }
+        } else if (helix_model_weights_random(mc, (uint64_t)o->seed, w, &err)) {
+            if (root) fprintf(stderr, "helix: %s\n", err.msg);
+            rc = EXIT_RUNTIME;
+        }
+        rc = agree(world, rc, root, "load the weights");
+    }
+    if (rc == EXIT_OK && root) {
+        const int64_t n = mc->batch * mc->seq * D;
+        *x = malloc(sizeof(float) * (size_t)n);
+        if (!*x) {
+            fprintf(stderr, "helix: out of memory for the input\n");
+            rc = EXIT_RUNTIME;
+        } else if (have_x) {
+            helix_to_f32(xa.dtype, xa.data, *x, n);
+        } else {
+            cli_rng g = {(uint64_t)o->seed * 7919 + 17};
+            for (int64_t k = 0; k < n; k++) (*x)[k] = cli_uniform(&g, 1.0f);
+        }
+    }
+    if (world) rc = agree(world, rc, root, "allocate the input");
+    if (have_x) helix_array_free(&xa);
+    if (have_m) helix_st_model_close(&m);
+    if (have_f) helix_st_close(&f);
+    if (rc != EXIT_OK) {
+        helix_model_weights_free(w);
+        free(*x);
+        *x = NULL;
+    }
+    return rc;
+}
+
+int model_output_write(const char *path, const helix_model_config *mc, const float *y)
+{
+    const int64_t shape[3] = {mc->batch, mc->seq, mc->heads * mc->head_dim};
+    helix_err err = {{0}};
+    if (helix_npy_write(path, HELIX_F32, 3, shape, y, &err)) {
+        fprintf(stderr, "helix: --output: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
