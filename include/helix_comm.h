@@ -46,6 +46,12 @@ typedef struct {
     /* Collective: 1 if any rank passed nonzero. Used to fail together. */
     helix_status (*any)(void *self, int mine, int *any);
     void (*free)(void *self);
+    /* Optional, for engines whose buffers live in device memory (NCCL);
+     * NULL: host memcpy and the host loop. copy moves n bytes between two
+     * of this rank's buffers; sum_rows sets rows[0] to the sum of n_rows
+     * rows of n elements, in row order with f32 accumulation. */
+    helix_status (*copy)(void *self, void *dst, const void *src, size_t n_bytes);
+    helix_status (*sum_rows)(void *self, void *rows, int64_t n_rows, int64_t n, helix_dtype t);
 } helix_comm_ops;
 
 /* Per-device counters, shared by all communicators of one device. */

@@ -86,4 +86,16 @@ for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-alg
 done
 help_in_readme "$help" "$README" "helix run --help"
 
+# the GPU path is compiled and linked wherever the CUDA toolkit is installed
+# (CI has it under /usr/local/cuda, without a GPU); without a GPU it says so
+ver=$("$HELIX" version)
+if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null; then
+    grep -q "gpu path: CUDA + cuBLAS + NCCL built in" <<<"$ver" && ok || bad "nvcc is installed but the GPU path was not built: $ver"
+    out=$("$HELIX" bench kernels --backend cuda --quick 2>&1); rc=$?
+    if [ $rc -eq 0 ] || { [ $rc -eq 2 ] && grep -q "no usable CUDA device\|no CUDA device" <<<"$out"; }; then ok
+    else bad "bench kernels --backend cuda: rc=$rc: $out"; fi
+else
+    echo "  (no CUDA toolkit here: the GPU build is not checked)"
+fi
+
 summary

@@ -43,6 +43,14 @@ int64_t cli_mem_available(void);
 struct helix_comm;
 int cli_mpi_fits(struct helix_comm *world, int64_t need, char *why, size_t why_n);
 
+/* Benchmarks: qsort comparator of doubles; fill n values of type t with
+ * uniform [-1, 1) from seed (f32copy: the stored values widened, or NULL). */
+int bench_cmp_d(const void *a, const void *b);
+#include "helix.h"
+void bench_fill(void *dst, helix_dtype t, int64_t n, uint64_t seed, float *f32copy);
+/* `helix bench kernels --backend cuda` (tools/cmd_bench_cuda.c). */
+int bench_kernels_cuda(int64_t L, int64_t iters, int quick, const char *json);
+
 int cmd_run(int argc, char **argv);
 int cmd_layouts(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

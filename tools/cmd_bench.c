@@ -28,15 +28,19 @@ static const char *bench_help =
     "  --threads T    threads per kernel                        [all cores]\n"
     "  --iters N      timed runs per row (after one warm-up)    [3]\n"
     "  --quick        small shapes (L=512, projection 512x1024x256), for tests\n"
+    "  --backend B    cpu, or cuda: the GPU kernel lab (every attention variant,\n"
+    "                 bf16/f16) and cuBLAS projections, TFLOP/s and % of the\n"
+    "                 GPU's dense peak (HELIX_GPU_PEAK_F16 overrides)  [cpu]\n"
+    "                 (cuda: --seq defaults to 8192; --threads is unused)\n"
     "  --json FILE    also write the rows as JSON\n";
 
-static int cmp_d(const void *a, const void *b)
+int bench_cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static void fill(void *dst, helix_dtype t, int64_t n, uint64_t seed, float *f32copy)
+void bench_fill(void *dst, helix_dtype t, int64_t n, uint64_t seed, float *f32copy)
 {
     cli_rng r = {seed};
     for (int64_t k = 0; k < n; k++) {
@@ -94,7 +98,7 @@ static void bench_attention(row_t *r, int threads, int iters)
          *o = malloc((size_t)n * es);
     float *qf = malloc(4 * (size_t)n), *kf = malloc(4 * (size_t)n), *vf = malloc(4 * (size_t)n);
     void *ws = aligned_alloc(64, (size_t)(threads * helix_attention_workspace_bytes(r->width)));
-    fill(q, r->t, n, 1, qf); fill(k, r->t, n, 2, kf); fill(v, r->t, n, 3, vf);
+    bench_fill(q, r->t, n, 1, qf); bench_fill(k, r->t, n, 2, kf); bench_fill(v, r->t, n, 3, vf);
     helix_attn_args a = {0};
     a.B = 1; a.Lq = a.Lk = r->L; a.H = r->heads; a.width = r->width; a.dtype = r->t;
     a.q = q; a.k = k; a.v = v; a.o = o; a.scale = 1.0f / sqrtf((float)r->width); a.causal = (int)r->causal;
@@ -107,7 +111,7 @@ static void bench_attention(row_t *r, int threads, int iters)
         helix_attention_fwd(&a, ws);
         times[it] = cli_now() - t0;
     }
-    qsort(times, (size_t)iters, sizeof *times, cmp_d);
+    qsort(times, (size_t)iters, sizeof *times, bench_cmp_d);
     r->med_s = times[iters / 2];
     r->spread = 100.0 * (times[iters - 1] - times[0]) / r->med_s;
     double flops = 4.0 * (double)r->L * r->L * r->width * r->heads * (r->causal ? 0.5 : 1.0);
@@ -141,8 +145,8 @@ static void bench_projection(row_t *r, int threads, int iters)
     void *A = malloc((size_t)(r->M * r->K) * es), *B = malloc((size_t)(r->K * r->N) * es),
          *C = malloc((size_t)(r->M * r->N) * es);
     float *Af = malloc(4 * (size_t)(r->M * r->K)), *Bf = malloc(4 * (size_t)(r->K * r->N));
-    fill(A, r->t, r->M * r->K, 4, Af);
-    fill(B, r->t, r->K * r->N, 5, Bf);
+    bench_fill(A, r->t, r->M * r->K, 4, Af);
+    bench_fill(B, r->t, r->K * r->N, 5, Bf);
     gemm_job jobs[256];
     if (threads > 256) threads = 256;
     for (int t = 0; t < threads; t++) {
@@ -161,7 +165,7 @@ static void bench_projection(row_t *r, int threads, int iters)
         for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
         if (it >= 0) times[it] = cli_now() - t0;
     }
-    qsort(times, (size_t)iters, sizeof *times, cmp_d);
+    qsort(times, (size_t)iters, sizeof *times, bench_cmp_d);
     r->med_s = times[iters / 2];
     r->spread = 100.0 * (times[iters - 1] - times[0]) / r->med_s;
     r->gflops = 2.0 * (double)r->M * r->N * r->K / r->med_s / 1e9;
@@ -193,11 +197,12 @@ int cmd_bench(int argc, char **argv)
     }
     static const struct option opts[] = {
         {"seq", required_argument, 0, 'L'}, {"threads", required_argument, 0, 't'}, {"iters", required_argument, 0, 'i'},
-        {"quick", no_argument, 0, 'q'}, {"json", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"quick", no_argument, 0, 'q'}, {"json", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+        {"backend", required_argument, 0, 'b'}, {0, 0, 0, 0}};
     cpu_info ci;
     cpu_detect(&ci);
     int64_t L = 4096, threads = ci.cpus, iters = 3;
-    int quick = 0;
+    int quick = 0, cuda = 0, set_L = 0;
     const char *json = NULL;
     int c;
     optind = 1;
@@ -205,7 +210,11 @@ int cmd_bench(int argc, char **argv)
     while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'L': bad = cli_int("--seq", optarg, 1, 1 << 20, &L); break;
+        case 'L': bad = cli_int("--seq", optarg, 1, 1 << 20, &L); set_L = 1; break;
+        case 'b':
+            if (!strcmp(optarg, "cuda")) cuda = 1;
+            else if (strcmp(optarg, "cpu")) { fprintf(stderr, "helix bench kernels: --backend: unknown '%s' (cpu, cuda)\n", optarg); bad = 1; }
+            break;
         case 't': bad = cli_int("--threads", optarg, 1, 256, &threads); break;
         case 'i': bad = cli_int("--iters", optarg, 1, 63, &iters); break;
         case 'q': quick = 1; break;
@@ -216,6 +225,7 @@ int cmd_bench(int argc, char **argv)
         if (bad) return EXIT_USAGE;
     }
     if (quick) L = 512;
+    if (cuda) return bench_kernels_cuda(set_L || quick ? L : 8192, iters, quick, json);
     const int64_t M = quick ? 512 : 4096, K = quick ? 1024 : 8192, N = quick ? 256 : 512;
     char feat[256];
     const char *isa;

@@ -1,5 +1,6 @@
 /* helix.c — the command-line entry point: dispatches subcommands. */
 #include "cli.h"
+#include "helix_cuda.h"
 #include "helix.h"
 
 #include <string.h>
@@ -28,7 +29,16 @@ int main(int argc, char **argv)
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return EXIT_OK; }
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("helix %s\n", HELIX_VERSION); return EXIT_OK; }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("helix %s\n", HELIX_VERSION);
+        const char *mv = helix_mpi_version();
+        int n = 0;
+        while (mv[n] && mv[n] != ',' && mv[n] != '\n') n++;
+        if (helix_mpi_built()) printf("engines: inproc, mpi (%.*s)\n", n, mv);
+        else printf("engines: inproc (MPI not built)\n");
+        printf("gpu path: %s\n", helix_cuda_built() ? "CUDA + cuBLAS + NCCL built in" : "not built (no CUDA toolkit found)");
+        return EXIT_OK;
+    }
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);

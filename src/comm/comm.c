@@ -73,6 +73,14 @@ void helix_comm_free(helix_comm_t *c)
 
 /* ------------------------------------------------ reductions over chunks */
 
+/* a copy inside one rank's memory: host memcpy, or the engine's own */
+static helix_status local_copy(helix_comm_t *c, void *dst, const void *src, size_t n)
+{
+    if (c->ops->copy) return c->ops->copy(c->self, dst, src, n);
+    memcpy(dst, src, n);
+    return HELIX_OK;
+}
+
 static int64_t chunk_max(int64_t count, int size) { return (count + size - 1) / size; }
 
 int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t)
@@ -133,6 +141,9 @@ static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t cou
     free(heap);
     if (st) return st;
     const int64_t n = e - b;
+    *mine_b = b;
+    *mine_n = n;
+    if (c->ops->sum_rows) return c->ops->sum_rows(c->self, scratch, size, n, t);
     float tmp[256];
     for (int64_t x0 = 0; x0 < n; x0 += 256) {
         int64_t nx = n - x0 < 256 ? n - x0 : 256;
@@ -142,8 +153,6 @@ static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t cou
                 tmp[x] += helix_load(t, scratch, (int64_t)p * n + x0 + x);
         helix_from_f32(t, tmp, (char *)scratch + (size_t)x0 * es, nx);
     }
-    *mine_b = b;
-    *mine_n = n;
     return HELIX_OK;
 }
 
@@ -169,7 +178,7 @@ helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count,
     int64_t b, n;
     helix_status st = reduce_scatter(c, buf, count, t, scratch, &b, &n);
     if (st) return st;
-    memcpy((char *)buf + (size_t)b * es, scratch, (size_t)n * es);
+    if ((st = local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es))) return st;
     size_t *cd;
     if ((st = counts_displs(count, c->size, es, &cd))) return st;
     st = helix_comm_allgatherv(c, NULL, (size_t)n * es, buf, cd, cd + c->size);
@@ -182,8 +191,7 @@ helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv
 {
     const size_t es = helix_dtype_size(t);
     if (c->size == 1) {
-        if (recv != send) memcpy(recv, send, (size_t)count * es);
-        return HELIX_OK;
+        return recv != send ? local_copy(c, recv, send, (size_t)count * es) : HELIX_OK;
     }
     int64_t b, n;
     helix_status st = reduce_scatter(c, send, count, t, scratch, &b, &n);

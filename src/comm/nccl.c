@@ -1,0 +1,272 @@
+/* nccl.c — the NCCL engine: helix_comm_ops over device buffers. The five
+ * primitives are grouped ncclSend/ncclRecv (NCCL has no v-collectives) or
+ * ncclBroadcast; the rank's own chunk is a device copy; the reduce-scatter's
+ * sums are a device kernel in rank order (src/cuda/runtime.cu), so results
+ * are bitwise those of the CPU engines. Work runs on the context's
+ * communication stream: it waits for the compute stream's work so far (an
+ * event) and the compute stream waits for it (another event), so neither
+ * the host nor the other stream blocks. `any` and the bookkeeping of split
+ * go through the MPI communicator the world was made from. */
+#define _DEFAULT_SOURCE   /* gethostname */
+#include "../cuda/cuda-impl.h"
+#include "helix_comm.h"
+
+#include <nccl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    ncclComm_t nccl;
+    helix_comm_t *host;        /* the MPI communicator over the same ranks */
+    helix_cuda_ctx *ctx;
+    cudaEvent_t before, after;
+    int rank, size;
+} nc_self;
+
+static helix_status nccl_check(ncclResult_t r, const char *what)
+{
+    if (r == ncclSuccess) return HELIX_OK;
+    fprintf(stderr, "helix: NCCL %s: %s\n", what, ncclGetErrorString(r));
+    return HELIX_ERR_COMM;
+}
+
+/* the communication stream starts after the compute stream's work so far */
+static helix_status enter(nc_self *s)
+{
+    if (cudaEventRecord(s->before, s->ctx->stream) != cudaSuccess) return HELIX_ERR_COMM;
+    return cudaStreamWaitEvent(s->ctx->comm_stream, s->before, 0) == cudaSuccess ? HELIX_OK : HELIX_ERR_COMM;
+}
+
+/* ... and the compute stream's next work starts after the collective */
+static helix_status leave(nc_self *s, helix_status st)
+{
+    if (st) return st;
+    if (cudaEventRecord(s->after, s->ctx->comm_stream) != cudaSuccess) return HELIX_ERR_COMM;
+    return cudaStreamWaitEvent(s->ctx->stream, s->after, 0) == cudaSuccess ? HELIX_OK : HELIX_ERR_COMM;
+}
+
+static helix_status dcopy(nc_self *s, void *dst, const void *src, size_t n)
+{
+    if (!n || dst == src) return HELIX_OK;
+    return cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s->ctx->comm_stream) == cudaSuccess ? HELIX_OK
+                                                                                                         : HELIX_ERR_COMM;
+}
+
+static helix_status nc_bcast(void *self, void *buf, size_t n, int root)
+{
+    nc_self *s = self;
+    helix_status st = enter(s);
+    if (!st) st = nccl_check(ncclBroadcast(buf, buf, n, ncclChar, root, s->nccl, s->ctx->comm_stream), "broadcast");
+    return leave(s, st);
+}
+
+static helix_status nc_allgatherv(void *self, const void *send, size_t send_bytes, void *recv, const size_t *recv_bytes,
+                                  const size_t *displs)
+{
+    nc_self *s = self;
+    const void *mine = send ? send : (const char *)recv + displs[s->rank];
+    helix_status st = enter(s);
+    if (st) return st;
+    if (send) st = dcopy(s, (char *)recv + displs[s->rank], send, send_bytes);
+    if (!st) st = nccl_check(ncclGroupStart(), "group start");
+    for (int p = 0; !st && p < s->size; p++) {
+        if (p == s->rank) continue;
+        if (send_bytes) st = nccl_check(ncclSend(mine, send_bytes, ncclChar, p, s->nccl, s->ctx->comm_stream), "send");
+        if (!st && recv_bytes[p])
+            st = nccl_check(ncclRecv((char *)recv + displs[p], recv_bytes[p], ncclChar, p, s->nccl, s->ctx->comm_stream), "recv");
+    }
+    helix_status end = nccl_check(ncclGroupEnd(), "group end");
+    return leave(s, st ? st : end);
+}
+
+static helix_status nc_alltoallv(void *self, const void *send, const size_t *send_bytes, const size_t *sdispls,
+                                 void *recv, const size_t *recv_bytes, const size_t *rdispls)
+{
+    nc_self *s = self;
+    helix_status st = enter(s);
+    if (st) return st;
+    st = dcopy(s, (char *)recv + rdispls[s->rank], (const char *)send + sdispls[s->rank], send_bytes[s->rank]);
+    if (!st) st = nccl_check(ncclGroupStart(), "group start");
+    for (int p = 0; !st && p < s->size; p++) {
+        if (p == s->rank) continue;
+        if (send_bytes[p])
+            st = nccl_check(ncclSend((const char *)send + sdispls[p], send_bytes[p], ncclChar, p, s->nccl, s->ctx->comm_stream), "send");
+        if (!st && recv_bytes[p])
+            st = nccl_check(ncclRecv((char *)recv + rdispls[p], recv_bytes[p], ncclChar, p, s->nccl, s->ctx->comm_stream), "recv");
+    }
+    helix_status end = nccl_check(ncclGroupEnd(), "group end");
+    return leave(s, st ? st : end);
+}
+
+static helix_status nc_gatherv(void *self, const void *send, size_t send_bytes, void *recv, const size_t *recv_bytes,
+                               const size_t *displs, int root)
+{
+    nc_self *s = self;
+    helix_status st = enter(s);
+    if (st) return st;
+    if (s->rank == root) {
+        st = dcopy(s, (char *)recv + displs[root], send, send_bytes);
+        if (!st) st = nccl_check(ncclGroupStart(), "group start");
+        for (int p = 0; !st && p < s->size; p++)
+            if (p != root && recv_bytes[p])
+                st = nccl_check(ncclRecv((char *)recv + displs[p], recv_bytes[p], ncclChar, p, s->nccl, s->ctx->comm_stream), "recv");
+        helix_status end = nccl_check(ncclGroupEnd(), "group end");
+        return leave(s, st ? st : end);
+    }
+    if (send_bytes) st = nccl_check(ncclSend(send, send_bytes, ncclChar, root, s->nccl, s->ctx->comm_stream), "send");
+    return leave(s, st);
+}
+
+static helix_status wrap(ncclComm_t nccl, helix_comm_t *host, helix_cuda_ctx *ctx, helix_comm_t **out);
+
+static helix_status nc_split(void *self, int color, int key, helix_comm_t **out)
+{
+    nc_self *s = self;
+    helix_comm_t *host = NULL;
+    helix_status st = helix_comm_split(s->host, color, key, &host);
+    if (st) return st;
+    ncclComm_t sub;
+    st = nccl_check(ncclCommSplit(s->nccl, color, key, &sub, NULL), "comm split");
+    if (st) { helix_comm_free(host); return st; }
+    st = wrap(sub, host, s->ctx, out);
+    if (st) { ncclCommDestroy(sub); helix_comm_free(host); }
+    return st;
+}
+
+static helix_status nc_any(void *self, int mine, int *any)
+{
+    nc_self *s = self;
+    return helix_comm_any(s->host, mine, any);
+}
+
+static helix_status nc_copy(void *self, void *dst, const void *src, size_t n)
+{
+    nc_self *s = self;
+    helix_status st = enter(s);
+    if (!st) st = dcopy(s, dst, src, n);
+    return leave(s, st);
+}
+
+static helix_status nc_sum_rows(void *self, void *rows, int64_t n_rows, int64_t n, helix_dtype t)
+{
+    nc_self *s = self;
+    helix_status st = enter(s);
+    if (!st) st = helix_cuda_sum_rows(s->ctx->comm_stream, rows, n_rows, n, t);
+    return leave(s, st);
+}
+
+/* helix_comm_t and its nc_self in one allocation */
+typedef struct {
+    helix_comm_t comm;
+    nc_self self;
+} nc_pair;
+
+static void nc_pair_free(void *self)
+{
+    nc_self *s = self;
+    nc_pair *p = (nc_pair *)((char *)s - offsetof(nc_pair, self));
+    ncclCommDestroy(s->nccl);
+    cudaEventDestroy(s->before);
+    cudaEventDestroy(s->after);
+    helix_comm_free(s->host);
+    free(p);
+}
+
+static const helix_comm_ops nccl_ops = {
+    "nccl", nc_bcast, nc_allgatherv, nc_alltoallv, nc_gatherv, nc_split, nc_any, nc_pair_free, nc_copy, nc_sum_rows,
+};
+
+static helix_status wrap(ncclComm_t nccl, helix_comm_t *host, helix_cuda_ctx *ctx, helix_comm_t **out)
+{
+    nc_pair *p = calloc(1, sizeof *p);
+    if (!p) return HELIX_ERR_NOMEM;
+    nc_self *s = &p->self;
+    s->nccl = nccl;
+    s->host = host;
+    s->ctx = ctx;
+    s->rank = host->rank;
+    s->size = host->size;
+    if (cudaEventCreateWithFlags(&s->before, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&s->after, cudaEventDisableTiming) != cudaSuccess) {
+        free(p);
+        return HELIX_ERR_INTERNAL;
+    }
+    p->comm.ops = &nccl_ops;
+    p->comm.self = s;
+    p->comm.rank = s->rank;
+    p->comm.size = s->size;
+    p->comm.counters = NULL;
+    *out = &p->comm;
+    return HELIX_OK;
+}
+
+static uint64_t host_hash(void)
+{
+    char name[256] = "";
+    gethostname(name, sizeof name - 1);
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return h;
+}
+
+helix_status helix_nccl_world(helix_comm_t *mpi, helix_cuda_ctx **ctx, helix_comm_t **out, helix_err *err)
+{
+    *ctx = NULL;
+    *out = NULL;
+    const int rank = mpi->rank, size = mpi->size;
+    /* the local GPU: this rank's index among the ranks on its host */
+    uint64_t *hashes = calloc((size_t)size, sizeof *hashes);
+    size_t *cd = calloc(2 * (size_t)size, sizeof *cd);
+    if (!hashes || !cd) { free(hashes); free(cd); return helix_errf(err, HELIX_ERR_NOMEM, "out of memory"); }
+    for (int p = 0; p < size; p++) { cd[p] = sizeof(uint64_t); cd[size + p] = (size_t)p * sizeof(uint64_t); }
+    hashes[rank] = host_hash();
+    helix_status st = helix_comm_allgatherv(mpi, NULL, sizeof(uint64_t), hashes, cd, cd + size);
+    int local = 0, on_host = 0;
+    for (int p = 0; !st && p < size; p++)
+        if (hashes[p] == hashes[rank]) { if (p < rank) local++; on_host++; }
+    free(hashes);
+    free(cd);
+    if (st) return helix_errf(err, st, "gathering host names over MPI failed");
+    int gpus = 0;
+    helix_status mine = helix_cuda_device_count(&gpus, err);
+    if (!mine && on_host > gpus)
+        mine = helix_errf(err, HELIX_ERR_UNSUPPORTED, "%d ranks on this host but %d GPU%s: NCCL cannot put two ranks on "
+                          "one GPU (run --virtual-devices, or fewer ranks per host)", on_host, gpus, gpus == 1 ? "" : "s");
+    if (!mine) mine = helix_cuda_ctx_new(local, ctx, err);
+    int any = 0;
+    if (helix_comm_any(mpi, mine != HELIX_OK, &any)) return helix_errf(err, HELIX_ERR_COMM, "MPI failed");
+    if (any) {
+        helix_cuda_ctx_free(*ctx);
+        *ctx = NULL;
+        return mine ? mine : helix_errf(err, HELIX_ERR_ABORTED, "another rank could not open its GPU");
+    }
+    /* rank 0 makes the id, MPI carries it to everyone */
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    ncclResult_t idr = rank == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
+    if (helix_comm_any(mpi, idr != ncclSuccess, &any) || any) {
+        helix_cuda_ctx_free(*ctx);
+        *ctx = NULL;
+        return helix_errf(err, HELIX_ERR_COMM, "ncclGetUniqueId on rank 0 failed%s%s", idr ? ": " : "",
+                          idr ? ncclGetErrorString(idr) : "");
+    }
+    helix_comm_t *host = NULL;
+    st = helix_comm_bcast(mpi, &id, sizeof id, 0);
+    if (!st) st = helix_comm_split(mpi, 0, rank, &host);   /* the engine's own copy of the MPI world */
+    ncclComm_t nccl = NULL;
+    ncclResult_t r = st ? ncclInvalidUsage : ncclCommInitRank(&nccl, size, id, rank);
+    if (!st && r != ncclSuccess)
+        st = helix_errf(err, HELIX_ERR_COMM, "ncclCommInitRank (rank %d of %d, GPU %d): %s", rank, size, local,
+                        ncclGetErrorString(r));
+    if (!st) st = wrap(nccl, host, *ctx, out);
+    if (st) {
+        if (nccl) ncclCommDestroy(nccl);
+        helix_comm_free(host);
+        helix_cuda_ctx_free(*ctx);
+        *ctx = NULL;
+    }
+    return st;
+}

@@ -1,0 +1,34 @@
+/* cuda-impl.h — private to the GPU path: the context, error helpers, and
+ * the device reduce the NCCL engine calls. C and CUDA C++ both include it. */
+#ifndef HELIX_CUDA_IMPL_H
+#define HELIX_CUDA_IMPL_H
+
+#include <cuda_runtime_api.h>
+#include <cublas_v2.h>
+
+#include "helix_cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "../core/err-impl.h"
+
+struct helix_cuda_ctx {
+    int device;
+    cudaStream_t stream;        /* compute                                  */
+    cudaStream_t comm_stream;   /* collectives                              */
+    cudaEvent_t t0, t1;         /* timer                                    */
+    cublasHandle_t blas;
+};
+
+/* HELIX_ERR_INTERNAL with "what: <CUDA error name and text>" unless ok. */
+helix_status helix_cuda_check(cudaError_t e, const char *what, helix_err *err);
+
+/* rows [n_rows][n] of dtype t in device memory: rows[0] = sum over the rows
+ * in row order with f32 accumulation (what the CPU engines compute). */
+helix_status helix_cuda_sum_rows(cudaStream_t s, void *rows, int64_t n_rows, int64_t n, helix_dtype t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
