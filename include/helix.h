@@ -262,6 +262,9 @@ typedef struct {
     double time_s[HELIX_NPHASES];
     helix_traffic phase[HELIX_NPHASES];
     int64_t arena_bytes;       /* what the device actually allocated */
+    double wall_s;             /* the forward pass: from a barrier after setup
+                                  (arena, weight shards, communicators) to
+                                  this device's end */
 } helix_device_stats;
 
 struct helix_comm;

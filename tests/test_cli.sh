@@ -86,6 +86,16 @@ for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-alg
 done
 help_in_readme "$help" "$README" "helix run --help"
 
+# --overhead: the ratio is printed and in the JSON (its value is not asserted: timing)
+tmp=$(mktemp)
+out=$("$HELIX" run --seq 64 --overhead --json "$tmp" 2>/dev/null)
+if grep -qE "^# overhead: [0-9.]+ s wall / [0-9.]+ s for the same kernels alone .* = [0-9.]+$" <<<"$out" &&
+   "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d['overhead_ratio'] > 0 and d['kernels_alone_s'] > 0 else 1)" "$tmp"
+then ok; else bad "--overhead: $out"; fi
+rm -f "$tmp"
+out=$("$HELIX" run --seq 64 --overhead --exact-algo scores 2>/dev/null)
+grep -q "^# overhead: not measured" <<<"$out" && ok || bad "--overhead with scores: $out"
+
 # the GPU path is compiled and linked wherever the CUDA toolkit is installed
 # (CI has it under /usr/local/cuda, without a GPU); without a GPU it says so
 ver=$("$HELIX" version)

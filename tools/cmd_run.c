@@ -279,6 +279,21 @@ int cmd_run(int argc, char **argv)
         memset(&r, 0, sizeof r);
         r.o = &o; r.plan = &plan; r.engine = mpi ? "mpi" : "inproc"; r.stats = stats; r.elapsed_s = elapsed;
         run_print_tables(&r);
+        if (o.overhead) {
+            if (mpi) {
+                printf("# overhead: --overhead is measured in-process only (--backend inproc)\n");
+            } else {
+                const int th = o.threads > 0 ? (int)o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+                fprintf(stderr, "  timing the devices' kernels alone (%d at a time)...\n", th);
+                r.kernels_s = run_kernels_alone(&plan, th, 3);
+                if (r.kernels_s > 0)
+                    printf("# overhead: %.3f s wall / %.3f s for the same kernels alone (%d devices at a time, median of 3)"
+                           " = %.2f\n#   (framework cost: copies, collectives, waiting; the kernels' own time is %.0f%% of the wall)\n",
+                           run_pass_s(&r), r.kernels_s, th, run_pass_s(&r) / r.kernels_s, 100 * r.kernels_s / run_pass_s(&r));
+                else
+                    printf("# overhead: not measured (exact/scores has no single attention kernel per device, or no memory)\n");
+            }
+        }
         rc = r.bytes_match ? EXIT_OK : EXIT_CHECK;
         if (o.check) {
             check(&r, &w, x, y);

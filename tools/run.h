@@ -18,6 +18,7 @@ typedef struct {
     const char *prefix;    /* tensor name prefix ("" if none) */
     const char *input;     /* NULL or a .npy path with X [B, L, D] */
     int allow_nonfinite;
+    int overhead;          /* --overhead: time the kernels alone too */
     /* which sizes the user gave (files may not contradict them) */
     int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;
 } run_opts;
@@ -42,12 +43,19 @@ typedef struct {
     int bytes_match;
     int checked, passed, finite;
     double max_abs, max_rel;
+    double kernels_s;             /* --overhead: the same kernels alone (<= 0: not measured) */
 } run_result;
 
 void run_print_header(const run_opts *o, const helix_plan *plan, const char *engine, const char *info);
 /* Tables per phase and per rank; sets r->bytes_match. */
 void run_print_tables(run_result *r);
-int run_write_json(const run_result *r);   /* 0 ok, else EXIT_RUNTIME */
+int run_write_json(const run_result *r);
+/* The forward pass's wall time: the slowest device's, from the start barrier. */
+double run_pass_s(const run_result *r);   /* 0 ok, else EXIT_RUNTIME */
 const char *run_human_bytes(int64_t b, char *buf32);
+/* The kernels of every device of the plan run alone, `threads` devices at a
+ * time, median of `reps` after a warm-up (tools/run_overhead.c); seconds, or
+ * -1 where there is no single kernel per device (exact/scores) or no memory. */
+double run_kernels_alone(const helix_plan *p, int threads, int reps);
 
 #endif

@@ -53,6 +53,9 @@ const char *run_help_text =
     "  --threads T        inproc: devices computing at once        [0 = all cores]\n"
     "  --check            compare with the reference (default)\n"
     "  --no-check         skip the reference (large runs)\n"
+    "  --overhead         inproc: time the devices' kernels again alone (as\n"
+    "                     'helix bench kernels' does, --threads at once) and\n"
+    "                     print wall / kernels = the framework's overhead\n"
     "  --output FILE.npy  write the output [B, L, D] (f32; f16 for --dtype f16)\n"
     "  --json FILE|-      write a JSON summary to FILE or stdout\n"
     "  --help             this text\n"
@@ -61,7 +64,7 @@ const char *run_help_text =
 
 enum {
     O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL, O_SCALE,
-    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_HELP
+    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_HELP
 };
 
 static const struct option opts[] = {
@@ -77,7 +80,8 @@ static const struct option opts[] = {
     {"output", required_argument, 0, O_OUTPUT},   {"backend", required_argument, 0, O_BACKEND},
     {"weights", required_argument, 0, O_WEIGHTS}, {"weights-prefix", required_argument, 0, O_PREFIX},
     {"input", required_argument, 0, O_INPUT},     {"allow-nonfinite", no_argument, 0, O_NONFINITE},
-    {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0},
+    {"overhead", no_argument, 0, O_OVERHEAD},     {"help", no_argument, 0, O_HELP},
+    {0, 0, 0, 0},
 };
 
 double run_tolerance(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
@@ -152,6 +156,7 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_THREADS: bad = cli_int("--threads", optarg, 0, 4096, &o->threads); break;
         case O_CHECK: o->check = 1; break;
         case O_NO_CHECK: o->check = 0; break;
+        case O_OVERHEAD: o->overhead = 1; break;
         case O_JSON: o->json = optarg; break;
         case O_OUTPUT: o->output = optarg; break;
         case O_BACKEND:
