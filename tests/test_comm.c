@@ -1,11 +1,14 @@
 /* test_comm.c — the in-process engine: every collective moves the right
  * bytes to the right place, all-reduce and reduce sum in rank order, splits
  * order by key, the byte counters follow the convention, and a failing
- * rank makes the others return ABORTED instead of hanging. */
+ * rank makes the others return ABORTED instead of hanging. An engine with
+ * the optional copy/sum_rows hooks (what the NCCL engine supplies for
+ * device memory) gives bitwise the all-reduce and reduce of the host path. */
 #include "check.h"
 #include "helix_comm.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,6 +75,58 @@ static void *rank_main(void *arg)
     return NULL;
 }
 
+
+/* ------------------------------------------------ an engine with hooks:
+ * inproc underneath, its own copy and rank-ordered sum on top */
+typedef struct { helix_comm_t *in; int copies, sums; } hooked;
+static helix_status hk_bcast(void *s, void *b, size_t n, int root) { helix_comm_t *i = ((hooked *)s)->in; return i->ops->bcast(i->self, b, n, root); }
+static helix_status hk_allgatherv(void *s, const void *snd, size_t sb, void *rcv, const size_t *rb, const size_t *d)
+{ helix_comm_t *i = ((hooked *)s)->in; return i->ops->allgatherv(i->self, snd, sb, rcv, rb, d); }
+static helix_status hk_alltoallv(void *s, const void *snd, const size_t *sb, const size_t *sd, void *rcv, const size_t *rb, const size_t *rd)
+{ helix_comm_t *i = ((hooked *)s)->in; return i->ops->alltoallv(i->self, snd, sb, sd, rcv, rb, rd); }
+static helix_status hk_gatherv(void *s, const void *snd, size_t sb, void *rcv, const size_t *rb, const size_t *d, int root)
+{ helix_comm_t *i = ((hooked *)s)->in; return i->ops->gatherv(i->self, snd, sb, rcv, rb, d, root); }
+static helix_status hk_split(void *s, int color, int key, helix_comm_t **out) { (void)s; (void)color; (void)key; (void)out; return HELIX_ERR_UNSUPPORTED; }
+static helix_status hk_any(void *s, int mine, int *any) { helix_comm_t *i = ((hooked *)s)->in; return i->ops->any(i->self, mine, any); }
+static void hk_free(void *s) { (void)s; }
+static helix_status hk_copy(void *s, void *dst, const void *src, size_t n) { ((hooked *)s)->copies++; memmove(dst, src, n); return HELIX_OK; }
+static helix_status hk_sum_rows(void *s, void *rows, int64_t n_rows, int64_t n, helix_dtype t)
+{
+    ((hooked *)s)->sums++;
+    for (int64_t x = 0; x < n; x++) {
+        float acc = 0.0f;
+        for (int64_t r = 0; r < n_rows; r++) acc += helix_load(t, rows, r * n + x);
+        helix_from_f32(t, &acc, (char *)rows + (size_t)x * helix_dtype_size(t), 1);
+    }
+    return HELIX_OK;
+}
+static const helix_comm_ops hooked_ops = {"hooked", hk_bcast, hk_allgatherv, hk_alltoallv, hk_gatherv, hk_split,
+                                          hk_any, hk_free, hk_copy, hk_sum_rows};
+
+#define HN 1001
+static uint16_t hk_in[P][HN], hk_plain[P][HN], hk_hook[P][HN], hk_red_plain[HN], hk_red_hook[HN];
+static int hk_calls[P];
+
+static void *hooked_main(void *arg)
+{
+    int r = (int)(intptr_t)arg;
+    helix_comm_t *c = NULL;
+    if (helix_inproc_comm(world, r, NULL, &c)) return NULL;
+    hooked h = {c, 0, 0};
+    helix_comm_t hc = {&hooked_ops, &h, c->rank, c->size, NULL};
+    uint16_t scratch[P * ((HN + P - 1) / P)];
+    memcpy(hk_plain[r], hk_in[r], sizeof hk_in[r]);
+    memcpy(hk_hook[r], hk_in[r], sizeof hk_in[r]);
+    helix_comm_allreduce_sum(c, hk_plain[r], HN, HELIX_BF16, scratch);
+    helix_comm_allreduce_sum(&hc, hk_hook[r], HN, HELIX_BF16, scratch);
+    helix_comm_reduce_sum(c, hk_in[r], hk_red_plain, HN, HELIX_BF16, 4, scratch);
+    helix_comm_reduce_sum(&hc, hk_in[r], hk_red_hook, HN, HELIX_BF16, 4, scratch);
+    hk_calls[r] = h.copies * 100 + h.sums;
+    helix_comm_free(c);
+    helix_inproc_rank_done(world);
+    return NULL;
+}
+
 static void *abort_main(void *arg)
 {
     int r = (int)(intptr_t)arg;
@@ -125,6 +180,26 @@ int main(void)
     }
     CHECK(tot_s == 2 * 4 * 1001 * 4 && tot_r == tot_s, "allreduce moves 2(P-1)/P of the data per rank: %lld",
           (long long)tot_s);
+
+    /* an engine with copy/sum_rows hooks: bitwise the host path, hooks used */
+    for (int r = 0; r < P; r++)
+        for (int k = 0; k < HN; k++) {
+            float v = (float)((r * 7919 + k * 104729) % 2001 - 1000) * 0.00137f;
+            helix_from_f32(HELIX_BF16, &v, &hk_in[r][k], 1);
+        }
+    helix_inproc_world_new(P, 2, &world);
+    pthread_t th[P];
+    for (int r = 0; r < P; r++) pthread_create(&th[r], NULL, hooked_main, (void *)(intptr_t)r);
+    for (int r = 0; r < P; r++) pthread_join(th[r], NULL);
+    helix_inproc_world_free(world);
+    for (int r = 0; r < P; r++) {
+        CHECK(!memcmp(hk_plain[r], hk_hook[r], sizeof hk_plain[r]), "rank %d: hooked all-reduce differs", r);
+        CHECK(hk_calls[r] == 102, "rank %d: copy/sum_rows hooks called %d (want 1 copy, 2 sums: 102)", r, hk_calls[r]);
+    }
+    CHECK(!memcmp(hk_red_plain, hk_red_hook, sizeof hk_red_plain), "hooked reduce differs");
+    float first = helix_load(HELIX_BF16, hk_plain[0], 0), want = 0;
+    for (int r = 0; r < P; r++) want += helix_load(HELIX_BF16, hk_in[r], 0);
+    CHECK(first == helix_bf16_to_f32(helix_f32_to_bf16(want)), "all-reduce[0] %g, want %g", first, want);
 
     /* abort: nobody hangs */
     struct timespec a0, a1;

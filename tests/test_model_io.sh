@@ -76,6 +76,14 @@ while IFS=$'\t' read -r file opts msg; do
     if [ $rc -eq 2 ] && grep -qF -- "$msg" <<<"$out"; then ok
     else bad "$file $opts: rc=$rc, want 2 and '$msg'; got: $out"; fi
 done <"$b/bad.txt"
+# helix inspect names the model it finds, and why not when it finds none
+out=$("$HELIX" inspect "$g/enc_f32.safetensors" 2>&1)
+if grep -q "whole model (helix bench layouts --weights): 4 layers under 'layers.{i}.', D=32, F=64, biases yes" <<<"$out" &&
+   grep -qE "layers.3.linear1.weight +f32 +\[64, 32\] .* L3 FC1\^T" <<<"$out"; then ok; else bad "inspect enc_f32: $out"; fi
+out=$("$HELIX" inspect "$g/custom_prefix.safetensors" --layer-prefix 'net.blk{i}/' 2>&1)
+grep -q "2 layers under 'net.blk{i}/'" <<<"$out" && ok || bad "inspect --layer-prefix: $out"
+out=$("$HELIX" inspect "$b/gap.safetensors" 2>&1)
+grep -q "no whole model found: .*layer 1 is missing" <<<"$out" && ok || bad "inspect gap: $out"
 # the same refusal over MPI: every rank stops, none hangs
 out=$(timeout 120 mpirun -np 4 "$HELIX" bench layouts --layouts tp4 --weights "$b/nan.safetensors" --heads 2 2>&1 </dev/null); rc=$?
 if [ $rc -eq 2 ] && grep -qF "non-finite value (nan) at [3, 5]" <<<"$out"; then ok; else bad "mpi nan.safetensors: rc=$rc: $out"; fi

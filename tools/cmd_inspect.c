@@ -7,10 +7,13 @@
 #include <string.h>
 
 static const char *inspect_help =
-    "usage: helix inspect FILE [--weights-prefix P]\n"
+    "usage: helix inspect FILE [--weights-prefix P] [--layer-prefix P]\n"
     "\n"
     "Validates FILE (.safetensors or .npy) and lists its tensors: name, dtype,\n"
-    "shape, bytes, and the role helix gives each (W_Q, W_K, W_V, W_O, biases).\n"
+    "shape, bytes, and the role helix gives each: attention weights for\n"
+    "'helix run' (W_Q, W_K, W_V, W_O, biases, under --weights-prefix), or the\n"
+    "layers of a whole model for 'helix bench layouts --weights' (under\n"
+    "--layer-prefix, with {i} for the layer; found automatically if omitted).\n"
     "Exit status: 0 valid, 2 malformed or unusable, 3 unreadable.\n";
 
 static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
@@ -19,6 +22,9 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
     for (int d = 0; d < ndim && k < n; d++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
     if (k < n) snprintf(buf + k, n - k, "]");
 }
+
+/* the role of t in a whole model: "L3 FC1^T", ... ("" if none) */
+static const char *model_role(const helix_st_model *m, const helix_st_tensor *t, char *buf, size_t n);
 
 static const char *role(const helix_st_attn *a, const helix_st_tensor *t, char *buf, size_t n)
 {
@@ -42,16 +48,36 @@ static const char *role(const helix_st_attn *a, const helix_st_tensor *t, char *
     return buf[0] ? buf : "-";
 }
 
+static const char *model_role(const helix_st_model *m, const helix_st_tensor *t, char *buf, size_t n)
+{
+    buf[0] = 0;
+    for (int64_t l = 0; l < m->layers; l++) {
+        const helix_st_layer *L = &m->layer[l];
+        const struct { const helix_st_tensor *p; const char *name; } r[] = {
+            {L->ln1_g, "LN1 gamma"}, {L->ln1_b, "LN1 beta"}, {L->ln2_g, "LN2 gamma"}, {L->ln2_b, "LN2 beta"},
+            {L->w1, "FC1^T"}, {L->b1, "b_FC1"}, {L->w2, "FC2^T"}, {L->b2, "b_FC2"},
+        };
+        for (size_t i = 0; i < sizeof r / sizeof *r; i++)
+            if (r[i].p == t) { snprintf(buf, n, "L%lld %s", (long long)l, r[i].name); return buf; }
+        char ab[160];
+        const char *ar = role(&L->attn, t, ab, sizeof ab);
+        if (strcmp(ar, "-")) { snprintf(buf, n, "L%lld %s", (long long)l, ar); return buf; }
+    }
+    return buf;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"weights-prefix", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *prefix = "";
+        {"weights-prefix", required_argument, 0, 'p'}, {"layer-prefix", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *prefix = "", *layer_prefix = NULL;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (c == 'p') prefix = optarg;
+        else if (c == 'l') layer_prefix = optarg;
         else if (c == 'h') { fputs(inspect_help, stdout); return EXIT_OK; }
         else {
             fprintf(stderr, "helix inspect: bad option '%s' (try 'helix inspect --help')\n", argv[optind - 1]);
@@ -91,6 +117,9 @@ int cmd_inspect(int argc, char **argv)
     helix_st_attn a;
     helix_err aerr = {{0}};
     int have = helix_st_attn_find(&sf, prefix, &a, &aerr) == HELIX_OK;
+    helix_st_model m;
+    helix_err merr = {{0}};
+    const int have_m = !have && helix_st_model_find(&sf, layer_prefix, &m, &merr) == HELIX_OK;
     printf("# %s: safetensors, %lld tensors, %llu bytes\n", path, (long long)sf.n_tensors,
            (unsigned long long)sf.file_bytes);
     printf("# %-44s %-6s %-18s %14s  %s\n", "name", "dtype", "shape", "bytes", "helix uses it as");
@@ -98,13 +127,19 @@ int cmd_inspect(int argc, char **argv)
         const helix_st_tensor *t = &sf.tensors[k];
         shape_str(t->ndim, t->shape, sh, sizeof sh);
         printf("  %-44s %-6s %-18s %14llu  %s\n", t->name, helix_dtype_name(t->dtype), sh,
-               (unsigned long long)t->n_bytes, have ? role(&a, t, rb, sizeof rb) : "-");
+               (unsigned long long)t->n_bytes, have ? role(&a, t, rb, sizeof rb)
+                                               : have_m && model_role(&m, t, rb, sizeof rb)[0] ? rb : "-");
     }
     if (have)
         printf("# attention weights: %s, D=%lld, W_O %s, biases %s (^T: PyTorch [out, in] read transposed)\n",
                a.layout, (long long)a.D, a.o.t ? "yes" : "no", a.bq.t || a.bo.t ? "yes" : "no");
+    else if (have_m)
+        printf("# whole model (helix bench layouts --weights): %lld layers under '%s', D=%lld, F=%lld, biases %s;\n"
+               "#   layer 0 attention: %s (L: layer; ^T: PyTorch [out, in] read transposed)\n",
+               (long long)m.layers, m.pattern, (long long)m.D, (long long)m.F, m.bias ? "yes" : "no", m.layer[0].attn.layout);
     else
-        printf("# no attention weights found: %s\n", aerr.msg);
+        printf("# no attention weights found: %s\n# no whole model found: %s\n", aerr.msg, merr.msg);
+    if (have_m) helix_st_model_close(&m);
     helix_st_close(&sf);
     return EXIT_OK;
 }
