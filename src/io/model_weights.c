@@ -93,6 +93,22 @@ static int64_t max_layer_index(const helix_st_file *f, const char *pat)
     return best;
 }
 
+/* the first of names[] with a .weight under prefix, and its .bias (or NULL) */
+static helix_status find_part(const helix_st_file *f, const char *prefix, const char *const *names, const char *what,
+                              const helix_st_tensor **w, const helix_st_tensor **b, helix_err *err)
+{
+    const int k = find_named(f, prefix, names);
+    if (k < 0) {
+        char list[512];
+        names_list(prefix, names, ".weight", list, sizeof list);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: layer '%s' has no %s: expected one of %s", f->path, prefix, what,
+                          list);
+    }
+    *w = get2(f, prefix, names[k], ".weight");
+    *b = get2(f, prefix, names[k], ".bias");
+    return HELIX_OK;
+}
+
 /* One layer's tensors, checked; D and F from layer 0 (D < 1: learn them). */
 static helix_status find_layer(const helix_st_file *f, const char *prefix, helix_st_layer *L, int64_t *D, int64_t *F,
                                helix_err *err)
@@ -100,33 +116,11 @@ static helix_status find_layer(const helix_st_file *f, const char *prefix, helix
     char list[512], sub[600];
     memset(L, 0, sizeof *L);
     helix_status st;
-    int k = find_named(f, prefix, ln1_names);
-    if (k < 0) {
-        names_list(prefix, ln1_names, ".weight", list, sizeof list);
-        return helix_errf(err, HELIX_ERR_FORMAT, "%s: layer '%s' has no LayerNorm before the attention: expected one of %s",
-                          f->path, prefix, list);
-    }
-    L->ln1_g = get2(f, prefix, ln1_names[k], ".weight");
-    L->ln1_b = get2(f, prefix, ln1_names[k], ".bias");
-    k = find_named(f, prefix, ln2_names);
-    if (k < 0) {
-        names_list(prefix, ln2_names, ".weight", list, sizeof list);
-        return helix_errf(err, HELIX_ERR_FORMAT, "%s: layer '%s' has no LayerNorm before the MLP: expected one of %s",
-                          f->path, prefix, list);
-    }
-    L->ln2_g = get2(f, prefix, ln2_names[k], ".weight");
-    L->ln2_b = get2(f, prefix, ln2_names[k], ".bias");
-    k = find_named(f, prefix, fc1_names);
-    int k2 = find_named(f, prefix, fc2_names);
-    if (k < 0 || k2 < 0) {
-        names_list(prefix, k < 0 ? fc1_names : fc2_names, ".weight", list, sizeof list);
-        return helix_errf(err, HELIX_ERR_FORMAT, "%s: layer '%s' has no MLP %s: expected one of %s", f->path, prefix,
-                          k < 0 ? "FC1" : "FC2", list);
-    }
-    L->w1 = get2(f, prefix, fc1_names[k], ".weight");
-    L->b1 = get2(f, prefix, fc1_names[k], ".bias");
-    L->w2 = get2(f, prefix, fc2_names[k2], ".weight");
-    L->b2 = get2(f, prefix, fc2_names[k2], ".bias");
+    if ((st = find_part(f, prefix, ln1_names, "LayerNorm before the attention", &L->ln1_g, &L->ln1_b, err)) ||
+        (st = find_part(f, prefix, ln2_names, "LayerNorm before the MLP", &L->ln2_g, &L->ln2_b, err)) ||
+        (st = find_part(f, prefix, fc1_names, "MLP FC1", &L->w1, &L->b1, err)) ||
+        (st = find_part(f, prefix, fc2_names, "MLP FC2", &L->w2, &L->b2, err)))
+        return st;
     /* attention: the first sub-prefix that holds one */
     int found = 0;
     for (int a = 0; attn_names[a] && !found; a++) {
