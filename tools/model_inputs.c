@@ -27,8 +27,7 @@ static int agree(helix_comm_t *world, int rc, int root, const char *what)
 }
 
 /* mc's D, F, layers, bias, dtype from the file's model; checks the options given */
-static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m, const helix_st_file *f,
-                            helix_model_config *mc)
+static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m, helix_model_config *mc)
 {
     if (m->D % mc->heads) {
         fprintf(stderr, "helix: %s has D=%lld, which --heads %lld does not divide\n", o->weights, (long long)m->D,
@@ -59,7 +58,6 @@ static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m,
     if (!o->given_layers) mc->layers = m->layers;
     mc->bias = m->bias;
     if (!o->given_dtype) mc->dtype = m->layer[0].attn.q.t->dtype;
-    (void)f;
     return EXIT_OK;
 }
 
@@ -107,7 +105,7 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
                 rc = EXIT_USAGE;
             } else {
                 have_m = 1;
-                rc = settle_from_file(o, &m, &f, mc);
+                rc = settle_from_file(o, &m, mc);
             }
         }
         rc = agree(world, rc, root, "read the weights (is the file on every node?)");

@@ -196,7 +196,7 @@ helix_status helix_st_model_find(const helix_st_file *f, const char *pattern, he
     m->layer = calloc((size_t)m->layers, sizeof *m->layer);
     if (!m->layer) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
     m->D = m->F = 0;
-    int any = 0, all = 1;
+    int any = 0;
     for (int64_t i = 0; i < m->layers; i++) {
         char prefix[160];
         layer_prefix(m->pattern, i, prefix, sizeof prefix);
@@ -208,11 +208,8 @@ helix_status helix_st_model_find(const helix_st_file *f, const char *pattern, he
             helix_st_model_close(m);
             return st;
         }
-        const int b = has_any_bias(&m->layer[i]);
-        any |= b;
-        all &= b;
+        any |= has_any_bias(&m->layer[i]);
     }
-    (void)all;
     m->bias = any;
     return HELIX_OK;
 }
