@@ -27,6 +27,10 @@ typedef struct {
     int first[32];
 } jw;
 void jw_begin(jw *j, FILE *f);
+/* jw_begin on a new file (path "-": stdout) / finish it; both print their
+ * error and return -1 on failure, 0 otherwise. */
+int jw_open(jw *j, const char *path);
+int jw_close(jw *j, const char *path);
 void jw_obj(jw *j, const char *key);   /* key NULL inside arrays / at top */
 void jw_arr(jw *j, const char *key);
 void jw_end_obj(jw *j);
@@ -38,6 +42,9 @@ void jw_bool(jw *j, const char *key, int v);
 
 /* Bytes of memory available on this host (MemAvailable); -1 if unknown. */
 int64_t cli_mem_available(void);
+/* In one process: 1 if need bytes fit in MemAvailable (or it is unknown),
+ * else 0 and "needs X, Y available" in why. */
+int cli_host_fits(int64_t need, char *why, size_t why_n);
 /* MPI: every rank says what it needs; 0 (and a reason in why) if the ranks
  * of some host need more than it has. All ranks get the same answer. */
 struct helix_comm;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 double cli_now(void)
@@ -64,6 +65,21 @@ static void sep(jw *j, const char *key)
 }
 
 void jw_begin(jw *j, FILE *f) { j->f = f; j->depth = 0; j->first[0] = 1; }
+int jw_open(jw *j, const char *path)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+    if (!f) { fprintf(stderr, "helix: cannot write JSON file '%s'\n", path); return -1; }
+    jw_begin(j, f);
+    return 0;
+}
+int jw_close(jw *j, const char *path)
+{
+    int bad = ferror(j->f);
+    if (j->f == stdout) bad |= fflush(stdout) != 0;
+    else bad |= fclose(j->f) != 0;
+    if (bad) fprintf(stderr, "helix: writing JSON file '%s' failed\n", path);
+    return bad ? -1 : 0;
+}
 static void open_(jw *j, const char *key, char c)
 {
     if (j->depth > 0 || !j->first[0]) sep(j, key);

@@ -286,10 +286,8 @@ int cmd_bench(int argc, char **argv)
     printf("# reproduce: helix bench kernels --seq %lld --threads %lld --iters %lld%s\n", (long long)L, (long long)threads,
            (long long)iters, quick ? " --quick" : "");
     if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f) { fprintf(stderr, "helix: cannot write %s\n", json); return EXIT_RUNTIME; }
         jw j;
-        jw_begin(&j, f);
+        if (jw_open(&j, json)) return EXIT_RUNTIME;
         jw_obj(&j, NULL);
         jw_str(&j, "cpu", ci.model); jw_int(&j, "threads", threads); jw_num(&j, "peak_flops", peak);
         jw_arr(&j, "rows");
@@ -305,7 +303,7 @@ int cmd_bench(int argc, char **argv)
         }
         jw_end_arr(&j);
         jw_end_obj(&j);
-        fclose(f);
+        if (jw_close(&j, json)) return EXIT_RUNTIME;
     }
     return wrong ? EXIT_CHECK : EXIT_OK;
 }

@@ -221,10 +221,8 @@ int bench_kernels_cuda(int64_t L, int64_t iters, int quick, const char *json)
     printf("# reproduce: helix bench kernels --backend cuda --seq %lld --iters %lld%s\n", (long long)L, (long long)iters,
            quick ? " --quick" : "");
     if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f) { fprintf(stderr, "helix: cannot write %s\n", json); helix_cuda_ctx_free(c); return EXIT_RUNTIME; }
         jw j;
-        jw_begin(&j, f);
+        if (jw_open(&j, json)) { helix_cuda_ctx_free(c); return EXIT_RUNTIME; }
         jw_obj(&j, NULL);
         jw_str(&j, "gpu", d.name); jw_int(&j, "sms", d.sms); jw_num(&j, "peak_f16_flops", d.peak_f16);
         jw_arr(&j, "rows");
@@ -243,7 +241,7 @@ int bench_kernels_cuda(int64_t L, int64_t iters, int quick, const char *json)
         }
         jw_end_arr(&j);
         jw_end_obj(&j);
-        fclose(f);
+        if (jw_close(&j, json)) failed++;
     }
     helix_cuda_ctx_free(c);
     if (failed) return EXIT_RUNTIME;

@@ -234,10 +234,11 @@ static int write_plot(const char *png, const lrow *rows, int nr)
     return rc == 0 ? 0 : -1;
 }
 
-static void write_json(FILE *f, const lrow *rows, int nr, const helix_model_config *mc, int64_t P, const char *engine)
+static int write_json(const char *path, const lrow *rows, int nr, const helix_model_config *mc, int64_t P,
+                      const char *engine)
 {
     jw j;
-    jw_begin(&j, f);
+    if (jw_open(&j, path)) return -1;
     jw_obj(&j, NULL);
     jw_str(&j, "engine", engine); jw_int(&j, "devices", P);
     jw_obj(&j, "model");
@@ -275,6 +276,7 @@ static void write_json(FILE *f, const lrow *rows, int nr, const helix_model_conf
     }
     jw_end_arr(&j);
     jw_end_obj(&j);
+    return jw_close(&j, path);
 }
 
 int cmd_layouts(int argc, char **argv)
@@ -450,13 +452,9 @@ int cmd_layouts(int argc, char **argv)
         if (mpi) {
             fits = cli_mpi_fits(world, dp.peak_bytes + host, why, sizeof why);
         } else {
-            int64_t need = host, avail = cli_mem_available();
+            int64_t need = host;
             for (int64_t q = 0; q < P; q++) { helix_model_plan_device(&r->plan, q, &dp); need += dp.peak_bytes; }
-            if (avail > 0 && need > avail) {
-                char b1[32], b2[32];
-                snprintf(why, sizeof why, "needs %s, %s available", run_human_bytes(need, b1), run_human_bytes(avail, b2));
-                fits = 0;
-            }
+            fits = cli_host_fits(need, why, sizeof why);
         }
         if (!fits) { snprintf(r->error, sizeof r->error, "does not fit: %s", why); if (root) print_row(r); continue; }
         if (root) fprintf(stderr, "  [%d/%d] running %s on %lld devices...\n", k + 1, nr, r->name, (long long)P);
@@ -509,9 +507,7 @@ int cmd_layouts(int argc, char **argv)
         if (mi.input) printf(" --input %s", mi.input);
         printf("\n");
         if (json) {
-            FILE *f = fopen(json, "w");
-            if (!f) { fprintf(stderr, "helix: cannot write %s\n", json); runtime_fail = 1; }
-            else { write_json(f, rows, nr, &mc, P, mpi ? "mpi" : "inproc"); fclose(f); }
+            if (write_json(json, rows, nr, &mc, P, mpi ? "mpi" : "inproc")) runtime_fail = 1;
         }
         if (plot) {
             if (write_plot(plot, rows, nr)) {

@@ -405,10 +405,8 @@ int cmd_plan(int argc, char **argv)
         printf("# paper's claim (reported by the source paper, not measured or modelled here): helix 4x4 ~1.58 M tokens/s, "
                "TP8+PP2 ~1.20 M tokens/s (+31.7%%) on 16 H100\n");
     if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f) { fprintf(stderr, "helix: cannot write %s\n", json); return EXIT_RUNTIME; }
         jw j;
-        jw_begin(&j, f);
+        if (jw_open(&j, json)) return EXIT_RUNTIME;
         jw_obj(&j, NULL);
         jw_str(&j, "hardware", hw.name); jw_int(&j, "devices", P);
         jw_obj(&j, "model");
@@ -440,7 +438,7 @@ int cmd_plan(int argc, char **argv)
             jw_end_obj(&j);
         }
         jw_end_obj(&j);
-        fclose(f);
+        if (jw_close(&j, json)) return EXIT_RUNTIME;
     }
     return EXIT_OK;
 }

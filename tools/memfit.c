@@ -20,6 +20,15 @@ int64_t cli_mem_available(void)
     return kb < 0 ? -1 : (int64_t)kb * 1024;
 }
 
+int cli_host_fits(int64_t need, char *why, size_t why_n)
+{
+    const int64_t avail = cli_mem_available();
+    if (avail <= 0 || need <= avail) return 1;
+    char b1[32], b2[32];
+    snprintf(why, why_n, "needs %s, %s available", run_human_bytes(need, b1), run_human_bytes(avail, b2));
+    return 0;
+}
+
 typedef struct {
     char host[64];
     int64_t need, avail;

@@ -66,18 +66,10 @@ static int memory_check(const helix_model_config *mc, int root, helix_comm_t *wo
     const int64_t D = mc->heads * mc->head_dim;
     const int64_t wb = helix_model_weights_bytes(D, mc->ffn, mc->layers, mc->bias);
     const int64_t xb = root ? mc->batch * mc->seq * D * 4 : 0;
-    char why[256] = "", b1[32], b2[32];
+    char why[256] = "", b1[32];
     int fits = wb >= 0;
     if (!fits) snprintf(why, sizeof why, "the sizes overflow");
-    else if (world) {
-        fits = cli_mpi_fits(world, wb + xb, why, sizeof why);
-    } else {
-        const int64_t avail = cli_mem_available();
-        if (avail > 0 && wb + xb > avail) {
-            snprintf(why, sizeof why, "needs %s, %s available", run_human_bytes(wb + xb, b1), run_human_bytes(avail, b2));
-            fits = 0;
-        }
-    }
+    else fits = world ? cli_mpi_fits(world, wb + xb, why, sizeof why) : cli_host_fits(wb + xb, why, sizeof why);
     if (fits) return EXIT_OK;
     if (root)
         fprintf(stderr, "helix: the model's f32 weights (%s per rank) and input do not fit: %s\n",

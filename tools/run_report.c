@@ -98,13 +98,8 @@ int run_write_json(const run_result *r)
     const run_opts *o = r->o;
     const helix_config *cfg = &o->cfg;
     const int64_t P = r->plan->P;
-    FILE *f = strcmp(o->json, "-") ? fopen(o->json, "w") : stdout;
-    if (!f) {
-        fprintf(stderr, "helix: cannot write --json file '%s'\n", o->json);
-        return EXIT_RUNTIME;
-    }
     jw j;
-    jw_begin(&j, f);
+    if (jw_open(&j, o->json)) return EXIT_RUNTIME;
     jw_obj(&j, NULL);
     jw_obj(&j, "config");
     jw_int(&j, "heads", cfg->heads); jw_int(&j, "head_dim", cfg->head_dim);
@@ -165,9 +160,5 @@ int run_write_json(const run_result *r)
     jw_end_arr(&j);
     jw_end_obj(&j);
     jw_end_obj(&j);
-    if (f != stdout && fclose(f) != 0) {
-        fprintf(stderr, "helix: writing --json file '%s' failed\n", o->json);
-        return EXIT_RUNTIME;
-    }
-    return EXIT_OK;
+    return jw_close(&j, o->json) ? EXIT_RUNTIME : EXIT_OK;
 }

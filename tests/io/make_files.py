@@ -14,34 +14,10 @@ import sys
 
 import numpy as np
 
+from st_util import bf16, from_bf16, st_bytes
+
 OUT = sys.argv[1]
 rng = np.random.default_rng(7)
-
-
-def st_bytes(tensors, header_override=None, pad=True):
-    """tensors: list of (name, dtype_str, np_array_or_rawbytes, shape)."""
-    header, blobs, off = {}, [], 0
-    for name, dt, data in tensors:
-        raw = data if isinstance(data, bytes) else data.tobytes()
-        shape = list(data.shape) if not isinstance(data, bytes) else [len(raw) // 4]
-        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = header_override if header_override is not None else json.dumps(header)
-    h = h.encode()
-    if pad:
-        h += b" " * ((8 - len(h) % 8) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
-
-
-def bf16(a):
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-    return u.astype(np.uint16)
-
-
-def from_bf16(u):
-    return (u.astype(np.uint32) << 16).view(np.float32)
 
 
 def mha_torch(x, W, heads):
@@ -135,7 +111,6 @@ def bad():
     d = os.path.join(OUT, "bad")
     os.makedirs(d, exist_ok=True)
     cases = []
-    w = np.ones((4, 4), dtype=np.float32)
     ok_hdr = {"in_proj_weight": {"dtype": "F32", "shape": [12, 4], "data_offsets": [0, 192]}}
 
     def put(name, data, cmd, msg):
@@ -184,7 +159,6 @@ def bad():
     put("missing_field.safetensors", hdr({"a": {"dtype": "F32", "shape": [1]}}, b"\0" * 4),
         "inspect", "must be an object with exactly dtype, shape, data_offsets")
     # NumPy
-    good = b"\x93NUMPY\x01\x00"
     def npy(header, data, ver=b"\x01\x00"):
         h = header.encode()
         h += b" " * ((64 - (10 + len(h) + 1) % 64) % 64) + b"\n"

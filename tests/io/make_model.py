@@ -12,13 +12,13 @@ bad/    one broken model per rule, bad.txt: "file<TAB>options<TAB>message".
 The NumPy model here is written from the definitions (pre-LN block, exact
 GELU, LayerNorm eps 1e-5), not from helix's code.
 """
-import json
 import os
-import struct
 import sys
 from math import erf, sqrt
 
 import numpy as np
+
+from st_util import bf16, from_bf16, st_bytes
 
 OUT = sys.argv[1]
 rng = np.random.default_rng(11)
@@ -27,25 +27,8 @@ verf = np.vectorize(erf)
 
 def st_write(path, tensors):
     """tensors: list of (name, dtype, array); bf16 arrays are uint16 bits."""
-    header, blobs, off = {}, [], 0
-    for name, dt, a in tensors:
-        raw = np.ascontiguousarray(a).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def bf16_bits(a):
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def from_bf16(u):
-    return (u.astype(np.uint32) << 16).view(np.float32)
+        f.write(st_bytes(tensors))
 
 
 def layer_norm(x, g, b):
@@ -139,7 +122,7 @@ def encode(tensors, dtype):
             a16 = a.astype(np.float16)
             out.append((n, "F16", a16)); held[n] = a16.astype(np.float64)
         else:
-            u = bf16_bits(a)
+            u = bf16(a)
             out.append((n, "BF16", u)); held[n] = from_bf16(u).astype(np.float64)
     return out, held
 

@@ -7,11 +7,11 @@ the same with a causal mask as OUT/torch_causal_expect.npy.
 
 usage: torch_model.py OUT HEADS D F LAYERS B L
 """
-import json
-import struct
 import sys
 
 import numpy as np
+
+from st_util import st_bytes
 
 try:
     import torch
@@ -30,16 +30,9 @@ with torch.no_grad():   # non-trivial LayerNorm parameters
         if "norm" in name:
             p.add_(0.2 * torch.rand_like(p) - 0.1)
 
-header, blobs, off = {}, [], 0
-for name, t in model.state_dict().items():
-    raw = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-    header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-    blobs.append(raw)
-    off += len(raw)
-h = json.dumps(header).encode()
-h += b" " * ((8 - len(h) % 8) % 8)
+tensors = [(name, "F32", p.detach().to(torch.float32).contiguous().numpy()) for name, p in model.state_dict().items()]
 with open(f"{out}/torch.safetensors", "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    f.write(st_bytes(tensors))
 
 # the reference runs the float32-rounded weights in float64
 with torch.no_grad():
@@ -52,4 +45,4 @@ with torch.no_grad():
     mask = torch.triu(torch.full((L, L), float("-inf"), dtype=torch.float64), 1)
     y = model(x.double(), mask=mask)
     np.save(f"{out}/torch_causal_expect.npy", y.numpy().astype(np.float32))
-print(f"torch {torch.__version__}: wrote {out}/torch.safetensors ({len(header)} tensors)")
+print(f"torch {torch.__version__}: wrote {out}/torch.safetensors ({len(tensors)} tensors)")
