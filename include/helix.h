@@ -121,9 +121,6 @@ typedef enum {
     HELIX_REGATHER_QUERIES  /* otherwise: all-gather K/V, split the queries      */
 } helix_regather_kind;
 
-/* Tile sizes of the attention kernels (fixed; part of the memory model). */
-#define HELIX_TILE_Q 128
-#define HELIX_TILE_K 128
 /* exact/scores: queries per all-reduced score block. */
 #define HELIX_SCORES_TILE_Q 64
 

@@ -74,9 +74,20 @@ int main(void)
     for (int ti = 0; ti < 3; ti++)
         for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
             for (int causal = 0; causal < 2; causal++) {
-                int64_t w = widths[wi], L = w >= 512 ? 70 : 131;  /* not a multiple of the 64 tile */
+                int64_t w = widths[wi], L = w >= 512 ? 70 : 131;  /* 131: one full 128 tile and a part */
                 double e = run_case(types[ti], 2, L, L, 2, w, causal, 0, 0);
                 CHECK(e <= tol[ti], "%s w=%lld L=%lld causal=%d: max err %.3g > %.3g",
+                      helix_dtype_name(types[ti]), (long long)w, (long long)L, causal, e, tol[ti]);
+            }
+    /* several tiles each way, the last one partial: the kernel's tile is 128
+     * below width 256 and 256 from there (helix_attn_tile) */
+    const int64_t wide[] = {128, 256, 512};
+    for (int ti = 0; ti < 3; ti += 2)
+        for (size_t wi = 0; wi < 3; wi++)
+            for (int causal = 0; causal < 2; causal++) {
+                const int64_t w = wide[wi], L = 2 * (w >= 256 ? 256 : 128) + 37;
+                double e = run_case(types[ti], 1, L, L, 1, w, causal, 0, 0);
+                CHECK(e <= tol[ti], "%s w=%lld L=%lld (3 tiles) causal=%d: max err %.3g > %.3g",
                       helix_dtype_name(types[ti]), (long long)w, (long long)L, causal, e, tol[ti]);
             }
     /* a block of queries at an offset (exact/regather by queries) */

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define TQ HELIX_SCORES_TILE_Q
-#define TK HELIX_TILE_K
+#define TK HELIX_ATTN_TILE_MIN   /* the kernel's buffers hold at least this */
 
 helix_status helix_exec_scores(helix_dev *d)
 {

@@ -6,14 +6,18 @@
 
 #include "helix.h"
 
+/* The kernel's tiles are T x T, T = helix_attn_tile(width) >= this. */
+#define HELIX_ATTN_TILE_MIN 128
+int64_t helix_attn_tile(int64_t width);
+
 typedef struct {
-    float *q;    /* [HELIX_TILE_Q][width]  query tile (16-bit inputs)   */
-    float *k;    /* [HELIX_TILE_K][width]  key tile                     */
-    float *v;    /* [HELIX_TILE_K][width]  value tile                   */
-    float *s;    /* [HELIX_TILE_Q][HELIX_TILE_K] scores / probabilities */
-    float *acc;  /* [HELIX_TILE_Q][width]  output accumulator           */
-    float *mx;   /* [HELIX_TILE_Q]         running max                  */
-    float *sum;  /* [HELIX_TILE_Q]         running sum                  */
+    float *q;    /* [T][width]  query tile (16-bit inputs)   */
+    float *k;    /* [T][width]  key tile                     */
+    float *v;    /* [T][width]  value tile                   */
+    float *s;    /* [T][T]      scores / probabilities       */
+    float *acc;  /* [T][width]  output accumulator           */
+    float *mx;   /* [T]         running max                  */
+    float *sum;  /* [T]         running sum                  */
 } helix_attn_ws;
 
 helix_attn_ws helix_attn_ws_carve(void *base, int64_t width);
