@@ -82,6 +82,10 @@ typedef struct {
     int out_proj;       /* 1: W_O is applied (row-parallel + reduce) */
     int bias;           /* 1: b_Q, b_K, b_V (and b_O) are present    */
     double scale;       /* 0: 1/sqrt(attention width)                */
+    const int64_t *kv_len; /* optional [batch] key padding lengths: batch row
+                           b attends to keys 0..kv_len[b]-1 only (each in
+                           1..seq); NULL: no padding. Not copied: it must
+                           outlive the plan. */
 } helix_config;
 
 /* The default small configuration used by `helix run` with no options. */
@@ -207,10 +211,11 @@ void helix_shard_rows(const helix_plan *plan, int64_t rank, const float *w,
 
 /* Plain single-device MHA in double precision, the oracle every fast path
  * is tested against. x: [B, L, D]; y: [B, L, D]. If w->wo is NULL the
- * output is the concatenated heads. scale <= 0 means 1/sqrt(d). */
+ * output is the concatenated heads. scale <= 0 means 1/sqrt(d). kv_len:
+ * optional [B] key padding lengths (as helix_config.kv_len), or NULL. */
 helix_status helix_attention_ref(int64_t B, int64_t L, int64_t heads, int64_t head_dim,
                                  const helix_weights *w, const float *x, int causal,
-                                 double scale, float *y, helix_err *err);
+                                 const int64_t *kv_len, double scale, float *y, helix_err *err);
 
 /* ---------------------------------------------------------------- kernel */
 

@@ -7,6 +7,7 @@ HELIX=$1
 README=$2
 PY=${HELIX_PYTHON:-/usr/bin/python3}
 . "$(dirname "$0")/harness.sh"
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 
 # runs that must exit 0 with PASS
 while read -r args; do
@@ -24,7 +25,20 @@ done <<'EOF_RUNS'
 --groups 2 --slices 8 --heads 8 --seq 100 --bias
 --groups 1 --slices 1 --seq 64 --threads 1
 --mode sliced --causal --dtype f16 --no-out-proj --scale 0.3
+--batch 3 --kv-len 100,7,512 --causal
+--batch 2 --kv-len 1,300 --exact-algo scores --seq 300
+--batch 2 --kv-len 33 --mode sliced --dtype bf16
+--batch 2 --kv-len 60,1 --groups 2 --slices 8 --heads 8 --seq 100 --causal
 EOF_RUNS
+
+# key padding reaches the devices (not only the reference): the output of
+# --kv-len L equals no padding bit for bit, and a shorter one changes it
+"$HELIX" run --seq 80 --output "$TMP/kv_none.npy" >/dev/null 2>&1
+"$HELIX" run --seq 80 --kv-len 80 --output "$TMP/kv_full.npy" >/dev/null 2>&1
+"$HELIX" run --seq 80 --kv-len 80,50 --output "$TMP/kv_short.npy" >/dev/null 2>&1
+if cmp -s "$TMP/kv_none.npy" "$TMP/kv_full.npy"; then ok; else bad "--kv-len L changed the output"; fi
+if [ -s "$TMP/kv_short.npy" ] && ! cmp -s "$TMP/kv_none.npy" "$TMP/kv_short.npy"; then ok
+else bad "--kv-len 80,50 left the output as it was"; fi
 
 # bad input: exit 2 and a message naming the problem
 check_bad() {
@@ -52,6 +66,11 @@ check_bad "--backend must be inproc or mpi, got 'gpu'" run --backend gpu
 check_bad "needs a value" run --heads
 check_bad "unexpected argument 'extra'" run extra
 check_bad "unknown command 'fly'" fly
+check_bad "--kv-len must be in [1," run --kv-len 0
+check_bad "key padding length of batch row 1 (--kv-len) is 600; it must be in 1..L=512" run --kv-len 5,600
+check_bad "--kv-len gives 3 lengths but the batch has B=2 rows" run --kv-len 3,4,5
+check_bad "--kv-len must be a comma-separated list of lengths, got '3,,4'" run --kv-len 3,,4
+check_bad "--kv-len expects an integer, got 'x'" run --kv-len x
 
 # JSON summary
 json=$("$HELIX" run --seq 96 --json - 2>/dev/null | sed -n '/^{/,$p')
@@ -80,7 +99,7 @@ rm -f "$tmp"
 # --help lists every option, and the README shows the same text
 help=$("$HELIX" run --help); rc=$?
 [ $rc -eq 0 ] && ok || bad "run --help exit $rc"
-for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-algo --causal --scale \
+for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-algo --causal --scale --kv-len \
            --no-out-proj --bias --dtype --seed --backend --threads --check --no-check --output --json --help; do
     grep -qF -- "  $opt" <<<"$help" && ok || bad "--help lacks $opt"
 done

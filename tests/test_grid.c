@@ -57,7 +57,7 @@ static double run(const helix_config *cfg, int ref_sliced, int *bytes_ok, int *a
     }
     int64_t rh = ref_sliced ? cfg->heads * cfg->slices : cfg->heads;
     int64_t rd = ref_sliced ? p.ds : cfg->head_dim;
-    if (helix_attention_ref(cfg->batch, cfg->seq, rh, rd, &hw, x, cfg->causal, p.scale, ref, &e)) goto out;
+    if (helix_attention_ref(cfg->batch, cfg->seq, rh, rd, &hw, x, cfg->causal, cfg->kv_len, p.scale, ref, &e)) goto out;
     helix_to_f32(cfg->dtype, y, yf, BL * D);
     double mx = 0, mr = 0;
     for (int64_t k = 0; k < BL * D; k++) {

@@ -34,6 +34,16 @@ for g in "${grids[@]}"; do
     done
 done
 
+# key padding over MPI: passes the check, bitwise the in-process output
+for mode in "--mode sliced" "--exact-algo regather" "--exact-algo scores"; do
+    args="--groups 2 --slices 2 --heads 4 --head-dim 16 --batch 3 --seq 40 $mode --causal --kv-len 40,5,23"
+    out=$(mpirun -np 4 "$HELIX" run --backend mpi $args --output "$tmp/mpi.npy" 2>&1); rc=$?
+    if [ $rc -eq 0 ] && grep -q "PASS" <<<"$out" && grep -q "key padding: keys seen per batch row 40 5 23" <<<"$out"
+    then ok; else bad "mpirun -np 4 helix run $args: rc=$rc"; echo "$out" | tail -5 >&2; fi
+    "$HELIX" run --backend inproc $args --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1
+    cmp -s "$tmp/mpi.npy" "$tmp/inproc.npy" && ok || bad "np=4 $args: MPI output differs from the in-process output"
+done
+
 # bytes per rank in the JSON equal the plan's, per phase
 json=$(mpirun -np 4 "$HELIX" run --groups 2 --slices 2 --seq 70 --exact-algo scores --causal --json - 2>/dev/null \
        | sed -n '/^{/,$p')

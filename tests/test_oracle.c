@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     FILE *cf = fopen(path, "r");
     CHECK(cf != NULL, "cannot open %s (run tests/oracle/mha.py first)", path);
     if (!cf) return test_summary();
-    int ncases = 0;
+    int ncases = 0, npadded = 0;
     while (fscanf(cf, "%255s", name) == 1) {
         char dir[1300], mode[16], dt[8];
         snprintf(dir, sizeof dir, "%s/%s", argv[1], name);
@@ -67,14 +67,22 @@ int main(int argc, char **argv)
         float *bq = bias ? load(dir, "bq", D, 1) : NULL, *bk = bias ? load(dir, "bk", D, 1) : NULL;
         float *bv = bias ? load(dir, "bv", D, 1) : NULL, *bo = bias && out_proj ? load(dir, "bo", D, 1) : NULL;
         helix_weights w = {D, wq, wk, wv, wo, bq, bk, bv, bo};
+        /* optional key padding lengths (stored as f32) */
+        float *kvf = load(dir, "kv_len", B, 0);
+        int64_t kv[64], *kvp = NULL;
+        if (kvf && B <= 64) {
+            for (int64_t b = 0; b < B; b++) kv[b] = (int64_t)kvf[b];
+            kvp = kv;
+            npadded++;
+        }
         float *got = malloc(sizeof(float) * (size_t)BL * (size_t)D);
         helix_err e = {{0}};
         /* 1. the reference against NumPy */
         int64_t rh = sliced ? h * m : h;
-        CHECK(helix_attention_ref(B, L, rh, D / rh, &w, x, causal, 0, got, &e) == HELIX_OK, "%s", e.msg);
+        CHECK(helix_attention_ref(B, L, rh, D / rh, &w, x, causal, kvp, 0, got, &e) == HELIX_OK, "%s", e.msg);
         double er = rel_err(got, y, BL * D);
         CHECK(er <= 1e-6, "%s: reference vs NumPy float64: %.3g", name, er);
-        printf("%-24s reference vs numpy: %.2e\n", name, er);
+        printf("%-24s reference vs numpy: %.2e%s\n", name, er, kvp ? " (key padding)" : "");
         /* 2. the grid in f32 (and in f16 for f16 files) */
         helix_dtype types[2] = {HELIX_F32, HELIX_F16};
         int nt = !strcmp(dt, "f2") ? 2 : 1;
@@ -85,6 +93,7 @@ int main(int argc, char **argv)
                 c.mode = sliced ? HELIX_MODE_SLICED : HELIX_MODE_EXACT;
                 c.exact_algo = algo ? HELIX_EXACT_SCORES : HELIX_EXACT_REGATHER;
                 c.causal = causal; c.out_proj = out_proj; c.bias = bias; c.dtype = types[ti];
+                c.kv_len = kvp;
                 helix_plan p;
                 CHECK(helix_plan_init(&c, &p, &e) == HELIX_OK, "%s", e.msg);
                 void *out = malloc((size_t)(BL * D) * helix_dtype_size(c.dtype));
@@ -98,9 +107,10 @@ int main(int argc, char **argv)
                        sliced ? "-" : algo ? "scores" : "regather", helix_dtype_name(c.dtype), eg);
             }
         free(got); free(x); free(y); free(wq); free(wk); free(wv); free(wo);
-        free(bq); free(bk); free(bv); free(bo);
+        free(bq); free(bk); free(bv); free(bo); free(kvf);
     }
     fclose(cf);
     CHECK(ncases >= 5, "only %d fixture cases", ncases);
+    CHECK(npadded >= 3, "only %d fixture cases with key padding", npadded);
     return test_summary();
 }

@@ -39,6 +39,11 @@ int main(void)
     expect_invalid(b, "too large", "overflowing h*d");
     b = c; b.groups = 1 << 16; b.heads = 1 << 16; b.slices = 64; b.head_dim = 64;
     expect_invalid(b, "devices", "too many devices");
+    const int64_t kv_zero[2] = {512, 0}, kv_long[2] = {3, 513}, kv_ok[2] = {512, 1};
+    b = c; b.kv_len = kv_zero;                   expect_invalid(b, "batch row 1 (--kv-len) is 0", "kv_len 0");
+    b = c; b.kv_len = kv_long;                   expect_invalid(b, "batch row 1 (--kv-len) is 513; it must be in 1..L=512", "kv_len > L");
+    b = c; b.kv_len = kv_ok;
+    CHECK(helix_plan_init(&b, &p, &e) == HELIX_OK, "kv_len {512, 1} is valid: %s", e.msg);
 
     /* weight partition: 3*D*D/P parameters per device, 16x less at P=16 */
     c = helix_config_default();

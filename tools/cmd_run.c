@@ -55,7 +55,8 @@ static void check(run_result *r, const helix_weights *w, const float *x, const v
     int64_t rd = cfg->mode == HELIX_MODE_SLICED ? r->plan->ds : cfg->head_dim;
     r->checked = 1;
     r->passed = 0;
-    if (!ref || !yf || helix_attention_ref(cfg->batch, cfg->seq, rh, rd, w, x, cfg->causal, r->plan->scale, ref, &err)) {
+    if (!ref || !yf || helix_attention_ref(cfg->batch, cfg->seq, rh, rd, w, x, cfg->causal, cfg->kv_len,
+                                                r->plan->scale, ref, &err)) {
         fprintf(stderr, "helix: the reference could not run: %s\n", ref && yf ? err.msg : "out of memory");
         r->max_abs = r->max_rel = INFINITY;
         free(ref); free(yf);
@@ -126,6 +127,7 @@ int cmd_run(int argc, char **argv)
     memset(&files, 0, sizeof files);
     int prc = run_parse(argc, argv, &o);
     if (prc == 0) prc = run_files_resolve(&o, &files, rank == 0, world);
+    if (prc == 0) prc = run_kv_resolve(&o);
     helix_plan plan;
     if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) {
         fprintf(stderr, "helix: %s\n", err.msg);
@@ -146,6 +148,7 @@ int cmd_run(int argc, char **argv)
     if (saved_err >= 0) { dup2(saved_err, 2); close(saved_err); }
     if (prc != 0) {
         run_files_close(&files);
+        free(o.kv_buf);
         helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
         return prc < 0 ? EXIT_OK : prc;
@@ -178,6 +181,7 @@ int cmd_run(int argc, char **argv)
     if (!fits) {
         if (rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
         run_files_close(&files);
+        free(o.kv_buf);
         helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
         return EXIT_USAGE;
@@ -194,6 +198,7 @@ int cmd_run(int argc, char **argv)
         if (mpi) helix_mpi_abort(EXIT_RUNTIME);
         free(wbuf); free(x); free(y); free(stats);
         run_files_close(&files);
+        free(o.kv_buf);
         return EXIT_RUNTIME;
     }
     /* same random stream on every rank: x first (rank 0 keeps it), then weights */
@@ -305,6 +310,7 @@ int cmd_run(int argc, char **argv)
     }
     free(wbuf); free(x); free(y); free(stats);
     run_files_close(&files);
+    free(o.kv_buf);
     helix_comm_free(world);
     if (mpi) helix_mpi_finalize();
     return rc;

@@ -56,7 +56,7 @@ static void *ov_run(void *arg)
         memset(&a, 0, sizeof a);
         a.B = c->batch; a.Lq = Lq; a.Lk = c->seq; a.H = H; a.width = width; a.dtype = t;
         a.q = wk->q; a.k = wk->k; a.v = wk->v; a.o = wk->o;
-        a.scale = (float)p->scale; a.causal = c->causal; a.q_pos0 = q0;
+        a.scale = (float)p->scale; a.causal = c->causal; a.q_pos0 = q0; a.kv_len = c->kv_len;
         helix_attn_args_dense(&a);
         if (H > 0 && Lq > 0 && helix_attention_fwd(&a, wk->aws)) wk->job->fail = 1;
         if (c->out_proj) helix_gemm(BL, D, cols, t, wk->o, cols, t, wk->w, D, NULL, t, wk->part, D, wk->gws);

@@ -26,6 +26,11 @@ void run_print_header(const run_opts *o, const helix_plan *plan, const char *eng
            (long long)cfg->heads, (long long)cfg->head_dim, (long long)plan->D, (long long)cfg->batch,
            (long long)cfg->seq, helix_dtype_name(cfg->dtype), cfg->causal ? "yes" : "no",
            cfg->out_proj ? "yes" : "no", cfg->bias ? "yes" : "no", plan->scale);
+    if (cfg->kv_len) {
+        printf("# key padding: keys seen per batch row");
+        for (int64_t b = 0; b < cfg->batch && b < 16; b++) printf(" %lld", (long long)cfg->kv_len[b]);
+        printf("%s (of L=%lld)\n", cfg->batch > 16 ? " ..." : "", (long long)cfg->seq);
+    }
     printf("# grid: n=%lld groups x m=%lld slices  h_g=%lld heads/group  d_s=%lld features/slice  mode=%s%s\n",
            (long long)cfg->groups, (long long)cfg->slices, (long long)plan->hg, (long long)plan->ds,
            helix_mode_name(cfg->mode), rg);
@@ -108,6 +113,11 @@ int run_write_json(const run_result *r)
     jw_str(&j, "dtype", helix_dtype_name(cfg->dtype)); jw_str(&j, "mode", helix_mode_name(cfg->mode));
     jw_str(&j, "exact_algo", helix_exact_algo_name(cfg->exact_algo));
     jw_bool(&j, "causal", cfg->causal); jw_bool(&j, "out_proj", cfg->out_proj); jw_bool(&j, "bias", cfg->bias);
+    if (cfg->kv_len) {
+        jw_arr(&j, "kv_len");
+        for (int64_t b = 0; b < cfg->batch; b++) jw_int(&j, NULL, cfg->kv_len[b]);
+        jw_end_arr(&j);
+    }
     jw_num(&j, "scale", r->plan->scale); jw_int(&j, "seed", o->seed); jw_int(&j, "threads", o->threads);
     jw_str(&j, "engine", r->engine);
     jw_end_obj(&j);

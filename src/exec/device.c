@@ -60,7 +60,7 @@ static helix_status attend_sliced(helix_dev *d)
     memset(&a, 0, sizeof a);
     a.B = p->cfg.batch; a.Lq = a.Lk = p->cfg.seq; a.H = p->hg; a.width = p->ds;
     a.dtype = d->t; a.q = d->q; a.k = d->k; a.v = d->v; a.o = d->o;
-    a.scale = (float)p->scale; a.causal = p->cfg.causal;
+    a.scale = (float)p->scale; a.causal = p->cfg.causal; a.kv_len = p->cfg.kv_len;
     helix_attn_args_dense(&a);
     return helix_attention_fwd(&a, d->work);
 }

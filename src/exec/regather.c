@@ -22,7 +22,7 @@ static helix_status run_kernel(helix_dev *d, const void *q, const void *k, const
     memset(&a, 0, sizeof a);
     a.B = p->cfg.batch; a.Lq = Lq; a.Lk = p->cfg.seq; a.H = H; a.width = p->cfg.head_dim;
     a.dtype = d->t; a.q = q; a.k = k; a.v = v; a.o = o;
-    a.scale = (float)p->scale; a.causal = p->cfg.causal; a.q_pos0 = q_pos0;
+    a.scale = (float)p->scale; a.causal = p->cfg.causal; a.q_pos0 = q_pos0; a.kv_len = p->cfg.kv_len;
     helix_attn_args_dense(&a);
     return helix_attention_fwd(&a, d->work);
 }

@@ -5,7 +5,9 @@
  * all-reduce, f32) gives exact scores; each device then takes the softmax
  * of the full row and multiplies by its own V slice, which yields its own
  * output slice directly: nothing moves back. Traffic is O(B*hg*L^2), so
- * this is only the right choice for short sequences. Work goes by blocks of
+ * this is only the right choice for short sequences. Padded keys
+ * (cfg.kv_len) are still scored and reduced, so the bytes are the plan's,
+ * and left out of the softmax. Work goes by blocks of
  * HELIX_SCORES_TILE_Q queries: scores [hg][tq][L] live at once, O(L). */
 #include "exec-impl.h"
 #include "../kernels/attention-impl.h"
@@ -60,7 +62,8 @@ helix_status helix_exec_scores(helix_dev *d)
                 float inv[TQ];
                 for (int64_t i = 0; i < nq; i++) {
                     float *si = sc + (h * nq + i) * lk;
-                    const int64_t nk = p->cfg.causal ? q0 + i + 1 : lk;
+                    int64_t nk = p->cfg.causal ? q0 + i + 1 : lk;   /* keys this query sees */
+                    if (p->cfg.kv_len && p->cfg.kv_len[b] < nk) nk = p->cfg.kv_len[b];
                     float mx = -INFINITY;
                     for (int64_t jj = 0; jj < nk; jj++) { si[jj] *= scale; if (si[jj] > mx) mx = si[jj]; }
                     float s = 0.0f;

@@ -81,6 +81,12 @@ helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_er
     if (!(cfg->scale >= 0.0) || !isfinite(cfg->scale))
         return helix_errf(err, HELIX_ERR_INVALID, "scale must be a finite number > 0 (or 0 for 1/sqrt(width)), got %g", cfg->scale);
 
+    for (int64_t b = 0; cfg->kv_len && b < cfg->batch; b++)
+        if (cfg->kv_len[b] < 1 || cfg->kv_len[b] > cfg->seq)
+            return helix_errf(err, HELIX_ERR_INVALID,
+                              "key padding length of batch row %lld (--kv-len) is %lld; it must be in 1..L=%lld",
+                              (long long)b, (long long)cfg->kv_len[b], (long long)cfg->seq);
+
     int64_t P = checked_prod(2, cfg->groups, cfg->slices);
     if (P < 0 || P > HELIX_MAX_DEVICES)
         return helix_errf(err, HELIX_ERR_INVALID, "grid n x m = %lld x %lld has more than %d devices",

@@ -39,7 +39,7 @@ helix_status helix_model_ref(const helix_model_config *mc, int64_t heads, int64_
         const helix_layer_weights *lw = &w->layer[l];
         for (int64_t t = 0; t < BL; t++) layernorm_ref(res + t * D, lw->ln1_g, lw->ln1_b, D, xn + t * D);
         helix_weights aw = {D, lw->wq, lw->wk, lw->wv, lw->wo, lw->bq, lw->bk, lw->bv, lw->bo, NULL, NULL};
-        st = helix_attention_ref(mc->batch, mc->seq, heads, head_dim, &aw, xn, mc->causal, 0.0, att, err);
+        st = helix_attention_ref(mc->batch, mc->seq, heads, head_dim, &aw, xn, mc->causal, NULL, 0.0, att, err);
         for (int64_t k = 0; k < BL * D; k++) res[k] += att[k];
         for (int64_t t = 0; t < BL; t++) layernorm_ref(res + t * D, lw->ln2_g, lw->ln2_b, D, xn + t * D);
         for (int64_t t = 0; t < BL; t++) {

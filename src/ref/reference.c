@@ -9,7 +9,7 @@
 
 helix_status helix_attention_ref(int64_t B, int64_t L, int64_t h, int64_t d,
                                  const helix_weights *w, const float *x, int causal,
-                                 double scale, float *y, helix_err *err)
+                                 const int64_t *kv_len, double scale, float *y, helix_err *err)
 {
     const int64_t D = h * d;
     if (B < 1 || L < 1 || h < 1 || d < 1 || !w || !x || !y || w->D != D) {
@@ -17,6 +17,12 @@ helix_status helix_attention_ref(int64_t B, int64_t L, int64_t h, int64_t d,
                           (long long)(w ? w->D : -1), (long long)D);
         return HELIX_ERR_INVALID;
     }
+    for (int64_t b = 0; kv_len && b < B; b++)
+        if (kv_len[b] < 1 || kv_len[b] > L) {
+            if (err) snprintf(err->msg, sizeof err->msg, "reference: kv_len[%lld] = %lld is outside 1..%lld",
+                              (long long)b, (long long)kv_len[b], (long long)L);
+            return HELIX_ERR_INVALID;
+        }
     if (scale <= 0) scale = 1.0 / sqrt((double)d);
     double *q = malloc(sizeof(double) * (size_t)(B * L * D)); /* [B, L, D] */
     double *k = malloc(sizeof(double) * (size_t)(B * L * D));
@@ -42,12 +48,14 @@ helix_status helix_attention_ref(int64_t B, int64_t L, int64_t h, int64_t d,
             for (int64_t c = 0; c < D; c++) { qt[c] += xv * wq[c]; kt[c] += xv * wk[c]; vt[c] += xv * wv[c]; }
         }
     }
-    /* per batch row, head, query: scores, softmax, weighted sum of values */
+    /* per batch row, head, query: scores over the keys it may see (causal:
+     * up to itself; padding: below kv_len[b]), softmax, weighted sum of values */
     for (int64_t b = 0; b < B; b++)
         for (int64_t hd = 0; hd < h; hd++)
             for (int64_t i = 0; i < L; i++) {
                 const double *qi = q + (b * L + i) * D + hd * d;
                 int64_t nk = causal ? i + 1 : L;
+                if (kv_len && kv_len[b] < nk) nk = kv_len[b];
                 double mx = -INFINITY;
                 for (int64_t jj = 0; jj < nk; jj++) {
                     const double *kj = k + (b * L + jj) * D + hd * d;

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 
-def mha(x, wq, wk, wv, wo, bq, bk, bv, bo, heads, causal, scale):
+def mha(x, wq, wk, wv, wo, bq, bk, bv, bo, heads, causal, scale, kv_len=None):
     B, L, D = x.shape
     d = D // heads
     q = x @ wq + (bq if bq is not None else 0)
@@ -24,6 +24,9 @@ def mha(x, wq, wk, wv, wo, bq, bk, bv, bo, heads, causal, scale):
     s = np.einsum("bqhe,bkhe->bhqk", q, k) * scale
     if causal:
         s = np.where(np.tril(np.ones((L, L), dtype=bool)), s, -np.inf)
+    if kv_len is not None:  # key padding: batch row b sees keys < kv_len[b]
+        keep = np.arange(L)[None, :] < np.asarray(kv_len)[:, None]          # [B, L_k]
+        s = np.where(keep[:, None, None, :], s, -np.inf)
     s = s - s.max(axis=-1, keepdims=True)
     p = np.exp(s)
     p /= p.sum(axis=-1, keepdims=True)
@@ -42,6 +45,19 @@ CASES = [
     ("sliced_2x2", 2, 2, 4, 16, 2, 33, "sliced", 0, 1, 1, "f4"),
     ("sliced_causal_4x1", 4, 1, 4, 8, 2, 64, "sliced", 1, 0, 0, "f4"),
     ("exact_f16_2x2", 2, 2, 4, 16, 2, 40, "exact", 1, 1, 1, "f2"),
+]
+# key padding lengths per batch row (PyTorch's key_padding_mask, as lengths)
+KV_LEN = {
+    "pad_exact_2x2": [37, 20],            # regather by heads, and scores
+    "pad_exact_causal_2x8": [50, 9, 33],  # regather by queries (m > h_g), causal
+    "pad_sliced_4x2": [1, 64],            # one key only in row 0
+    "pad_exact_f16_2x2": [40, 17],
+}
+CASES += [
+    ("pad_exact_2x2", 2, 2, 4, 16, 2, 37, "exact", 0, 1, 1, "f4"),
+    ("pad_exact_causal_2x8", 2, 8, 4, 32, 3, 50, "exact", 1, 1, 0, "f4"),
+    ("pad_sliced_4x2", 4, 2, 4, 16, 2, 64, "sliced", 0, 0, 0, "f4"),
+    ("pad_exact_f16_2x2", 2, 2, 4, 16, 2, 40, "exact", 1, 0, 1, "f2"),
 ]
 
 
@@ -70,12 +86,14 @@ def main():
         heads = h * m if mode == "sliced" else h
         scale = 1.0 / np.sqrt(D // heads)
         y = mha(f["x"], f["wq"], f["wk"], f["wv"], f.get("wo"), f.get("bq"), f.get("bk"),
-                f.get("bv"), f.get("bo"), heads, causal, scale)
+                f.get("bv"), f.get("bo"), heads, causal, scale, KV_LEN.get(name))
         case_dir = os.path.join(out, name)
         os.makedirs(case_dir, exist_ok=True)
         for k, v in arr.items():
             np.save(os.path.join(case_dir, k + ".npy"), v)
         np.save(os.path.join(case_dir, "y.npy"), y.astype("<f4"))
+        if name in KV_LEN:
+            np.save(os.path.join(case_dir, "kv_len.npy"), np.asarray(KV_LEN[name], dtype="<f4"))
         with open(os.path.join(case_dir, "meta.txt"), "w") as fh:
             fh.write(f"{n} {m} {h} {d} {B} {L} {mode} {causal} {out_proj} {bias} {dt}\n")
         names.append(name)
