@@ -4,7 +4,8 @@
 # both PyTorch name layouts, f32/f16/bf16, with and without biases and W_O,
 # run in-process and over MPI and compared with the float64 NumPy MHA; every
 # malformed file is refused (exit 2) with its own message; the parsers run
-# under AddressSanitizer + UBSan over all of them.
+# under AddressSanitizer + UBSan over all of them. Key padding (--kv-len) is
+# compared with PyTorch's nn.MultiheadAttention when torch is installed.
 set -u
 HELIX=$1; IO_ASAN=$2
 PY=${HELIX_PYTHON:-/usr/bin/python3}
@@ -15,12 +16,12 @@ pass=0; fail=0
 ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
-compare() {  # file expected tol
-    "$PY" - "$1" "$2" "$3" <<'EOF_PY'
+compare() {  # file expected tol [what the expected output is]
+    "$PY" - "$1" "$2" "$3" "${4:-NumPy float64}" <<'EOF_PY'
 import sys, numpy as np
 y = np.load(sys.argv[1]).astype(np.float64); e = np.load(sys.argv[2]).astype(np.float64)
 err = np.abs(y - e).max() / np.abs(e).max()
-print(f"  vs NumPy float64: {err:.2e} (tolerance {float(sys.argv[3]):.0e})")
+print(f"  vs {sys.argv[4]}: {err:.2e} (tolerance {float(sys.argv[3]):.0e})")
 sys.exit(0 if y.shape == e.shape and err <= float(sys.argv[3]) else 1)
 EOF_PY
 }
@@ -66,6 +67,25 @@ chk "--bias, but" --weights "$b/ok16.safetensors" --heads 4 --groups 2 --slices 
 # an unreadable file is an I/O error (3), not a format error
 "$HELIX" inspect "$dir/does-not-exist.safetensors" >/dev/null 2>&1; rc=$?
 [ $rc -eq 3 ] && ok || bad "missing file: rc=$rc, want 3"
+
+# key padding against PyTorch's own nn.MultiheadAttention(key_padding_mask=...)
+"$PY" "$(dirname "$0")/io/torch_mha.py" "$dir" 4 32 40 40,9,23 >"$dir/torch.log" 2>&1; trc=$?
+if [ $trc -eq 77 ]; then
+    echo "  SKIPPED: $(cat "$dir/torch.log") (these checks are not counted as passed)"
+elif [ $trc -ne 0 ]; then
+    bad "torch_mha.py failed: $(tail -3 "$dir/torch.log")"
+else
+    sed 's/^/  /' "$dir/torch.log"
+    for v in "pad:" "pad_causal:--causal"; do
+        exp=${v%%:*}; extra=${v#*:}
+        for mode in "--groups 2 --slices 2" "--groups 2 --slices 4 --exact-algo scores" "--groups 1 --slices 8"; do
+            args=(--weights "$dir/mha.safetensors" --input "$dir/mha_x.npy" --heads 4 --kv-len 40,9,23 $mode $extra)
+            out=$("$HELIX" run "${args[@]}" --output "$dir/y.npy" 2>&1); rc=$?
+            if [ $rc -eq 0 ] && grep -q PASS <<<"$out" && compare "$dir/y.npy" "$dir/mha_$exp.npy" 2e-5 "PyTorch float64"; then ok
+            else bad "PyTorch key padding, helix run ${args[*]}: rc=$rc"; echo "$out" | tail -3 >&2; fi
+        done
+    done
+fi
 
 # every file through the parsers under ASan + UBSan
 if out=$("$IO_ASAN" "$g"/* "$b"/* 2>&1); then ok; else bad "parsers under ASan/UBSan: $out"; fi
