@@ -100,7 +100,6 @@ static inline float exp_neg(float v)
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#define HELIX_SOFTMAX_ISA "avx2"
 
 static inline __m256 exp_neg8(__m256 v)
 {
@@ -169,7 +168,6 @@ static void scale_row(float *x, int64_t n, float a)
     for (; e < n; e++) x[e] *= a;
 }
 #else
-#define HELIX_SOFTMAX_ISA "portable"
 
 static float softmax_row(float *s, int64_t n, float *m, float *l)
 {
