@@ -14,6 +14,20 @@ help_in_readme() {
     [ $missing -eq 0 ] && ok || bad "README's '$3' block differs from the binary's"
 }
 
+# with_torch LOG SCRIPT ARGS...: run a PyTorch reference writer. 0 when it
+# ran (its log printed); 1 when torch is missing (exit 77: "SKIPPED",
+# nothing counted) or it failed (counted as failed).
+with_torch() {
+    local log=$1; shift
+    "${HELIX_PYTHON:-/usr/bin/python3}" "$@" >"$log" 2>&1
+    case $? in
+        0)  sed 's/^/  /' "$log"; return 0 ;;
+        77) echo "  SKIPPED: $(cat "$log") (these checks are not counted as passed)" ;;
+        *)  bad "$(basename "$1") failed: $(tail -3 "$log")" ;;
+    esac
+    return 1
+}
+
 # Print the closing line; the script's exit status is whether all passed.
 summary() {
     echo "$pass passed, $fail failed"

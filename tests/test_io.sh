@@ -9,12 +9,10 @@
 set -u
 HELIX=$1; IO_ASAN=$2
 PY=${HELIX_PYTHON:-/usr/bin/python3}
+. "$(dirname "$0")/harness.sh"
 . "$(dirname "$0")/mpi_env.sh"
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 "$PY" "$(dirname "$0")/io/make_files.py" "$dir" >/dev/null || { echo "make_files.py failed"; echo "0 passed, 1 failed"; exit 1; }
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 compare() {  # file expected tol [what the expected output is]
     "$PY" - "$1" "$2" "$3" "${4:-NumPy float64}" <<'EOF_PY'
@@ -69,13 +67,7 @@ chk "--bias, but" --weights "$b/ok16.safetensors" --heads 4 --groups 2 --slices 
 [ $rc -eq 3 ] && ok || bad "missing file: rc=$rc, want 3"
 
 # key padding against PyTorch's own nn.MultiheadAttention(key_padding_mask=...)
-"$PY" "$(dirname "$0")/io/torch_mha.py" "$dir" 4 32 40 40,9,23 >"$dir/torch.log" 2>&1; trc=$?
-if [ $trc -eq 77 ]; then
-    echo "  SKIPPED: $(cat "$dir/torch.log") (these checks are not counted as passed)"
-elif [ $trc -ne 0 ]; then
-    bad "torch_mha.py failed: $(tail -3 "$dir/torch.log")"
-else
-    sed 's/^/  /' "$dir/torch.log"
+if with_torch "$dir/torch.log" "$(dirname "$0")/io/torch_mha.py" "$dir" 4 32 40 40,9,23; then
     for v in "pad:" "pad_causal:--causal"; do
         exp=${v%%:*}; extra=${v#*:}
         for mode in "--groups 2 --slices 2" "--groups 2 --slices 4 --exact-algo scores" "--groups 1 --slices 8"; do
@@ -91,5 +83,4 @@ fi
 if out=$("$IO_ASAN" "$g"/* "$b"/* 2>&1); then ok; else bad "parsers under ASan/UBSan: $out"; fi
 echo "$out" | tail -1
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -54,13 +54,7 @@ out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$g/enc_f32.saf
 if [ $? -eq 0 ] && grep -q "layers=2 " <<<"$out"; then ok; else bad "--layers 2 of 4: $out"; fi
 
 echo "PyTorch's nn.TransformerEncoder(norm_first=True, activation='gelu'):"
-"$PY" "$here/io/torch_model.py" "$dir" 4 32 96 2 2 20 >"$dir/torch.log" 2>&1; trc=$?
-if [ $trc -eq 77 ]; then
-    echo "  SKIPPED: $(cat "$dir/torch.log") (these checks are not counted as passed)"
-elif [ $trc -ne 0 ]; then
-    bad "torch_model.py failed: $(tail -3 "$dir/torch.log")"
-else
-    sed 's/^/  /' "$dir/torch.log"
+if with_torch "$dir/torch.log" "$here/io/torch_model.py" "$dir" 4 32 96 2 2 20; then
     for lay in helix2x2-exact tp2pp2; do
         run inproc "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_expect.npy" 1e-5 4 "$lay"
         run inproc "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_causal_expect.npy" 1e-5 4 "$lay" --causal

@@ -69,12 +69,9 @@ int main(int argc, char **argv)
         helix_weights w = {D, wq, wk, wv, wo, bq, bk, bv, bo};
         /* optional key padding lengths (stored as f32) */
         float *kvf = load(dir, "kv_len", B, 0);
-        int64_t kv[64], *kvp = NULL;
-        if (kvf && B <= 64) {
-            for (int64_t b = 0; b < B; b++) kv[b] = (int64_t)kvf[b];
-            kvp = kv;
-            npadded++;
-        }
+        int64_t *kvp = kvf ? malloc(sizeof(int64_t) * (size_t)B) : NULL;
+        for (int64_t b = 0; kvp && b < B; b++) kvp[b] = (int64_t)kvf[b];
+        npadded += kvp != NULL;
         float *got = malloc(sizeof(float) * (size_t)BL * (size_t)D);
         helix_err e = {{0}};
         /* 1. the reference against NumPy */
@@ -107,7 +104,7 @@ int main(int argc, char **argv)
                        sliced ? "-" : algo ? "scores" : "regather", helix_dtype_name(c.dtype), eg);
             }
         free(got); free(x); free(y); free(wq); free(wk); free(wv); free(wo);
-        free(bq); free(bk); free(bv); free(bo); free(kvf);
+        free(bq); free(bk); free(bv); free(bo); free(kvf); free(kvp);
     }
     fclose(cf);
     CHECK(ncases >= 5, "only %d fixture cases", ncases);

@@ -127,7 +127,6 @@ int cmd_run(int argc, char **argv)
     memset(&files, 0, sizeof files);
     int prc = run_parse(argc, argv, &o);
     if (prc == 0) prc = run_files_resolve(&o, &files, rank == 0, world);
-    if (prc == 0) prc = run_kv_resolve(&o);
     helix_plan plan;
     if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) {
         fprintf(stderr, "helix: %s\n", err.msg);
@@ -148,7 +147,6 @@ int cmd_run(int argc, char **argv)
     if (saved_err >= 0) { dup2(saved_err, 2); close(saved_err); }
     if (prc != 0) {
         run_files_close(&files);
-        free(o.kv_buf);
         helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
         return prc < 0 ? EXIT_OK : prc;
@@ -181,7 +179,6 @@ int cmd_run(int argc, char **argv)
     if (!fits) {
         if (rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
         run_files_close(&files);
-        free(o.kv_buf);
         helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
         return EXIT_USAGE;
@@ -198,7 +195,6 @@ int cmd_run(int argc, char **argv)
         if (mpi) helix_mpi_abort(EXIT_RUNTIME);
         free(wbuf); free(x); free(y); free(stats);
         run_files_close(&files);
-        free(o.kv_buf);
         return EXIT_RUNTIME;
     }
     /* same random stream on every rank: x first (rank 0 keeps it), then weights */
@@ -310,7 +306,6 @@ int cmd_run(int argc, char **argv)
     }
     free(wbuf); free(x); free(y); free(stats);
     run_files_close(&files);
-    free(o.kv_buf);
     helix_comm_free(world);
     if (mpi) helix_mpi_finalize();
     return rc;

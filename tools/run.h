@@ -7,8 +7,6 @@
 
 typedef enum { BACKEND_AUTO = 0, BACKEND_INPROC, BACKEND_MPI } run_backend;
 
-#define RUN_KV_MAX 4096    /* lengths --kv-len may list */
-
 typedef struct {
     helix_config cfg;
     int64_t seed, threads;
@@ -21,10 +19,7 @@ typedef struct {
     const char *input;     /* NULL or a .npy path with X [B, L, D] */
     int allow_nonfinite;
     int overhead;          /* --overhead: time the kernels alone too */
-    /* --kv-len: one key padding length for every batch row, or one per row */
-    int64_t kv_vals[RUN_KV_MAX];
-    int kv_n;
-    int64_t *kv_buf;       /* [B], set by run_kv_resolve (cfg.kv_len points here) */
+    const char *kv_len;    /* --kv-len "N[,N...]", resolved with the files once B is known */
     /* which sizes the user gave (files may not contradict them) */
     int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;
 } run_opts;
@@ -34,11 +29,6 @@ extern const char *run_help_text;
 /* Parse `helix run` options. Returns -1 on --help (printed), EXIT_USAGE
  * on bad input (message printed), 0 otherwise. */
 int run_parse(int argc, char **argv, run_opts *o);
-/* Once B is known (after the input file): cfg.kv_len from --kv-len (one
- * length for all rows, or exactly B). EXIT_USAGE with a message if the
- * count does not match, EXIT_RUNTIME if out of memory; 0 otherwise. The
- * range 1..L is checked by helix_plan_init. */
-int run_kv_resolve(run_opts *o);
 /* The backend named on the command line, without parsing anything else. */
 run_backend run_backend_peek(int argc, char **argv);
 

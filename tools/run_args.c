@@ -2,7 +2,6 @@
 #include "run.h"
 
 #include <getopt.h>
-#include <stdlib.h>
 #include <string.h>
 
 const char *run_help_text =
@@ -99,50 +98,6 @@ static int parse_backend(const char *s, run_backend *b)
     return 0;
 }
 
-/* "N[,N...]": positive lengths (their upper bound L is the plan's check). */
-static int parse_kv(const char *s, run_opts *o)
-{
-    o->kv_n = 0;
-    char item[32];
-    for (const char *p = s;;) {
-        const char *c = strchr(p, ',');
-        size_t n = c ? (size_t)(c - p) : strlen(p);
-        if (n == 0 || n >= sizeof item) {
-            fprintf(stderr, "helix: --kv-len must be a comma-separated list of lengths, got '%s'\n", s);
-            return 1;
-        }
-        if (o->kv_n == RUN_KV_MAX) {
-            fprintf(stderr, "helix: --kv-len lists more than %d lengths\n", RUN_KV_MAX);
-            return 1;
-        }
-        memcpy(item, p, n);
-        item[n] = 0;
-        if (cli_int("--kv-len", item, 1, (int64_t)1 << 40, &o->kv_vals[o->kv_n])) return 1;
-        o->kv_n++;
-        if (!c) return 0;
-        p = c + 1;
-    }
-}
-
-int run_kv_resolve(run_opts *o)
-{
-    if (o->kv_n == 0) return 0;
-    const int64_t B = o->cfg.batch;
-    if (o->kv_n != 1 && o->kv_n != B) {
-        fprintf(stderr, "helix: --kv-len gives %d lengths but the batch has B=%lld rows: give one length for "
-                        "every row, or one per row\n", o->kv_n, (long long)B);
-        return EXIT_USAGE;
-    }
-    o->kv_buf = malloc(sizeof(int64_t) * (size_t)B);
-    if (!o->kv_buf) {
-        fprintf(stderr, "helix: out of memory for %lld key padding lengths\n", (long long)B);
-        return EXIT_RUNTIME;
-    }
-    for (int64_t b = 0; b < B; b++) o->kv_buf[b] = o->kv_vals[o->kv_n == 1 ? 0 : b];
-    o->cfg.kv_len = o->kv_buf;
-    return 0;
-}
-
 run_backend run_backend_peek(int argc, char **argv)
 {
     run_backend b = BACKEND_AUTO;
@@ -206,7 +161,7 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_CHECK: o->check = 1; break;
         case O_NO_CHECK: o->check = 0; break;
         case O_OVERHEAD: o->overhead = 1; break;
-        case O_KV_LEN: bad = parse_kv(optarg, o); break;
+        case O_KV_LEN: o->kv_len = optarg; break;
         case O_JSON: o->json = optarg; break;
         case O_OUTPUT: o->output = optarg; break;
         case O_BACKEND:

@@ -125,6 +125,42 @@ static int check_weights_finite(const run_opts *o, run_files *f)
     return EXIT_OK;
 }
 
+/* --kv-len "N[,N...]": one length for every batch row, or exactly B. Every
+ * rank parses the same string, so all reach the same verdict. */
+static int resolve_kv_len(run_opts *o, run_files *f)
+{
+    const int64_t B = o->cfg.batch;
+    int64_t n = 1;
+    for (const char *c = o->kv_len; *c; c++) n += *c == ',';
+    f->kv_len = malloc(sizeof(int64_t) * (size_t)(n > B ? n : B));
+    if (!f->kv_len) {
+        fprintf(stderr, "helix: out of memory for %lld key padding lengths\n", (long long)B);
+        return EXIT_RUNTIME;
+    }
+    const char *p = o->kv_len;
+    char item[32];
+    for (int64_t k = 0; k < n; k++) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == 0 || len >= sizeof item) {
+            fprintf(stderr, "helix: --kv-len must be a comma-separated list of lengths, got '%s'\n", o->kv_len);
+            return EXIT_USAGE;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (cli_int("--kv-len", item, 1, (int64_t)1 << 40, &f->kv_len[k])) return EXIT_USAGE;
+        p = c ? c + 1 : p + len;
+    }
+    if (n != 1 && n != B) {
+        fprintf(stderr, "helix: --kv-len gives %lld lengths but the batch has B=%lld rows: give one length for "
+                        "every row, or one per row\n", (long long)n, (long long)B);
+        return EXIT_USAGE;
+    }
+    for (int64_t b = n; b < B; b++) f->kv_len[b] = f->kv_len[0];
+    o->cfg.kv_len = f->kv_len;
+    return EXIT_OK;
+}
+
 int run_files_resolve(run_opts *o, run_files *f, int root, helix_comm_t *world)
 {
     memset(f, 0, sizeof *f);
@@ -153,12 +189,13 @@ int run_files_resolve(run_opts *o, run_files *f, int root, helix_comm_t *world)
     if (verdict[0] != EXIT_OK) return (int)verdict[0];
     o->cfg.batch = verdict[1];
     o->cfg.seq = verdict[2];
-    return EXIT_OK;
+    return o->kv_len ? resolve_kv_len(o, f) : EXIT_OK;
 }
 
 void run_files_close(run_files *f)
 {
     if (f->have_st) helix_st_close(&f->st);
     if (f->have_x) helix_array_free(&f->x_in);
+    free(f->kv_len);
     memset(f, 0, sizeof *f);
 }

@@ -12,10 +12,12 @@ typedef struct {
     int have_st;
     helix_array x_in;     /* rank 0 */
     int have_x;
+    int64_t *kv_len;      /* [B] from --kv-len; o->cfg.kv_len points here */
 } run_files;
 
-/* Resolve o->cfg from the files (world NULL in-process). Prints its errors;
- * returns an exit code. */
+/* Resolve o->cfg from the files (world NULL in-process), then the key
+ * padding lengths once B is known (their range 1..L is the plan's check).
+ * Prints its errors; returns an exit code. */
 int run_files_resolve(run_opts *o, run_files *f, int root, helix_comm_t *world);
 void run_files_close(run_files *f);
 
