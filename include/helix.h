@@ -65,6 +65,10 @@ uint16_t helix_f32_to_f16(float f);
 float    helix_f16_to_f32(uint16_t h);
 uint16_t helix_f32_to_bf16(float f);
 float    helix_bf16_to_f32(uint16_t h);
+/* v rounded to storage type t (f16 overflows to Inf above 65504). */
+float    helix_round_to(helix_dtype t, float v);
+/* First of n f32 values that is not finite once stored as t, or -1. */
+int64_t  helix_first_nonfinite_as(helix_dtype t, const float *v, int64_t n);
 
 /* ------------------------------------------------------------------ plan */
 

@@ -118,6 +118,13 @@ int helix_mpi_launched(void);
 helix_status helix_mpi_init(int *argc, char ***argv, int *rank, int *size, helix_err *err);
 /* A communicator over all ranks (a duplicate of MPI_COMM_WORLD). */
 helix_status helix_mpi_world(helix_comm_t **out);
+/* Watch every collective of this rank: one that has not completed within
+ * timeout_s seconds (0: never) calls on_timeout once, from a watchdog
+ * thread, with a message naming the collective, its phase and the ranks
+ * that did not arrive (every rank tells the others it is waiting; those
+ * that cannot say so are named). on_timeout must end the job
+ * (helix_mpi_abort); the message is the library's only output, through it. */
+helix_status helix_mpi_watchdog(double timeout_s, void (*on_timeout)(const char *msg, void *ctx), void *ctx);
 /* End every rank of the job now, with this exit code (for unrecoverable
  * per-rank failures: the other ranks may be waiting in a collective). */
 void helix_mpi_abort(int code);

@@ -5,11 +5,36 @@
 #include "helix.h"
 #include "helix_model.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define HELIX_MAX_NDIM 8
+
+/* ------------------------------------------------------------- files */
+
+/* Open path read-only if it is a regular file; a FIFO, device, socket or
+ * directory is refused (HELIX_ERR_INVALID) before open, so nothing blocks;
+ * a path that cannot be opened is HELIX_ERR_IO.
+ * n_bytes (may be NULL): its size. */
+helix_status helix_open_regular(const char *path, int *fd, uint64_t *n_bytes, helix_err *err);
+
+/* A file written all or nothing: helix_wfile_open makes PATH.tmp-XXXXXX in
+ * the same directory; write to w.f; helix_wfile_commit checks every write,
+ * fsyncs, closes and renames it over PATH (on failure the temporary is
+ * removed, the old PATH untouched); helix_wfile_abort discards it. A PATH
+ * that exists and is not a regular file (/dev/null, a terminal) is written
+ * in place, every write still checked. */
+typedef struct {
+    FILE *f;
+    int direct;
+    char path[1024], tmp[1040];
+} helix_wfile;
+helix_status helix_wfile_open(helix_wfile *w, const char *path, helix_err *err);
+helix_status helix_wfile_commit(helix_wfile *w, helix_err *err);
+void helix_wfile_abort(helix_wfile *w);
 
 typedef struct {
     helix_dtype dtype;
@@ -26,10 +51,14 @@ void helix_array_free(helix_array *a);
  * truncated data or trailing bytes is refused with a message naming the
  * file and the problem (HELIX_ERR_FORMAT; HELIX_ERR_IO if unreadable). */
 helix_status helix_npy_read(const char *path, helix_array *out, helix_err *err);
+/* Only the header: dtype, ndim, shape, n_elems (data NULL), with the same
+ * checks, the file's size included; reads at most ~1 MB whatever its size. */
+helix_status helix_npy_read_header(const char *path, helix_array *out, helix_err *err);
 /* Parse from memory (what the fuzz harness calls). Copies the data out. */
 helix_status helix_npy_parse(const unsigned char *buf, size_t n_bytes, const char *name,
                              helix_array *out, helix_err *err);
-/* Write f32 or f16 data (bf16 has no NumPy type: refused). */
+/* Write f32 or f16 data (bf16 has no NumPy type: refused), all or nothing
+ * (helix_wfile). */
 helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const int64_t *shape,
                              const void *data, helix_err *err);
 
@@ -55,6 +84,8 @@ typedef struct {
     int fd;                    /* -1 for a parsed in-memory header */
     int64_t n_tensors;
     helix_st_tensor *tensors;  /* sorted by offset */
+    helix_st_tensor **by_name; /* [n_tensors] into tensors, sorted by name */
+    void *meta;                /* the "__metadata__" object (private), or NULL */
     uint64_t file_bytes;
 } helix_st_file;
 
@@ -69,14 +100,26 @@ helix_status helix_st_open(const char *path, helix_st_file *f, helix_err *err);
 helix_status helix_st_parse(const unsigned char *buf, size_t n_bytes, const char *name, helix_st_file *f,
                             helix_err *err);
 void helix_st_close(helix_st_file *f);
+/* The tensor called name, or NULL (binary search: O(log n_tensors)). */
 const helix_st_tensor *helix_st_find(const helix_st_file *f, const char *name);
+/* A string from the file's "__metadata__", or NULL. Keys helix reads:
+ *   num_heads   attention heads h ("8"): PyTorch state_dicts do not record it
+ *   norm        "pre" or "post": LayerNorm placement of a whole model's blocks
+ *   activation  "gelu", "gelu-tanh" or "relu": the MLP's activation */
+const char *helix_st_meta(const helix_st_file *f, const char *key);
 /* Elements [first, first+count) of t (flat, row-major) as f32. Thread-safe
  * (pread). For parsed images, base is the image; else NULL. */
 helix_status helix_st_read_f32(const helix_st_file *f, const unsigned char *base, const helix_st_tensor *t,
                                int64_t first, int64_t count, float *dst, helix_err *err);
-/* Scan t in pieces; *first = flat index of its first NaN/Inf, or -1. */
-helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_tensor *t, int64_t *first,
+/* Scan t in pieces; *first = flat index of its first value that is NaN/Inf
+ * once stored as `as` (f16 overflows above 65504), or -1. */
+helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_tensor *t, helix_dtype as, int64_t *first,
                                       helix_err *err);
+
+/* A 64-bit checksum of the whole file (header and data), streamed in 1 MiB
+ * pieces: ranks compare it to be sure they read the same file. Not
+ * cryptographic. */
+helix_status helix_st_checksum(const helix_st_file *f, uint64_t *sum, helix_err *err);
 
 /* --------------------------------------------------- attention weights */
 
@@ -146,10 +189,11 @@ helix_status helix_st_model_find(const helix_st_file *f, const char *pattern, he
 void helix_st_model_close(helix_st_model *m);
 /* Read the first `layers` layers into f32 model weights (helix's [in, out]
  * layout; biases present when m->bias). Refuses NaN/Inf, naming the tensor
- * and the element, unless allow_nonfinite. Allocates
+ * and the element, unless allow_nonfinite — also a finite value that
+ * overflows the run's storage type `as` (f16: |v| > 65504). Allocates
  * helix_model_weights_bytes(D, F, layers, bias): check it fits first. */
-helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int allow_nonfinite, helix_model_weights *out,
-                                 helix_err *err);
+helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int allow_nonfinite, helix_dtype as,
+                                 helix_model_weights *out, helix_err *err);
 
 #ifdef __cplusplus
 }

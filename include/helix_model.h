@@ -13,9 +13,12 @@
  *
  * Pure TP is TP P x PP 1 (= helix P x 1); pure PP is TP 1 x PP P.
  *
- * Block (pre-LN, forward only):
- *   x = x + W_O-attention(LN1(x))        LN: eps 1e-5, gamma/beta
- *   x = x + FC2(GELU(FC1(LN2(x))))       GELU: 0.5 z (1 + erf(z/sqrt 2))
+ * Block (forward only), pre-LN (GPT-2, norm_first=True) or post-LN (BERT,
+ * PyTorch's nn.TransformerEncoderLayer default):
+ *   pre:  x = x + W_O-attention(LN1(x));  x = x + FC2(act(FC1(LN2(x))))
+ *   post: x = LN1(x + W_O-attention(x));  x = LN2(x + FC2(act(FC1(x))))
+ * LN: eps 1e-5, gamma/beta. act: GELU 0.5 z (1 + erf(z/sqrt 2)), GELU-tanh
+ * 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) (GPT-2), or ReLU.
  *
  * Activation layout between blocks: the residual stream [B, L, D] (storage
  * dtype) is replicated on every device of a tensor group (all P devices for
@@ -35,6 +38,14 @@
 extern "C" {
 #endif
 
+typedef enum { HELIX_NORM_PRE = 0, HELIX_NORM_POST } helix_norm;
+typedef enum { HELIX_ACT_GELU = 0, HELIX_ACT_GELU_TANH, HELIX_ACT_RELU } helix_act;
+/* "pre" / "post"; "gelu" / "gelu-tanh" / "relu" (HELIX_ERR_INVALID otherwise) */
+helix_status helix_norm_parse(const char *s, helix_norm *out);
+helix_status helix_act_parse(const char *s, helix_act *out);
+const char *helix_norm_name(helix_norm n);
+const char *helix_act_name(helix_act a);
+
 typedef struct {
     int64_t heads, head_dim;   /* h, d: D = h*d                  */
     int64_t ffn;               /* F: MLP hidden width            */
@@ -43,6 +54,8 @@ typedef struct {
     helix_dtype dtype;
     int causal;
     int bias;                  /* linear layers have biases      */
+    helix_norm norm;           /* LayerNorm placement [pre]      */
+    helix_act act;             /* MLP activation [gelu]          */
 } helix_model_config;
 
 typedef enum { HELIX_LAYOUT_HELIX = 0, HELIX_LAYOUT_TPPP } helix_layout_kind;
@@ -130,8 +143,10 @@ helix_status helix_model_grid_run(const helix_model_plan *plan, const helix_mode
                                   const float *x, float *y, int threads, helix_model_stats *stats,
                                   helix_err *err);
 
-/* In place: v = 0.5 v (1 + erf(v / sqrt 2)), the MLP's activation. */
+/* In place: v = 0.5 v (1 + erf(v / sqrt 2)) (exact GELU). */
 void helix_gelu(float *v, int64_t n);
+/* In place: the MLP activation a on n values (f32). */
+void helix_activate(helix_act a, float *v, int64_t n);
 
 /* Single-device reference in double precision. heads/head_dim may differ
  * from mc (the sliced semantics equal h*m heads of width d/m). */

@@ -56,7 +56,7 @@ check_bad "--heads expects an integer, got 'abc'" run --heads abc
 check_bad "--head-dim expects an integer, got '64x'" run --head-dim 64x
 check_bad "--mode must be sliced or exact, got 'foo'" run --mode foo
 check_bad "--exact-algo must be regather or scores, got 'x'" run --exact-algo x
-check_bad "--dtype must be f32, f16 or bf16, got 'f64'" run --dtype f64
+check_bad "--dtype must be f32, f16 or bf16 (or fp32, fp16), got 'f64'" run --dtype f64
 check_bad "--scale must be > 0" run --scale -1
 check_bad "--scale expects a finite number, got 'nan'" run --scale nan
 check_bad "too large" run --batch 1000000 --seq 100000000
@@ -101,7 +101,7 @@ help=$("$HELIX" run --help); rc=$?
 [ $rc -eq 0 ] && ok || bad "run --help exit $rc"
 for opt in --heads --head-dim --groups --slices --batch --seq --mode --exact-algo --causal --scale --kv-len \
            --no-out-proj --bias --dtype --seed --backend --threads --check --no-check --output --json --help; do
-    grep -qF -- "  $opt" <<<"$help" && ok || bad "--help lacks $opt"
+    grep -qE -- "^ +(-[a-z], )?$opt( |$)" <<<"$help" && ok || bad "--help lacks $opt"
 done
 help_in_readme "$help" "$README" "helix run --help"
 

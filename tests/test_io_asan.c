@@ -35,7 +35,7 @@ int main(int argc, char **argv)
             helix_st_model m;   /* a whole model, when the file holds one */
             if (helix_st_model_find(&f, NULL, &m, &err) == HELIX_OK) {
                 helix_model_weights w;
-                if (helix_st_model_load(&m, m.layers, 0, &w, &err) == HELIX_OK) helix_model_weights_free(&w);
+                if (helix_st_model_load(&m, m.layers, 0, HELIX_F32, &w, &err) == HELIX_OK) helix_model_weights_free(&w);
                 helix_st_model_close(&m);
             }
             helix_st_close(&f);

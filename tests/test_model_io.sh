@@ -32,12 +32,13 @@ run() {
     local engine=$1 w=$2 x=$3 e=$4 tol=$5 heads=$6 lay=$7; shift 7
     local pre=(); [ "$engine" = mpi ] && pre=(mpirun -np 4)
     out=$("${pre[@]}" "$HELIX" bench layouts --devices 4 --layouts "$lay" --weights "$w" --input "$x" --heads "$heads" \
-          --output "$dir/y.npy" "$@" 2>&1 </dev/null); rc=$?
+          --output "$dir/y.npy" $NA "$@" 2>&1 </dev/null); rc=$?
     if [ $rc -eq 0 ] && grep -q "engine $engine" <<<"$out" && compare "$dir/y.npy" "$e" "$tol"; then ok
     else bad "$engine $(basename "$w") $lay $*: rc=$rc"; echo "$out" | tail -4 >&2; fi
     rm -f "$dir/y.npy"
 }
 
+NA="--norm pre --activation gelu"   # what the NumPy models are (their files do not say)
 g=$dir/good
 echo "models written by NumPy, against the float64 NumPy forward pass:"
 while read -r name heads lay causal tol expect prefix; do
@@ -50,23 +51,43 @@ run mpi "$g/enc_f32.safetensors" "$g/enc_f32_x.npy" "$g/enc_f32_expect.npy" 1e-5
 run mpi "$g/enc_f32.safetensors" "$g/enc_f32_x.npy" "$g/enc_f32_expect.npy" 1e-5 4 tp2pp2
 run mpi "$g/gpt_bf16.safetensors" "$g/gpt_bf16_x.npy" "$g/gpt_bf16_expect.npy" 2e-2 4 tp4
 # --layers N runs the first N of a deeper file (the NumPy pass over 2 of enc_f32's 4 layers)
-out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$g/enc_f32.safetensors" --heads 4 --layers 2 2>&1)
+out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$g/enc_f32.safetensors" --heads 4 --layers 2 $NA 2>&1)
 if [ $? -eq 0 ] && grep -q "layers=2 " <<<"$out"; then ok; else bad "--layers 2 of 4: $out"; fi
 
-echo "PyTorch's nn.TransformerEncoder(norm_first=True, activation='gelu'):"
-if with_torch "$dir/torch.log" "$here/io/torch_model.py" "$dir" 4 32 96 2 2 20; then
-    for lay in helix2x2-exact tp2pp2; do
-        run inproc "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_expect.npy" 1e-5 4 "$lay"
-        run inproc "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_causal_expect.npy" 1e-5 4 "$lay" --causal
+echo "PyTorch's nn.TransformerEncoder, pre- and post-LN, GELU, GELU-tanh and ReLU:"
+for v in "pre gelu" "post gelu" "pre relu" "post relu" "post gelu-tanh"; do
+    set -- $v
+    with_torch "$dir/torch.log" "$here/io/torch_model.py" "$dir" 4 32 96 2 2 20 "$1" "$2" || continue
+    t=$dir/torch_$1_$2
+    for lay in helix2x2-exact tp2pp2 tp4; do
+        run inproc "$t.safetensors" "${t}_x.npy" "${t}_expect.npy" 1e-5 4 "$lay" --norm "$1" --activation "$2"
+        run mpi "$t.safetensors" "${t}_x.npy" "${t}_expect.npy" 1e-5 4 "$lay" --norm "$1" --activation "$2"
     done
-    run mpi "$dir/torch.safetensors" "$dir/torch_x.npy" "$dir/torch_expect.npy" 1e-5 4 helix4x1-exact
+    run inproc "$t.safetensors" "${t}_x.npy" "${t}_causal_expect.npy" 1e-5 4 tp2pp2 --causal --norm "$1" --activation "$2"
+    # the file's __metadata__ says all three: no options needed
+    out=$("$HELIX" bench layouts --devices 4 --layouts helix2x2-exact --weights "${t}_meta.safetensors" --input "${t}_x.npy" \
+          --output "$dir/y.npy" 2>&1) && compare "$dir/y.npy" "${t}_expect.npy" 1e-5 && ok || bad "$1 $2 from __metadata__: $out"
+    # a state_dict records none of them: refuse to guess, naming each option
+    for miss in --heads --norm --activation; do
+        a=(); [ $miss != --heads ] && a+=(--heads 4); [ $miss != --norm ] && a+=(--norm "$1")
+        [ $miss != --activation ] && a+=(--activation "$2")
+        out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$t.safetensors" "${a[@]}" 2>&1); rc=$?
+        if [ $rc -eq 2 ] && grep -q "does not record .*give $miss" <<<"$out"; then ok; else bad "without $miss: rc=$rc: $out"; fi
+    done
+done
+# the wrong placement or activation is not PyTorch's model (so the checks above can fail)
+t=$dir/torch_post_relu
+if [ -f "$t.safetensors" ]; then
+    "$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$t.safetensors" --input "${t}_x.npy" --heads 4 --norm pre \
+        --activation relu --output "$dir/y.npy" >/dev/null 2>&1
+    compare "$dir/y.npy" "${t}_expect.npy" 1e-5 >/dev/null && bad "post-LN run as pre-LN matched PyTorch" || ok
 fi
 
 echo "broken models and contradicting options are refused (exit 2) with their own message:"
 b=$dir/bad
 while IFS=$'\t' read -r file opts msg; do
     read -r -a args <<<"${opts//BAD/$b}"
-    out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$b/$file" "${args[@]}" 2>&1); rc=$?
+    out=$("$HELIX" bench layouts --devices 4 --layouts tp4 --weights "$b/$file" $NA "${args[@]}" 2>&1); rc=$?
     if [ $rc -eq 2 ] && grep -qF -- "$msg" <<<"$out"; then ok
     else bad "$file $opts: rc=$rc, want 2 and '$msg'; got: $out"; fi
 done <"$b/bad.txt"
@@ -79,10 +100,10 @@ grep -q "2 layers under 'net.blk{i}/'" <<<"$out" && ok || bad "inspect --layer-p
 out=$("$HELIX" inspect "$b/gap.safetensors" 2>&1)
 grep -q "no whole model found: .*layer 1 is missing" <<<"$out" && ok || bad "inspect gap: $out"
 # the same refusal over MPI: every rank stops, none hangs
-out=$(timeout 120 mpirun -np 4 "$HELIX" bench layouts --layouts tp4 --weights "$b/nan.safetensors" --heads 2 2>&1 </dev/null); rc=$?
+out=$(timeout 120 mpirun -np 4 "$HELIX" bench layouts --layouts tp4 --weights "$b/nan.safetensors" --heads 2 $NA 2>&1 </dev/null); rc=$?
 if [ $rc -eq 2 ] && grep -qF "non-finite value (nan) at [3, 5]" <<<"$out"; then ok; else bad "mpi nan.safetensors: rc=$rc: $out"; fi
 # --allow-nonfinite runs it; the NaN then reaches the output and the check fails (exit 1, not 2)
-"$HELIX" bench layouts --devices 4 --layouts tp2pp2 --weights "$b/nan.safetensors" --heads 2 --batch 2 --seq 16 --allow-nonfinite >/dev/null 2>&1
+"$HELIX" bench layouts --devices 4 --layouts tp2pp2 --weights "$b/nan.safetensors" --heads 2 --batch 2 --seq 16 --allow-nonfinite $NA >/dev/null 2>&1
 rc=$?; [ $rc -eq 1 ] && ok || bad "--allow-nonfinite: rc=$rc, want 1"
 
 if [ -n "$IO_ASAN" ]; then

@@ -2,6 +2,8 @@
 #ifndef HELIX_CLI_H
 #define HELIX_CLI_H
 
+#include "helix_io.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,10 +27,13 @@ typedef struct {
     FILE *f;
     int depth;
     int first[32];
+    int to_stdout;
+    helix_wfile w;      /* a file: written all or nothing */
 } jw;
 void jw_begin(jw *j, FILE *f);
-/* jw_begin on a new file (path "-": stdout) / finish it; both print their
- * error and return -1 on failure, 0 otherwise. */
+/* jw_begin on a new file, written all or nothing (helix_wfile; path "-":
+ * standard output) / finish it; both print their error and return -1 on
+ * failure, 0 otherwise. */
 int jw_open(jw *j, const char *path);
 int jw_close(jw *j, const char *path);
 void jw_obj(jw *j, const char *key);   /* key NULL inside arrays / at top */
@@ -40,6 +45,35 @@ void jw_num(jw *j, const char *key, double v);
 void jw_str(jw *j, const char *key, const char *v);
 void jw_bool(jw *j, const char *key, int v);
 
+/* With "--json -" in argv, standard output carries only the JSON: it is
+ * kept as cli_json_stdout and fd 1 becomes stderr for the report. Call
+ * before anything is printed. */
+extern FILE *cli_json_stdout;
+void cli_json_to_stdout_only(int argc, char **argv);
+
+/* A user-given name made printable ASCII (other bytes as \xNN), cut whole:
+ * safe in messages and in JSON, never an invalid UTF-8 sequence. */
+void cli_safe_name(const char *s, char *out, size_t n);
+
+/* --timeout S: 0 <= S <= 1e7 (prints the error; -1). */
+int cli_timeout(const char *s, double *out);
+/* Under MPI: the collective watchdog (timeout < 0: 60 s + flops at 100
+ * MFLOP/s, i.e. a device 1000x slower than a CPU core still finishes); on
+ * a timeout it prints the library's message to cli_stderr_fd (the stderr
+ * the process started with, even where a rank's stderr is muted) and ends
+ * the job with exit 3. */
+extern int cli_stderr_fd;
+void cli_watchdog(double timeout, double flops);
+/* A test hook naming a rank (HELIX_TEST_FAIL_RANK, HELIX_TEST_STALL_RANK):
+ * *rank = its value, -1 when unset; -1 returned (error printed) when it is
+ * set to anything but a rank number. */
+int cli_env_rank(const char *name, int *rank);
+
+/* Without initialising MPI: the rank count mpirun/mpiexec started (0 when
+ * not launched by one) and this process's rank in it. */
+int cli_mpirun_ranks(void);
+int cli_mpirun_rank(void);
+
 /* Bytes of memory available on this host (MemAvailable); -1 if unknown. */
 int64_t cli_mem_available(void);
 /* In one process: 1 if need bytes fit in MemAvailable (or it is unknown),
@@ -49,6 +83,13 @@ int cli_host_fits(int64_t need, char *why, size_t why_n);
  * of some host need more than it has. All ranks get the same answer. */
 struct helix_comm;
 int cli_mpi_fits(struct helix_comm *world, int64_t need, char *why, size_t why_n);
+/* MPI (world NULL: rc as it is): any rank's failure is everyone's; a rank
+ * that did not fail returns EXIT_USAGE and root says another rank could
+ * not `what`. Collective. */
+int cli_agree(struct helix_comm *world, int rc, int root, const char *what);
+/* MPI: 1 if every rank passed the same checksum of `what`; else 0 and
+ * "ranks 1 3 read a different <what> than rank 0 ..." in why. Collective. */
+int cli_mpi_same(struct helix_comm *world, uint64_t mine, const char *what, char *why, size_t why_n);
 
 /* Benchmarks: qsort comparator of doubles; fill n values of type t with
  * uniform [-1, 1) from seed (f32copy: the stored values widened, or NULL). */

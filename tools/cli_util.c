@@ -1,11 +1,13 @@
 /* cli_util.c — argument parsing, random numbers and a JSON writer. */
 #include "cli.h"
+#include "helix_comm.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 double cli_now(void)
 {
@@ -64,21 +66,46 @@ static void sep(jw *j, const char *key)
     if (key) fprintf(j->f, "\"%s\": ", key);
 }
 
-void jw_begin(jw *j, FILE *f) { j->f = f; j->depth = 0; j->first[0] = 1; }
+FILE *cli_json_stdout;
+
+void cli_json_to_stdout_only(int argc, char **argv)
+{
+    int want = 0;
+    for (int k = 1; k < argc; k++)
+        want |= (!strcmp(argv[k], "--json") && k + 1 < argc && !strcmp(argv[k + 1], "-")) || !strcmp(argv[k], "--json=-");
+    if (!want) return;
+    fflush(stdout);
+    int fd = dup(1);
+    if (fd < 0 || !(cli_json_stdout = fdopen(fd, "w"))) { if (fd >= 0) close(fd); return; }
+    dup2(2, 1);                           /* the report: to stderr */
+}
+
+void jw_begin(jw *j, FILE *f) { memset(j, 0, sizeof *j); j->f = f; j->depth = 0; j->first[0] = 1; }
 int jw_open(jw *j, const char *path)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-    if (!f) { fprintf(stderr, "helix: cannot write JSON file '%s'\n", path); return -1; }
-    jw_begin(j, f);
+    if (!strcmp(path, "-")) {
+        jw_begin(j, cli_json_stdout ? cli_json_stdout : stdout);
+        j->to_stdout = 1;
+        return 0;
+    }
+    helix_err err = {{0}};
+    helix_wfile w;
+    if (helix_wfile_open(&w, path, &err)) { fprintf(stderr, "helix: --json: %s\n", err.msg); return -1; }
+    jw_begin(j, w.f);
+    j->w = w;
     return 0;
 }
 int jw_close(jw *j, const char *path)
 {
-    int bad = ferror(j->f);
-    if (j->f == stdout) bad |= fflush(stdout) != 0;
-    else bad |= fclose(j->f) != 0;
-    if (bad) fprintf(stderr, "helix: writing JSON file '%s' failed\n", path);
-    return bad ? -1 : 0;
+    helix_err err = {{0}};
+    if (j->to_stdout) {
+        int bad = ferror(j->f) || fflush(j->f) != 0;
+        if (bad) fprintf(stderr, "helix: writing the JSON to standard output failed\n");
+        return bad ? -1 : 0;
+    }
+    if (helix_wfile_commit(&j->w, &err)) { fprintf(stderr, "helix: --json: %s\n", err.msg); return -1; }
+    (void)path;
+    return 0;
 }
 static void open_(jw *j, const char *key, char c)
 {
@@ -110,11 +137,87 @@ void jw_str(jw *j, const char *key, const char *v)
 {
     sep(j, key);
     fputc('"', j->f);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(j->f, "\\%c", *p);
-        else if ((unsigned char)*p < 0x20) fprintf(j->f, "\\u%04x", *p);
-        else fputc(*p, j->f);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\') { fprintf(j->f, "\\%c", *p); continue; }
+        if (*p < 0x20) { fprintf(j->f, "\\u%04x", *p); continue; }
+        if (*p < 0x80) { fputc(*p, j->f); continue; }
+        /* a UTF-8 sequence passes whole; a broken one becomes U+FFFD */
+        int len = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0, k = 1;
+        while (len && k < len && (p[k] & 0xc0) == 0x80) k++;
+        if (len && k == len && !(len == 2 && *p < 0xc2)) { fwrite(p, 1, (size_t)len, j->f); p += len - 1; }
+        else fputs("\\ufffd", j->f);
     }
     fputc('"', j->f);
 }
 void jw_bool(jw *j, const char *key, int v) { sep(j, key); fputs(v ? "true" : "false", j->f); }
+
+void cli_safe_name(const char *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x7f) out[k++] = (char)c;
+        else k += (size_t)snprintf(out + k, n - k, "\\x%02x", c);
+    }
+    out[k < n ? k : n - 1] = 0;
+}
+
+int cli_timeout(const char *s, double *out)
+{
+    if (cli_double("--timeout", s, out)) return -1;
+    if (!(*out >= 0 && *out <= 1e7)) {
+        fprintf(stderr, "helix: --timeout must be between 0 (never) and 1e7 seconds, got '%s'\n", s);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_stderr_fd = 2;
+
+static void on_timeout(const char *msg, void *ctx)
+{
+    (void)ctx;
+    dprintf(cli_stderr_fd, "helix: %s\n", msg);
+    helix_mpi_abort(EXIT_RUNTIME);
+}
+
+void cli_watchdog(double timeout, double flops)
+{
+    if (timeout < 0) timeout = 60 + flops / 1e8;
+    helix_mpi_watchdog(timeout, on_timeout, NULL);
+}
+
+int cli_env_rank(const char *name, int *rank)
+{
+    const char *v = getenv(name);
+    *rank = -1;
+    if (!v) return 0;
+    char *end = NULL;
+    long r = strtol(v, &end, 10);
+    if (!*v || *end || r < 0 || r > 1 << 20) {
+        fprintf(stderr, "helix: %s must be a rank number, got '%s'\n", name, v);
+        return -1;
+    }
+    *rank = (int)r;
+    return 0;
+}
+
+/* the launcher's environment: Open MPI, then MPICH / PMI, then PMIx */
+static int env_int(const char *const *names, int dflt)
+{
+    for (int k = 0; names[k]; k++) {
+        const char *v = getenv(names[k]);
+        if (v && *v) return atoi(v);
+    }
+    return dflt;
+}
+int cli_mpirun_ranks(void)
+{
+    static const char *const n[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", NULL};
+    return env_int(n, helix_mpi_launched() ? 1 : 0);
+}
+int cli_mpirun_rank(void)
+{
+    static const char *const n[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", NULL};
+    return env_int(n, 0);
+}

@@ -207,7 +207,7 @@ int cmd_bench(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, ":h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'L': bad = cli_int("--seq", optarg, 1, 1 << 20, &L); set_L = 1; break;

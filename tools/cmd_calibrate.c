@@ -24,7 +24,7 @@ static const char *calibrate_help =
     "broadcast latency and bandwidth. --out writes them as the hardware\n"
     "description the planner reads (helix plan --hardware FILE).\n"
     "  --out FILE     hardware description to write        [print only]\n"
-    "  --seconds S    time per FMA measurement              [0.3]\n";
+    "  --seconds S    time per FMA measurement, 0 < S <= 60 [0.3]\n";
 
 static double gemm_rate(int64_t M, int64_t N, int64_t K)
 {
@@ -140,11 +140,18 @@ int cmd_calibrate(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'o') out = optarg;
-        else if (c == 's') { if (cli_double("--seconds", optarg, &secs) || secs <= 0) return EXIT_USAGE; }
+        else if (c == 's') {
+            if (cli_double("--seconds", optarg, &secs)) return EXIT_USAGE;
+            if (!(secs > 0 && secs <= 60)) {
+                fprintf(stderr, "helix: --seconds must be > 0 and at most 60, got '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+        }
         else if (c == 'h') { fputs(calibrate_help, stdout); return EXIT_OK; }
-        else { fprintf(stderr, "helix calibrate: bad option '%s'\n", argv[optind - 1]); return EXIT_USAGE; }
+        else if (c == ':') { fprintf(stderr, "helix calibrate: option %s needs a value\n", argv[optind - 1]); return EXIT_USAGE; }
+        else { fprintf(stderr, "helix calibrate: unknown option '%s' (try 'helix calibrate --help')\n", argv[optind - 1]); return EXIT_USAGE; }
     }
     cpu_info ci;
     cpu_detect(&ci);
@@ -183,8 +190,10 @@ int cmd_calibrate(int argc, char **argv)
            "width 16 %.1f\n", gemm1 / 1e9, gemm2 / 1e9, attn1 / 1e9, attn2 / 1e9);
     printf("# in-process broadcast between 2 devices: latency %.2f us, bandwidth %.2f GB/s\n", lat * 1e6, bw / 1e9);
     int64_t avail = cli_mem_available();
-    FILE *f = out ? fopen(out, "w") : stdout;
-    if (!f) { fprintf(stderr, "helix: cannot write %s\n", out); return EXIT_RUNTIME; }
+    helix_wfile w;
+    helix_err err = {{0}};
+    if (out && helix_wfile_open(&w, out, &err)) { fprintf(stderr, "helix: --out: %s\n", err.msg); return EXIT_RUNTIME; }
+    FILE *f = out ? w.f : stdout;
     time_t now = time(NULL);
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
@@ -210,6 +219,9 @@ int cmd_calibrate(int argc, char **argv)
     fprintf(f, "inter_bw = %.4g               # one host: no links between nodes (same as inside)\n", bw);
     fprintf(f, "inter_lat = %.3g\n", lat);
     (void)bwn;
-    if (f != stdout) { fclose(f); printf("# wrote %s\n", out); }
+    if (out) {
+        if (helix_wfile_commit(&w, &err)) { fprintf(stderr, "helix: --out: %s\n", err.msg); return EXIT_RUNTIME; }
+        printf("# wrote %s\n", out);
+    }
     return EXIT_OK;
 }

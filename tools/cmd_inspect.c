@@ -4,7 +4,9 @@
 #include "helix_io.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *inspect_help =
     "usage: helix inspect FILE [--weights-prefix P] [--layer-prefix P]\n"
@@ -14,7 +16,9 @@ static const char *inspect_help =
     "'helix run' (W_Q, W_K, W_V, W_O, biases, under --weights-prefix), or the\n"
     "layers of a whole model for 'helix bench layouts --weights' (under\n"
     "--layer-prefix, with {i} for the layer; found automatically if omitted).\n"
-    "Exit status: 0 valid, 2 malformed or unusable, 3 unreadable.\n";
+    "Exit status: 0 valid, 2 malformed, not a regular file, or unusable (no\n"
+    "attention weights and no whole model found: the message lists the\n"
+    "prefixes tried), 3 unreadable.\n";
 
 static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
 {
@@ -22,9 +26,6 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
     for (int d = 0; d < ndim && k < n; d++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
     if (k < n) snprintf(buf + k, n - k, "]");
 }
-
-/* the role of t in a whole model: "L3 FC1^T", ... ("" if none) */
-static const char *model_role(const helix_st_model *m, const helix_st_tensor *t, char *buf, size_t n);
 
 static const char *role(const helix_st_attn *a, const helix_st_tensor *t, char *buf, size_t n)
 {
@@ -48,22 +49,26 @@ static const char *role(const helix_st_attn *a, const helix_st_tensor *t, char *
     return buf[0] ? buf : "-";
 }
 
-static const char *model_role(const helix_st_model *m, const helix_st_tensor *t, char *buf, size_t n)
+/* The role of every tensor of a whole model ("L3 FC1^T"), indexed like
+ * f->tensors, in one pass over the layers (roles[k][0] == 0: none). */
+static void model_roles(const helix_st_file *f, const helix_st_model *m, char (*roles)[48])
 {
-    buf[0] = 0;
     for (int64_t l = 0; l < m->layers; l++) {
         const helix_st_layer *L = &m->layer[l];
+        const helix_st_attn *a = &L->attn;
         const struct { const helix_st_tensor *p; const char *name; } r[] = {
             {L->ln1_g, "LN1 gamma"}, {L->ln1_b, "LN1 beta"}, {L->ln2_g, "LN2 gamma"}, {L->ln2_b, "LN2 beta"},
             {L->w1, "FC1^T"}, {L->b1, "b_FC1"}, {L->w2, "FC2^T"}, {L->b2, "b_FC2"},
+            {a->q.t, NULL}, {a->k.t, NULL}, {a->v.t, NULL}, {a->o.t, NULL},
+            {a->bq.t, NULL}, {a->bk.t, NULL}, {a->bv.t, NULL}, {a->bo.t, NULL},
         };
-        for (size_t i = 0; i < sizeof r / sizeof *r; i++)
-            if (r[i].p == t) { snprintf(buf, n, "L%lld %s", (long long)l, r[i].name); return buf; }
-        char ab[160];
-        const char *ar = role(&L->attn, t, ab, sizeof ab);
-        if (strcmp(ar, "-")) { snprintf(buf, n, "L%lld %s", (long long)l, ar); return buf; }
+        for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
+            if (!r[i].p) continue;
+            char *dst = roles[r[i].p - f->tensors], ab[160];
+            if (dst[0]) continue;    /* in_proj_weight holds W_Q, W_K and W_V: named once */
+            snprintf(dst, 48, "L%lld %s", (long long)l, r[i].name ? r[i].name : role(a, r[i].p, ab, sizeof ab));
+        }
     }
-    return buf;
 }
 
 int cmd_inspect(int argc, char **argv)
@@ -75,7 +80,7 @@ int cmd_inspect(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'p') prefix = optarg;
         else if (c == 'l') layer_prefix = optarg;
         else if (c == 'h') { fputs(inspect_help, stdout); return EXIT_OK; }
@@ -91,11 +96,12 @@ int cmd_inspect(int argc, char **argv)
     const char *path = argv[optind];
     helix_err err = {{0}};
     char sh[160], rb[200];
-    FILE *f = fopen(path, "rb");
+    int fd;
+    helix_status ost = helix_open_regular(path, &fd, NULL, &err);
+    if (ost) { fprintf(stderr, "helix: %s\n", err.msg); return ost == HELIX_ERR_IO ? EXIT_RUNTIME : EXIT_USAGE; }
     unsigned char magic[6] = {0};
-    size_t got = f ? fread(magic, 1, 6, f) : 0;
-    if (f) fclose(f);
-    if (!f) { fprintf(stderr, "helix: %s: cannot open\n", path); return EXIT_RUNTIME; }
+    ssize_t got = pread(fd, magic, 6, 0);
+    close(fd);
     size_t plen = strlen(path);
     int is_npy = (got == 6 && !memcmp(magic, "\x93NUMPY", 6)) || (plen > 4 && !strcmp(path + plen - 4, ".npy"));
     if (is_npy) {
@@ -120,16 +126,29 @@ int cmd_inspect(int argc, char **argv)
     helix_st_model m;
     helix_err merr = {{0}};
     const int have_m = !have && helix_st_model_find(&sf, layer_prefix, &m, &merr) == HELIX_OK;
+    char (*roles)[48] = have_m ? calloc((size_t)sf.n_tensors + 1, sizeof *roles) : NULL;
+    if (have_m && !roles) {
+        fprintf(stderr, "helix: out of memory\n");
+        helix_st_model_close(&m);
+        helix_st_close(&sf);
+        return EXIT_RUNTIME;
+    }
+    if (roles) model_roles(&sf, &m, roles);
     printf("# %s: safetensors, %lld tensors, %llu bytes\n", path, (long long)sf.n_tensors,
            (unsigned long long)sf.file_bytes);
+    static const char *const meta_keys[] = {"num_heads", "norm", "activation"};
+    for (int k = 0; k < 3; k++) {
+        const char *v = helix_st_meta(&sf, meta_keys[k]);
+        if (v) printf("# __metadata__ %s = %s\n", meta_keys[k], v);
+    }
     printf("# %-44s %-6s %-18s %14s  %s\n", "name", "dtype", "shape", "bytes", "helix uses it as");
     for (int64_t k = 0; k < sf.n_tensors; k++) {
         const helix_st_tensor *t = &sf.tensors[k];
         shape_str(t->ndim, t->shape, sh, sizeof sh);
         printf("  %-44s %-6s %-18s %14llu  %s\n", t->name, helix_dtype_name(t->dtype), sh,
-               (unsigned long long)t->n_bytes, have ? role(&a, t, rb, sizeof rb)
-                                               : have_m && model_role(&m, t, rb, sizeof rb)[0] ? rb : "-");
+               (unsigned long long)t->n_bytes, have ? role(&a, t, rb, sizeof rb) : roles && roles[k][0] ? roles[k] : "-");
     }
+    free(roles);
     if (have)
         printf("# attention weights: %s, D=%lld, W_O %s, biases %s (^T: PyTorch [out, in] read transposed)\n",
                a.layout, (long long)a.D, a.o.t ? "yes" : "no", a.bq.t || a.bo.t ? "yes" : "no");
@@ -138,8 +157,8 @@ int cmd_inspect(int argc, char **argv)
                "#   layer 0 attention: %s (L: layer; ^T: PyTorch [out, in] read transposed)\n",
                (long long)m.layers, m.pattern, (long long)m.D, (long long)m.F, m.bias ? "yes" : "no", m.layer[0].attn.layout);
     else
-        printf("# no attention weights found: %s\n# no whole model found: %s\n", aerr.msg, merr.msg);
+        fprintf(stderr, "helix: no attention weights found: %s\nhelix: no whole model found: %s\n", aerr.msg, merr.msg);
     if (have_m) helix_st_model_close(&m);
     helix_st_close(&sf);
-    return EXIT_OK;
+    return have || have_m ? EXIT_OK : EXIT_USAGE;
 }

@@ -20,8 +20,8 @@ static const char *layouts_help =
     "usage: helix bench layouts [options]\n"
     "       mpirun -np P helix bench layouts [options]\n"
     "\n"
-    "Runs whole pre-LN transformer layers (LN, attention with W_O, residual, LN,\n"
-    "MLP D->F->D with GELU, residual) in several layouts on the same P devices,\n"
+    "Runs whole transformer layers (LN, attention with W_O, residual, LN, MLP\n"
+    "D->F->D, residual; pre- or post-LN) in several layouts on the same P devices,\n"
     "with the same weights and input, and prints per layout: tokens/s, the time\n"
     "split, bytes sent per rank by kind of collective (= the plan's prediction),\n"
     "peak memory per device, and #wrong against the float64 reference.\n"
@@ -33,20 +33,27 @@ static const char *layouts_help =
     "  --head-dim d      head width                                    [64]\n"
     "  --ffn F           MLP hidden width                              [4096]\n"
     "  --layers N        transformer blocks                            [2]\n"
-    "  --batch B         sequences                                     [4]\n"
-    "  --seq L           tokens per sequence                           [1024]\n"
+    "  --batch B         sequences                                     [2]\n"
+    "  --seq L           tokens per sequence                           [256]\n"
     "  --microbatches M  micro-batches of pipelined layouts (0: B)     [0]\n"
-    "  --dtype T         f32, bf16 or f16                              [f32]\n"
+    "  --dtype T         f32, bf16 or f16 (fp32, fp16 too)             [f32]\n"
     "  --causal          causal attention\n"
     "  --bias            biases in every linear layer\n"
+    "  --norm N          LayerNorm placement: pre (x + f(LN(x))) or post\n"
+    "                    (LN(x + f(x)))                      [pre; --weights: required]\n"
+    "  --activation A    MLP activation: gelu (erf), gelu-tanh (GPT-2) or\n"
+    "                    relu                                [gelu; --weights: required]\n"
     "  --seed S          random weights and input                      [1]\n"
     "  --weights FILE    the whole model from one .safetensors file; D, F, the\n"
     "                    layers (or the first --layers), biases and dtype from it;\n"
-    "                    d = D / --heads. Names: per-layer prefix (--layer-prefix),\n"
-    "                    then norm1|ln_1, self_attn.|attn. (in_proj_weight or\n"
-    "                    q/k/v_proj, out_proj|o_proj), norm2|ln_2, linear1|mlp.fc1,\n"
+    "                    d = D / --heads. A state_dict does not record --heads,\n"
+    "                    --norm or --activation: give them, or the file's\n"
+    "                    __metadata__ keys num_heads, norm, activation. Names:\n"
+    "                    per-layer prefix (--layer-prefix), then norm1|ln_1,\n"
+    "                    self_attn.|attn. (in_proj_weight or q/k/v_proj,\n"
+    "                    out_proj|o_proj), norm2|ln_2, linear1|mlp.fc1,\n"
     "                    linear2|mlp.fc2: PyTorch nn.TransformerEncoderLayer\n"
-    "                    (norm_first=True, activation='gelu') and GPT-style names\n"
+    "                    and GPT-style names\n"
     "  --layer-prefix P  layer prefix with {i} for the index   [auto: layers.{i}.,\n"
     "                    encoder.layers.{i}., model.layers.{i}., transformer.h.{i}., ...]\n"
     "  --input FILE      X as .npy [B, L, D] (<f4 or <f2); B, L from the file\n"
@@ -54,6 +61,9 @@ static const char *layouts_help =
     "  --allow-nonfinite run even if weights or input hold NaN/Inf     [refuse]\n"
     "  --threads T       in-process: devices computing at once         [all cores]\n"
     "  --backend B       auto, inproc or mpi                           [auto]\n"
+    "  --timeout S       mpi: end the job when a collective has waited S\n"
+    "                    seconds, naming the ranks that did not arrive (0:\n"
+    "                    never)        [60 + the model's FLOPs at 100 MFLOP/s]\n"
     "  --no-check        skip the reference (#wrong shows '-')\n"
     "  --quick           small model for tests: h=8 d=16 F=256 B=2 L=64\n"
     "  --json FILE       also write the rows as JSON\n"
@@ -69,6 +79,7 @@ typedef struct {
     int bytes_match;
     double rel;
     int64_t wrong;
+    int64_t nonfinite;                /* NaN/Inf outputs */
     float *y;
     int64_t *rank_sent, *rank_recv;   /* [P]: all phases */
 } lrow;
@@ -175,6 +186,8 @@ static void default_layouts(int64_t P, char *buf, size_t n)
     if (P % 4 == 0 && P >= 8) snprintf(buf + used, n - used, ",tp%lldpp4", (long long)(P / 4));
 }
 
+static int draw_plot(const char *png, const lrow *rows, int nr);
+
 static double pct(double a, double w) { return w > 0 ? 100 * a / w : 0; }
 
 static void print_row(const lrow *r)
@@ -191,7 +204,22 @@ static void print_row(const lrow *r)
     fflush(stdout);
 }
 
-static int write_plot(const char *png, const lrow *rows, int nr)
+/* gnuplot draws into a temporary beside png, renamed over it once gnuplot
+ * succeeded (helix_wfile): a failed plot leaves no half-drawn PNG */
+static int write_plot(const char *png_path, const lrow *rows, int nr)
+{
+    helix_wfile pw;
+    helix_err perr = {{0}};
+    if (strchr(png_path, '\'')) { fprintf(stderr, "helix: --plot: a path with a quote (') is not supported\n"); return -1; }
+    if (helix_wfile_open(&pw, png_path, &perr)) { fprintf(stderr, "helix: --plot: %s\n", perr.msg); return -1; }
+    const char *png = pw.direct ? pw.path : pw.tmp;
+    int rc = draw_plot(png, rows, nr);
+    if (rc) { helix_wfile_abort(&pw); return -1; }
+    if (helix_wfile_commit(&pw, &perr)) { fprintf(stderr, "helix: --plot: %s\n", perr.msg); return -1; }
+    return 0;
+}
+
+static int draw_plot(const char *png, const lrow *rows, int nr)
 {
     char dat[] = "/tmp/helix-plot-XXXXXX";
     int fd = mkstemp(dat);
@@ -245,6 +273,7 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
     jw_int(&j, "heads", mc->heads); jw_int(&j, "head_dim", mc->head_dim); jw_int(&j, "ffn", mc->ffn);
     jw_int(&j, "layers", mc->layers); jw_int(&j, "batch", mc->batch); jw_int(&j, "seq", mc->seq);
     jw_str(&j, "dtype", helix_dtype_name(mc->dtype)); jw_bool(&j, "causal", mc->causal); jw_bool(&j, "bias", mc->bias);
+    jw_str(&j, "norm", helix_norm_name(mc->norm)); jw_str(&j, "activation", helix_act_name(mc->act));
     jw_num(&j, "flops", helix_model_flops(mc));
     jw_end_obj(&j);
     jw_arr(&j, "layouts");
@@ -272,6 +301,7 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
         }
         jw_int(&j, "peak_bytes_per_device", r->peak);
         if (r->wrong >= 0) { jw_num(&j, "max_rel_err", r->rel); jw_int(&j, "wrong", r->wrong); }
+        jw_int(&j, "nonfinite_outputs", r->nonfinite);
         jw_end_obj(&j);
     }
     jw_end_arr(&j);
@@ -291,12 +321,14 @@ int cmd_layouts(int argc, char **argv)
         {"json", required_argument, 0, 'j'}, {"plot", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
         {"weights", required_argument, 0, 'W'}, {"layer-prefix", required_argument, 0, 'X'},
         {"input", required_argument, 0, 'I'}, {"output", required_argument, 0, 'O'},
-        {"allow-nonfinite", no_argument, 0, 'A'},
+        {"allow-nonfinite", no_argument, 0, 'A'}, {"norm", required_argument, 0, 'R'},
+        {"activation", required_argument, 0, 'G'}, {"timeout", required_argument, 0, 'w'},
         {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
-    mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 4; mc.seq = 1024;
+    mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 2; mc.seq = 256;
     int64_t P = 16, mbs = 0, seed = 1, threads = 0;
-    int check = 1, quick = 0, set_P = 0;
+    double timeout = -1;
+    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
     char list[1024] = "";
     int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq, dtype, bias were given */
@@ -306,7 +338,7 @@ int cmd_layouts(int argc, char **argv)
     int c, bad = 0;
     optind = 1;
     opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while (!bad && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'P': bad = cli_int("--devices", optarg, 1, 4096, &P); set_P = 1; break;
         case 'y': snprintf(list, sizeof list, "%s", optarg); break;
@@ -323,6 +355,17 @@ int cmd_layouts(int argc, char **argv)
             break;
         case 'c': mc.causal = 1; break;
         case 'b': mc.bias = 1; set[7] = 1; break;
+        case 'R':
+            if (helix_norm_parse(optarg, &mc.norm)) { fprintf(stderr, "helix: --norm must be pre or post, got '%s'\n", optarg); bad = 1; }
+            set_norm = 1;
+            break;
+        case 'G':
+            if (helix_act_parse(optarg, &mc.act)) {
+                fprintf(stderr, "helix: --activation must be gelu, gelu-tanh or relu, got '%s'\n", optarg);
+                bad = 1;
+            }
+            set_act = 1;
+            break;
         case 'W': mi.weights = optarg; break;
         case 'X': mi.prefix = optarg; break;
         case 'I': mi.input = optarg; break;
@@ -331,6 +374,7 @@ int cmd_layouts(int argc, char **argv)
         case 's': bad = cli_int("--seed", optarg, 0, INT64_MAX, &seed); break;
         case 't': bad = cli_int("--threads", optarg, 1, 4096, &threads); break;
         case 'e': backend_s = optarg; break;
+        case 'w': bad = cli_timeout(optarg, &timeout); break;
         case 'n': check = 0; break;
         case 'q': quick = 1; break;
         case 'j': json = optarg; break;
@@ -358,6 +402,11 @@ int cmd_layouts(int argc, char **argv)
     int rank = 0, size = 1;
     helix_err err = {{0}};
     helix_comm_t *world = NULL;
+    if (mpi && helix_mpi_built() && !helix_mpi_launched()) {
+        fprintf(stderr, "helix: --backend mpi: this process was not started by mpirun/mpiexec; run it as "
+                        "'mpirun -np P helix bench layouts ...' (or use --backend inproc)\n");
+        return EXIT_USAGE;
+    }
     if (mpi) {
         if (helix_mpi_init(&argc, &argv, &rank, &size, &err)) { fprintf(stderr, "helix: --backend mpi: %s\n", err.msg); return EXIT_USAGE; }
         if (rank != 0) {   /* only rank 0 speaks */
@@ -372,17 +421,20 @@ int cmd_layouts(int argc, char **argv)
             return EXIT_USAGE;
         }
         P = size;
-    } else if (helix_mpi_launched() && getenv("OMPI_COMM_WORLD_SIZE") && atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
-        fprintf(stderr, "helix: --backend inproc under mpirun would run every layout in every rank: use --backend mpi\n");
+    } else if (cli_mpirun_ranks() > 1) {
+        if (cli_mpirun_rank() == 0)
+            fprintf(stderr, "helix: --backend inproc under mpirun would run every layout in every rank: use --backend mpi\n");
         return EXIT_USAGE;
     }
     const int root = rank == 0;
-    if (!list[0]) default_layouts(P, list, sizeof list);
+    const int user_list = list[0] != 0;
+    if (!user_list) default_layouts(P, list, sizeof list);
 
     /* the model and the input settle the sizes before any layout is planned */
     helix_model_weights w;
     float *x = NULL;
     mi.seed = seed;
+    mi.given_heads = set[0]; mi.given_norm = set_norm; mi.given_act = set_act;
     mi.given_head_dim = set[1]; mi.given_ffn = set[2]; mi.given_layers = set[3];
     mi.given_batch = set[4]; mi.given_seq = set[5]; mi.given_dtype = set[6]; mi.given_bias = set[7];
     int rc = model_inputs_load(&mi, &mc, root, world, &w, &x);
@@ -391,21 +443,48 @@ int cmd_layouts(int argc, char **argv)
         return rc;
     }
 
-    /* parse the layouts; a bad one becomes a row that says why */
+    /* Plan every layout before anything runs. A layout the user named that is
+     * not valid for this model and P stops the run here; from the default
+     * list, the ones that do not apply (tp4pp4 of a 2-layer model) are left
+     * out, and the header says so. */
     lrow rows[32];
-    int nr = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(list, ",", &save); tok && nr < 32; tok = strtok_r(NULL, ",", &save)) {
-        lrow *r = &rows[nr++];
+    int nr = 0, n_invalid = 0;
+    char *save = NULL, dropped[512] = "";
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (nr == 32) {
+            if (root) fprintf(stderr, "helix: --layouts: at most 32 layouts in one run\n");
+            n_invalid++;
+            break;
+        }
+        lrow *r = &rows[nr];
         memset(r, 0, sizeof *r);
         r->wrong = -1;
-        snprintf(r->name, sizeof r->name, "%.47s", tok);
+        cli_safe_name(tok, r->name, sizeof r->name);
         helix_err e = {{0}};
-        if (helix_layout_parse(tok, &r->lay, &e)) { snprintf(r->error, sizeof r->error, "invalid: %s", e.msg); continue; }
-        int pipelined = r->lay.kind == HELIX_LAYOUT_TPPP && r->lay.pp > 1;
-        r->lay.microbatches = pipelined ? (mbs ? mbs : mc.batch) : 1;
-        helix_layout_name(&r->lay, r->name, sizeof r->name);
-        if (helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e)) snprintf(r->error, sizeof r->error, "invalid: %s", e.msg);
+        int valid = helix_layout_parse(tok, &r->lay, &e) == HELIX_OK;
+        if (valid) {
+            int pipelined = r->lay.kind == HELIX_LAYOUT_TPPP && r->lay.pp > 1;
+            r->lay.microbatches = pipelined ? (mbs ? mbs : mc.batch) : 1;
+            helix_layout_name(&r->lay, r->name, sizeof r->name);
+            valid = helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e) == HELIX_OK;
+        }
+        if (!valid && !user_list) {
+            size_t u = strlen(dropped);
+            snprintf(dropped + u, sizeof dropped - u, "%s%s", u ? ", " : "", r->name);
+            continue;
+        }
+        if (!valid) {
+            if (root) fprintf(stderr, "helix: --layouts: %s is not valid here: %s\n", r->name, e.msg);
+            n_invalid++;
+        }
+        nr++;
+    }
+    if (n_invalid) {
+        if (root) fprintf(stderr, "helix: nothing was run; fix or drop the layouts named above\n");
+        helix_model_weights_free(&w);
+        free(x);
+        if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
+        return EXIT_USAGE;
     }
     if (nr == 0) {
         if (root) fprintf(stderr, "helix: --layouts: no layout given\n");
@@ -417,16 +496,18 @@ int cmd_layouts(int argc, char **argv)
 
     const int64_t BL = mc.batch * mc.seq, D = mc.heads * mc.head_dim;
     const double flops = helix_model_flops(&mc);
+    if (mpi) cli_watchdog(timeout, flops);
     if (root) {
         printf("# helix %s bench layouts: %lld devices, engine %s%s%s\n", HELIX_VERSION, (long long)P, mpi ? "mpi" : "inproc",
                mpi ? " " : "", mpi ? helix_mpi_version() : "");
-        printf("# model: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s%s; %.3g GFLOP per forward pass\n",
+        printf("# model: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s%s, %s-LN, %s; %.3g GFLOP per forward pass\n",
                (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn, (long long)mc.layers,
                (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " causal" : "",
-               mc.bias ? " bias" : "", flops / 1e9);
+               mc.bias ? " bias" : "", helix_norm_name(mc.norm), helix_act_name(mc.act), flops / 1e9);
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
         printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n", mbs ? "--microbatches" : "B");
+        if (dropped[0]) printf("# default layouts left out (not valid for this model on %lld devices): %s\n", (long long)P, dropped);
         printf("# time split: mean over ranks, %% of the forward pass's wall time (max rank): compute, comm (collectives,\n"
                "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
         printf("# bytes: MB sent per rank (max over ranks) by kind; '= plan' when every rank's every phase and its arena\n"
@@ -475,7 +556,15 @@ int cmd_layouts(int argc, char **argv)
         if (root) {
             summarize(r, stats);
             if (check && check_row(r, &refs, &mc, &w, x)) runtime_fail = 1;
+            for (int64_t q = 0; q < BL * D; q++) r->nonfinite += !(r->y[q] - r->y[q] == 0);
             print_row(r);
+            if (r->nonfinite)
+                fprintf(stderr, "helix: %s: the output holds %lld non-finite values%s\n", r->name, (long long)r->nonfinite,
+                        mi.allow_nonfinite ? "" : " (--allow-nonfinite accepts them)");
+            if (output && !wrote_output && r->nonfinite && !mi.allow_nonfinite) {
+                fprintf(stderr, "helix: --output not written: %s's output is not finite\n", r->name);
+                wrote_output = 1;
+            }
             if (output && !wrote_output) {
                 if (model_output_write(output, &mc, r->y)) runtime_fail = 1;
                 else fprintf(stderr, "  wrote %s's output to %s\n", r->name, output);
@@ -486,7 +575,7 @@ int cmd_layouts(int argc, char **argv)
     int any_wrong = 0, any_diff = 0;
     if (root) {
         for (int k = 0; k < nr; k++) {
-            any_wrong |= rows[k].wrong > 0;
+            any_wrong |= rows[k].wrong > 0 || (rows[k].nonfinite && !mi.allow_nonfinite);
             any_diff |= !rows[k].error[0] && !rows[k].bytes_match;
         }
         printf("#\n# fastest: ");
@@ -495,12 +584,14 @@ int cmd_layouts(int argc, char **argv)
         if (best >= 0) printf("%s, %.0f tokens/s (%.2f GFLOP/s over %lld devices)\n", rows[best].name, rows[best].tok_s,
                               flops / rows[best].wall_s / 1e9, (long long)P);
         else printf("none ran\n");
-        printf("# reproduce: %shelix bench layouts --devices %lld --layouts ", mpi ? "mpirun -np ... " : "", (long long)P);
+        if (mpi) printf("# reproduce: mpirun -np %lld helix bench layouts --devices %lld --layouts ", (long long)P, (long long)P);
+        else printf("# reproduce: helix bench layouts --devices %lld --layouts ", (long long)P);
         for (int k = 0; k < nr; k++) printf("%s%s", k ? "," : "", rows[k].name);
-        printf(" --heads %lld --head-dim %lld --ffn %lld --layers %lld --batch %lld --seq %lld --dtype %s%s%s%s --seed %lld",
+        printf(" --heads %lld --head-dim %lld --ffn %lld --layers %lld --batch %lld --seq %lld --dtype %s%s%s --norm %s"
+               " --activation %s%s --seed %lld",
                (long long)mc.heads, (long long)mc.head_dim, (long long)mc.ffn, (long long)mc.layers, (long long)mc.batch,
                (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " --causal" : "", mc.bias ? " --bias" : "",
-               check ? "" : " --no-check", (long long)seed);
+               helix_norm_name(mc.norm), helix_act_name(mc.act), check ? "" : " --no-check", (long long)seed);
         if (mbs) printf(" --microbatches %lld", (long long)mbs);
         if (mi.weights) printf(" --weights %s", mi.weights);
         if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);

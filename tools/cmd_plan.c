@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "helix_model.h"
 #include "run.h"
+#include "cpu.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -31,8 +32,10 @@ static const char *plan_help =
     "and runs fastest; ranks the layouts. Formulas: src/model/cost.c.\n"
     "  --preset NAME     paper: h=16 d=512 F=32768 2 layers B=1024 L=10000 f16, 16 devices\n"
     "  --heads H --head-dim d --ffn F --layers N --batch B --seq L   model   [16 64 4096 2 4 1024]\n"
-    "  --dtype T         f32, bf16 or f16                              [f32]\n"
+    "  --dtype T         f32, bf16 or f16 (fp32, fp16 too)             [f32]\n"
     "  --causal          causal attention\n"
+    "  --norm N          pre or post (LayerNorm placement; same cost)  [pre]\n"
+    "  --activation A    gelu, gelu-tanh or relu (ReLU: no gelu_rate)  [gelu]\n"
     "  --devices P       devices                                       [16]\n"
     "  --hardware HW     h100-dgx, h200-dgx, this-machine or a .hw file [h100-dgx]\n"
     "  --layouts LIST    only these (helixNxM-sliced, tpTppP, ...)     [all legal]\n"
@@ -40,7 +43,10 @@ static const char *plan_help =
     "  --json FILE       also write the ranking as JSON\n"
     "  --validate        run small layouts on this machine, in-process and with\n"
     "                    mpirun (HELIX_MPIRUN, default 'mpirun'), and compare\n"
-    "                    predicted and measured time and bytes [--hardware this-machine]\n";
+    "                    predicted and measured time and bytes. Calibrates this\n"
+    "                    machine first, or takes --hardware FILE written here\n"
+    "                    (a file from another CPU is refused). Exit 1 when the\n"
+    "                    bytes differ or the median time error is above 25%%\n";
 
 typedef struct {
     char name[48];
@@ -80,15 +86,14 @@ static int find_hw(const char *name, char *path, size_t n)
 
 static void print_cand(int rank, const cand *c)
 {
-    char mem[32];
     if (!c->ok) { printf("  %4s %-24s %s\n", "-", c->name, c->why); return; }
     const helix_prediction *p = &c->pr;
     char rk[16];
     if (rank > 0) snprintf(rk, sizeof rk, "%d", rank);
     else snprintf(rk, sizeof rk, "-");
-    printf("  %4s %-24s %5lld %12.4g %10.4g %6.1f %6.1f %6.1f | %10.3g %10.3g | %10s %s%s\n", rk, c->name,
+    printf("  %4s %-24s %5lld %12.4g %10.4g %6.1f %6.1f %6.1f | %10.3g %10.3g | %10.3g %s%s\n", rk, c->name,
            (long long)c->plan.mb, p->tokens_per_s, p->total_s, 100 * p->compute_s / p->total_s, 100 * p->comm_s / p->total_s,
-           100 * p->bubble_s / p->total_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9, run_human_bytes(p->mem_bytes, mem),
+           100 * p->bubble_s / p->total_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9, p->mem_bytes / 1e9,
            p->fits ? "yes" : "NO: ", p->fits ? "" : p->why);
 }
 
@@ -181,11 +186,17 @@ static int validate(const helix_hw *hw, const char *hwpath)
     if (len <= 0) { fprintf(stderr, "helix: cannot find my own executable\n"); return EXIT_RUNTIME; }
     exe[len] = 0;
     const char *mpirun = getenv("HELIX_MPIRUN") ? getenv("HELIX_MPIRUN") : "mpirun";
+    /* Open MPI refuses root and more ranks than cores unless told: tell it
+     * for the runs this command starts (never for the caller's own shell) */
+    const int as_root = geteuid() == 0 && !getenv("OMPI_ALLOW_RUN_AS_ROOT");
+    if (as_root) { setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0); setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0); }
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
     printf("# helix %s plan --validate on %s (%s)\n", HELIX_VERSION, hw->name, hwpath);
     printf("# model: h=%lld d=%lld F=%lld layers=%lld B=%lld L=%lld f32 on %lld devices; each layout timed by\n"
            "#   'helix bench layouts' (best of 3 runs), predicted by the cost model\n#\n",
            (long long)mc.heads, (long long)mc.head_dim, (long long)mc.ffn, (long long)mc.layers, (long long)mc.batch,
            (long long)mc.seq, (long long)P);
+    if (as_root) printf("# running as root: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 set for the mpirun runs\n#\n");
     printf("# %-8s %-24s %12s %12s %9s %14s\n", "engine", "layout", "predicted_ms", "measured_ms", "error", "bytes");
     vrow rows[64];
     int nr = 0;
@@ -274,8 +285,51 @@ static int validate(const helix_hw *hw, const char *hwpath)
     double med = nr % 2 ? abs_err[nr / 2] : 0.5 * (abs_err[nr / 2 - 1] + abs_err[nr / 2]);
     printf("#\n# %d layouts: median |time error| %.1f%% (target <= 25%%), worst %.1f%% (%s %s); bytes %s\n", nr, 100 * med,
            100 * worst, rows[wi].engine, rows[wi].name, all_exact ? "predicted = measured on every rank" : "DIFFER");
-    printf("# reproduce: helix plan --validate --hardware %s\n", hwpath);
+    if (strcmp(hwpath, "calibrated in this run")) printf("# reproduce: helix plan --validate --hardware %s\n", hwpath);
+    else printf("# reproduce: helix plan --validate\n");
     return all_exact && med <= 0.25 ? EXIT_OK : EXIT_CHECK;
+}
+
+/* The CPU model a hardware file was calibrated on: its "# cpu: MODEL, ..." line. */
+static int hw_cpu(const char *path, char *out, size_t n)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    int found = -1;
+    while (found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "# cpu: ", 7)) continue;
+        char *comma = strstr(line + 7, ", ");
+        if (comma) *comma = 0;
+        snprintf(out, n, "%s", line + 7);
+        found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* --validate without --hardware: calibrate this machine now (helix
+ * calibrate --out into a temporary file), then validate against it */
+static int validate_here(void)
+{
+    char exe[PATH_MAX], tmp[] = "/tmp/helix-validate-hw-XXXXXX";
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) { fprintf(stderr, "helix: cannot find my own executable\n"); return EXIT_RUNTIME; }
+    exe[len] = 0;
+    int fd = mkstemp(tmp);
+    if (fd < 0) { fprintf(stderr, "helix: cannot make a temporary file\n"); return EXIT_RUNTIME; }
+    close(fd);
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof cmd, "'%s' calibrate --out '%s' >/dev/null 2>&1 </dev/null", exe, tmp);
+    fprintf(stderr, "  validate: calibrating this machine first (helix calibrate)...\n");
+    helix_hw hw;
+    helix_err err = {{0}};
+    int rc = system(cmd) == 0 && helix_hw_load(tmp, &hw, &err) == HELIX_OK ? EXIT_OK : EXIT_RUNTIME;
+    if (rc == EXIT_OK) rc = validate(&hw, "calibrated in this run");
+    else fprintf(stderr, "helix: --validate: calibrating this machine failed%s%s\n", err.msg[0] ? ": " : "", err.msg);
+    unlink(tmp);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -288,6 +342,7 @@ int cmd_plan(int argc, char **argv)
         {"seq", required_argument, 0, 'L'}, {"dtype", required_argument, 0, 'T'}, {"causal", no_argument, 0, 'c'},
         {"devices", required_argument, 0, 'P'}, {"hardware", required_argument, 0, 'w'}, {"layouts", required_argument, 0, 'y'},
         {"microbatches", required_argument, 0, 'M'}, {"json", required_argument, 0, 'j'}, {"validate", no_argument, 0, 'v'},
+        {"norm", required_argument, 0, 'R'}, {"activation", required_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 4; mc.seq = 1024;
@@ -297,7 +352,7 @@ int cmd_plan(int argc, char **argv)
     int do_validate = 0, c, bad = 0, set_P = 0, set_model = 0;
     optind = 1;
     opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while (!bad && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': preset = optarg; break;
         case 'H': bad = cli_int("--heads", optarg, 1, 1 << 16, &mc.heads); set_model = 1; break;
@@ -311,6 +366,17 @@ int cmd_plan(int argc, char **argv)
             set_model = 1;
             break;
         case 'c': mc.causal = 1; set_model = 1; break;
+        case 'R':
+            if (helix_norm_parse(optarg, &mc.norm)) { fprintf(stderr, "helix: --norm must be pre or post, got '%s'\n", optarg); bad = 1; }
+            set_model = 1;
+            break;
+        case 'G':
+            if (helix_act_parse(optarg, &mc.act)) {
+                fprintf(stderr, "helix: --activation must be gelu, gelu-tanh or relu, got '%s'\n", optarg);
+                bad = 1;
+            }
+            set_model = 1;
+            break;
         case 'P': bad = cli_int("--devices", optarg, 1, 65536, &P); set_P = 1; break;
         case 'w': hwname = optarg; break;
         case 'y': snprintf(list, sizeof list, "%s", optarg); break;
@@ -324,7 +390,13 @@ int cmd_plan(int argc, char **argv)
     }
     if (bad) return EXIT_USAGE;
     if (optind < argc) { fprintf(stderr, "helix plan: unexpected argument '%s'\n", argv[optind]); return EXIT_USAGE; }
-    if (!hwname) hwname = do_validate ? "this-machine" : "h100-dgx";
+    if (do_validate && (set_model || set_P || preset || list[0] || fixed_mb || json)) {
+        fprintf(stderr, "helix: --validate runs its own small model on 4 devices of this machine: drop the model, "
+                        "--devices, --preset, --layouts, --microbatches and --json options\n");
+        return EXIT_USAGE;
+    }
+    if (do_validate && !hwname) return validate_here();
+    if (!hwname) hwname = "h100-dgx";
     char hwpath[PATH_MAX + 64];
     if (find_hw(hwname, hwpath, sizeof hwpath)) {
         fprintf(stderr, "helix: --hardware: no file '%s' and no %s.hw in $HELIX_HW_DIR, next to the binary or in %s/hw%s\n",
@@ -335,7 +407,20 @@ int cmd_plan(int argc, char **argv)
     helix_hw hw;
     helix_err err = {{0}};
     if (helix_hw_load(hwpath, &hw, &err)) { fprintf(stderr, "helix: %s\n", err.msg); return EXIT_USAGE; }
-    if (do_validate) return validate(&hw, hwpath);
+    if (do_validate) {
+        /* a hardware file from another CPU predicts another machine */
+        char here[256], there[256];
+        cpu_info ci;
+        cpu_detect(&ci);
+        snprintf(here, sizeof here, "%s", ci.model);
+        if (hw_cpu(hwpath, there, sizeof there) || strcmp(here, there)) {
+            fprintf(stderr, "helix: --validate: %s describes the CPU '%s', but this machine's is '%s': validate against "
+                            "this machine (no --hardware: it calibrates first), or write one with 'helix calibrate --out FILE'\n",
+                    hwpath, there[0] ? there : "(not recorded)", here);
+            return EXIT_USAGE;
+        }
+        return validate(&hw, hwpath);
+    }
 
     int paper = 0;
     if (preset) {
@@ -353,11 +438,23 @@ int cmd_plan(int argc, char **argv)
         for (char *tok = strtok_r(list, ",", &save); tok && n < 256; tok = strtok_r(NULL, ",", &save)) {
             cand *cd = &cs[n++];
             memset(cd, 0, sizeof *cd);
-            if (helix_layout_parse(tok, &cd->lay, &err)) { snprintf(cd->name, sizeof cd->name, "%.47s", tok); snprintf(cd->why, sizeof cd->why, "invalid: %s", err.msg); continue; }
+            if (helix_layout_parse(tok, &cd->lay, &err)) {
+                cli_safe_name(tok, cd->name, sizeof cd->name);
+                char safe[200];
+                cli_safe_name(err.msg, safe, sizeof safe);
+                snprintf(cd->why, sizeof cd->why, "invalid: %s", safe);
+                continue;
+            }
             helix_layout_name(&cd->lay, cd->name, sizeof cd->name);
         }
     } else {
         n = enumerate(cs, 256, &mc, P);
+    }
+    if (n == 0) {
+        fprintf(stderr, "helix: no layout is legal for h=%lld d=%lld, %lld layers on %lld devices: helix n x m needs n | h "
+                        "and m | d (n*m = P), TP t needs t | h, PP p needs p <= layers\n", (long long)mc.heads,
+                (long long)mc.head_dim, (long long)mc.layers, (long long)P);
+        return EXIT_USAGE;
     }
     for (int k = 0; k < n; k++) if (!cs[k].why[0]) evaluate(&cs[k], &mc, P, &hw, fixed_mb);
     qsort(cs, (size_t)n, sizeof cs[0], by_speed);
@@ -370,9 +467,10 @@ int cmd_plan(int argc, char **argv)
            (long long)mc.layers, (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype),
            mc.causal ? " causal" : "", helix_model_flops(&mc) / 1e12);
     printf("# predictions of the cost model (src/model/cost.c): mb = micro-batches chosen (fastest that fits);\n"
-           "#   time split on the critical path; GB sent per device inside a node / between nodes; memory per device\n#\n");
+           "#   time split on the critical path; GB (1e9 bytes) sent per device inside a node / between nodes; memory per\n"
+           "#   device in GB\n#\n");
     printf("# %4s %-24s %5s %12s %10s %6s %6s %6s | %10s %10s | %10s %s\n", "rank", "layout", "mb", "tokens/s", "time_s",
-           "comp%", "comm%", "bubl%", "intra_GB", "inter_GB", "mem/device", "fits");
+           "comp%", "comm%", "bubl%", "intra_GB", "inter_GB", "mem_GB", "fits");
     int rank = 0;
     for (int k = 0; k < n; k++) print_cand(cs[k].ok && cs[k].pr.fits ? ++rank : 0, &cs[k]);
 

@@ -17,8 +17,7 @@
 static void round_to(helix_dtype t, float *v, int64_t n)
 {
     if (t == HELIX_F32) return;
-    for (int64_t k = 0; k < n; k++)
-        v[k] = t == HELIX_F16 ? helix_f16_to_f32(helix_f32_to_f16(v[k])) : helix_bf16_to_f32(helix_f32_to_bf16(v[k]));
+    for (int64_t k = 0; k < n; k++) v[k] = helix_round_to(t, v[k]);
 }
 
 /* Uniform values rounded to the storage type, so the reference sees
@@ -38,6 +37,7 @@ static int64_t host_bytes(const run_opts *o, const helix_plan *p, int root)
     int64_t n = !o->weights || (root && o->check) ? 4 * D * D * 4 + 4 * D * 4 : D * 4;
     if (root) {
         n += 2 * BL * D * 4 + BL * D * (int64_t)helix_dtype_size(o->cfg.dtype); /* x, y as f32, y */
+        if (o->input) n += BL * D * 4;                                         /* the file's X, f32 at most */
         if (o->check) n += 4 * BL * D * 8;                   /* the reference's f64 buffers */
     }
     return n;
@@ -81,22 +81,44 @@ static void check(run_result *r, const helix_weights *w, const float *x, const v
     free(yf);
 }
 
-static int write_output(const run_opts *o, const helix_plan *p, const void *y)
+/* y as .npy (bf16 widened exactly to f32: .npy has no bfloat16); the
+ * message of a failure goes to stderr and to why */
+static int write_output(const run_opts *o, const helix_plan *p, const void *y, char *why, size_t why_n)
 {
     const int64_t shape[3] = {o->cfg.batch, o->cfg.seq, p->D}, n = shape[0] * shape[1] * shape[2];
     helix_err err = {{0}};
     helix_status st;
-    if (o->cfg.dtype == HELIX_BF16) {          /* .npy has no bfloat16: widen exactly to f32 */
+    if (o->cfg.dtype == HELIX_BF16) {
         float *f = malloc(sizeof(float) * (size_t)n);
-        if (!f) { fprintf(stderr, "helix: out of memory writing %s\n", o->output); return EXIT_RUNTIME; }
-        helix_to_f32(HELIX_BF16, y, f, n);
-        st = helix_npy_write(o->output, HELIX_F32, 3, shape, f, &err);
-        free(f);
+        if (!f) {
+            snprintf(err.msg, sizeof err.msg, "out of memory writing %s", o->output);
+            st = HELIX_ERR_NOMEM;
+        } else {
+            helix_to_f32(HELIX_BF16, y, f, n);
+            st = helix_npy_write(o->output, HELIX_F32, 3, shape, f, &err);
+            free(f);
+        }
     } else {
         st = helix_npy_write(o->output, o->cfg.dtype, 3, shape, y, &err);
     }
-    if (st) { fprintf(stderr, "helix: %s\n", err.msg); return EXIT_RUNTIME; }
+    if (st) {
+        fprintf(stderr, "helix: --output: %s\n", err.msg);
+        snprintf(why, why_n, "%s", err.msg);
+        return EXIT_RUNTIME;
+    }
     return EXIT_OK;
+}
+
+/* Non-finite values of y; the first one's flat index in *first. */
+static int64_t count_nonfinite(helix_dtype t, const void *y, int64_t n, int64_t *first)
+{
+    int64_t bad = 0;
+    *first = -1;
+    for (int64_t k = 0; k < n; k++) {
+        const float v = helix_load(t, y, k);
+        if (!(v - v == 0)) { if (!bad++) *first = k; }
+    }
+    return bad;
 }
 
 int cmd_run(int argc, char **argv)
@@ -106,6 +128,11 @@ int cmd_run(int argc, char **argv)
     const int mpi = backend == BACKEND_MPI;
     int rank = 0, size = 1, rc = EXIT_OK;
     helix_err err = {{0}};
+    if (mpi && helix_mpi_built() && !helix_mpi_launched()) {
+        fprintf(stderr, "helix: --backend mpi: this process was not started by mpirun/mpiexec; run it as "
+                        "'mpirun -np P helix run ...' with P = --groups x --slices (or use --backend inproc)\n");
+        return EXIT_USAGE;
+    }
     if (mpi && helix_mpi_init(&argc, &argv, &rank, &size, &err)) {
         fprintf(stderr, "helix: --backend mpi: %s\n", err.msg);
         return EXIT_USAGE;
@@ -138,10 +165,10 @@ int cmd_run(int argc, char **argv)
                 (long long)o.cfg.slices, (long long)plan.P, (long long)plan.P);
         prc = EXIT_USAGE;
     }
-    if (prc == 0 && !mpi && helix_mpi_launched() && getenv("OMPI_COMM_WORLD_SIZE") &&
-        atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
-        fprintf(stderr, "helix: --backend inproc under mpirun with several ranks would run the whole grid "
-                        "in every rank: use --backend mpi\n");
+    if (prc == 0 && !mpi && cli_mpirun_ranks() > 1) {
+        if (cli_mpirun_rank() == 0)
+            fprintf(stderr, "helix: --backend inproc under mpirun with several ranks would run the whole grid "
+                            "in every rank: use --backend mpi\n");
         prc = EXIT_USAGE;
     }
     if (saved_err >= 0) { dup2(saved_err, 2); close(saved_err); }
@@ -176,12 +203,19 @@ int cmd_run(int argc, char **argv)
             fits = 0;
         }
     }
-    if (!fits) {
-        if (rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
+    /* only now: the key padding lengths, the input's data, the NaN/Inf scans,
+     * and the plan again with the lengths (it checks their range) */
+    int lrc = fits ? run_files_load(&o, &files, rank == 0, world) : EXIT_USAGE;
+    if (fits && lrc == EXIT_OK && o.cfg.kv_len && helix_plan_init(&o.cfg, &plan, &err)) {
+        if (rank == 0) fprintf(stderr, "helix: %s\n", err.msg);
+        lrc = EXIT_USAGE;
+    }
+    if (!fits || lrc != EXIT_OK) {
+        if (!fits && rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
         run_files_close(&files);
         helix_comm_free(world);
         if (mpi) helix_mpi_finalize();
-        return EXIT_USAGE;
+        return fits ? lrc : EXIT_USAGE;
     }
 
     const int root = rank == 0;
@@ -232,9 +266,21 @@ int cmd_run(int argc, char **argv)
 
     if (root) run_print_header(&o, &plan, mpi ? "mpi" : "inproc", mpi ? helix_mpi_version() : "");
 
-    /* A test hook: this rank fails as if it could not read its input. */
-    const char *fail = getenv("HELIX_TEST_FAIL_RANK");
-    int injected = fail && atoi(fail) == rank;
+    /* Test hooks: this rank fails as if it could not read its input, or
+     * stalls for good (the watchdog's test). Checked before any collective. */
+    int fail_rank = -1, stall_rank = -1;
+    if (cli_env_rank("HELIX_TEST_FAIL_RANK", &fail_rank) || cli_env_rank("HELIX_TEST_STALL_RANK", &stall_rank)) {
+        free(wbuf); free(x); free(y); free(stats);
+        run_files_close(&files);
+        helix_comm_free(world);
+        if (mpi) helix_mpi_finalize();
+        return EXIT_USAGE;
+    }
+    int injected = fail_rank == rank;
+    if (mpi) {
+        const double D2 = (double)D * (double)D, BLd = (double)BL, Ld = (double)o.cfg.seq;
+        cli_watchdog(o.timeout, (8 * BLd * D2 + 4 * (double)o.cfg.batch * Ld * Ld * (double)D) / (double)P);
+    }
 
     double t0 = 0, elapsed = 0;
     helix_status st;
@@ -242,6 +288,7 @@ int cmd_run(int argc, char **argv)
         int any = 0;
         helix_comm_any(world, 0, &any);          /* start together */
         t0 = cli_now();
+        while (stall_rank == rank) pause();      /* until the job is ended */
         if (injected) {
             snprintf(err.msg, sizeof err.msg, "injected failure (HELIX_TEST_FAIL_RANK=%d): cannot read input", rank);
             st = HELIX_ERR_IO;
@@ -300,9 +347,23 @@ int cmd_run(int argc, char **argv)
             check(&r, &w, x, y);
             if (!r.passed) rc = EXIT_CHECK;
         }
-        if (o.output && write_output(&o, &plan, y)) rc = EXIT_RUNTIME;
+        /* a non-finite output never passes as a success, checked or not */
+        int64_t first = -1;
+        r.nonfinite = count_nonfinite(o.cfg.dtype, y, BL * D, &first);
+        if (r.nonfinite && !o.allow_nonfinite) {
+            fprintf(stderr, "helix: the output holds %lld non-finite values (the first at [%lld, %lld, %lld]): the inputs, "
+                            "weights or --scale overflow %s%s\n", (long long)r.nonfinite, (long long)(first / (o.cfg.seq * D)),
+                    (long long)(first / D % o.cfg.seq), (long long)(first % D), helix_dtype_name(o.cfg.dtype),
+                    o.output ? "; --output not written (--allow-nonfinite writes it)" : "");
+            if (rc == EXIT_OK) rc = EXIT_CHECK;
+        }
+        char out_err[600] = "";
+        if (o.output && (!r.nonfinite || o.allow_nonfinite) && write_output(&o, &plan, y, out_err, sizeof out_err))
+            rc = EXIT_RUNTIME;
+        r.output_error = out_err[0] ? out_err : NULL;
+        r.output_written = o.output && !out_err[0] && (!r.nonfinite || o.allow_nonfinite);
+        r.exit_code = rc;
         if (o.json && run_write_json(&r)) rc = EXIT_RUNTIME;
-        fflush(stdout);
     }
     free(wbuf); free(x); free(y); free(stats);
     run_files_close(&files);

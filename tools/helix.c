@@ -3,7 +3,9 @@
 #include "helix_cuda.h"
 #include "helix.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -24,11 +26,24 @@ static void usage(FILE *f)
         "'helix <command> --help' lists a command's options.\n");
 }
 
+/* What was printed must have reached standard output (a full disk, a closed
+ * pipe): a lost report is a failure, not exit 0. */
+static int finish(int rc)
+{
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    if (cli_json_stdout) bad |= fflush(cli_json_stdout) != 0 || ferror(cli_json_stdout);
+    if (bad) {
+        fprintf(stderr, "helix: writing standard output failed: the report is incomplete\n");
+        return rc ? rc : EXIT_RUNTIME;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return EXIT_OK; }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return finish(EXIT_OK); }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("helix %s\n", HELIX_VERSION);
         const char *mv = helix_mpi_version();
@@ -37,13 +52,21 @@ int main(int argc, char **argv)
         if (helix_mpi_built()) printf("engines: inproc, mpi (%.*s)\n", n, mv);
         else printf("engines: inproc (MPI not built)\n");
         printf("gpu path: %s\n", helix_cuda_built() ? "CUDA + cuBLAS + NCCL built in" : "not built (no CUDA toolkit found)");
-        return EXIT_OK;
+        return finish(EXIT_OK);
     }
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
-    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
-    if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
-    fprintf(stderr, "helix: unknown command '%s' (try 'helix --help')\n", cmd);
-    return EXIT_USAGE;
+    cli_stderr_fd = dup(2);          /* for the MPI watchdog: stderr as it was, before a rank mutes it */
+    if (cli_stderr_fd < 0) cli_stderr_fd = 2;
+    signal(SIGXFSZ, SIG_IGN);        /* past a file-size limit, write() fails (EFBIG) and we say so */
+    cli_json_to_stdout_only(argc, argv);
+    int rc;
+    if (!strcmp(cmd, "run")) rc = cmd_run(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "inspect")) rc = cmd_inspect(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "calibrate")) rc = cmd_calibrate(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "bench")) rc = cmd_bench(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "plan")) rc = cmd_plan(argc - 1, argv + 1);
+    else {
+        fprintf(stderr, "helix: unknown command '%s' (try 'helix --help')\n", cmd);
+        return EXIT_USAGE;
+    }
+    return finish(rc);
 }

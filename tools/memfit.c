@@ -64,3 +64,40 @@ int cli_mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
     return fits;
 }
 
+
+int cli_mpi_same(helix_comm_t *world, uint64_t mine, const char *what, char *why, size_t why_n)
+{
+    const int n = world->size;
+    uint64_t *all = calloc((size_t)n, sizeof *all);
+    size_t *cd = calloc(2 * (size_t)n, sizeof *cd);
+    if (!all || !cd) { free(all); free(cd); snprintf(why, why_n, "out of memory"); return 0; }
+    for (int p = 0; p < n; p++) { cd[p] = sizeof mine; cd[n + p] = (size_t)p * sizeof mine; }
+    int same = helix_comm_allgatherv(world, &mine, sizeof mine, all, cd, cd + n) == HELIX_OK;
+    if (!same) snprintf(why, why_n, "could not compare %s across ranks", what);
+    size_t used = 0;
+    int differ = 0;
+    for (int p = 1; same && p < n; p++)
+        if (all[p] != all[0]) {
+            if (!differ) used = (size_t)snprintf(why, why_n, "ranks");
+            if (used < why_n) used += (size_t)snprintf(why + used, why_n - used, " %d", p);
+            differ++;
+        }
+    if (differ && used < why_n)
+        snprintf(why + used, why_n - used, " read a different %s than rank 0 (checksums differ): every rank must see "
+                 "the same file", what);
+    free(all);
+    free(cd);
+    return same && !differ;
+}
+
+int cli_agree(helix_comm_t *world, int rc, int root, const char *what)
+{
+    if (!world) return rc;
+    int any = 0;
+    if (helix_comm_any(world, rc != EXIT_OK, &any)) return EXIT_RUNTIME;
+    if (any && rc == EXIT_OK) {
+        if (root) fprintf(stderr, "helix: another rank could not %s\n", what);
+        return EXIT_USAGE;
+    }
+    return any ? (rc != EXIT_OK ? rc : EXIT_USAGE) : EXIT_OK;
+}

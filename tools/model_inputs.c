@@ -13,22 +13,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* All ranks agree on failure: any rank's failure is everyone's. */
-static int agree(helix_comm_t *world, int rc, int root, const char *what)
+/* What the computation depends on and a state_dict does not record (head
+ * count, norm placement, activation): the option, else the file's
+ * __metadata__, else refuse; both given and different: refuse. */
+int model_meta_settle(const helix_st_file *f, const char *key, const char *opt, const char *values, int given,
+                      const char *given_text, char *out, size_t n)
 {
-    if (!world) return rc;
-    int any = 0;
-    if (helix_comm_any(world, rc != EXIT_OK, &any)) return EXIT_RUNTIME;
-    if (any && rc == EXIT_OK) {
-        if (root) fprintf(stderr, "helix: another rank could not %s\n", what);
+    const char *meta = helix_st_meta(f, key);
+    if (given && meta && strcmp(meta, given_text)) {
+        fprintf(stderr, "helix: %s %s, but %s records %s = \"%s\" in its __metadata__\n", opt, given_text, f->path, key,
+                meta);
         return EXIT_USAGE;
     }
-    return any ? (rc != EXIT_OK ? rc : EXIT_USAGE) : EXIT_OK;
+    if (!given && !meta) {
+        fprintf(stderr, "helix: %s does not record %s (no __metadata__ \"%s\"), and helix does not guess it: give %s %s\n",
+                f->path, !strcmp(key, "num_heads") ? "its head count" : !strcmp(key, "norm") ? "its LayerNorm placement"
+                                                                              : "its MLP activation",
+                key, opt, values);
+        return EXIT_USAGE;
+    }
+    snprintf(out, n, "%s", given ? given_text : meta);
+    return EXIT_OK;
+}
+
+/* mc's heads, norm, activation from the options or the file's metadata */
+static int settle_meta(const model_inputs_opts *o, const helix_st_file *f, helix_model_config *mc)
+{
+    char v[64], given[32];
+    snprintf(given, sizeof given, "%lld", (long long)mc->heads);
+    if (model_meta_settle(f, "num_heads", "--heads", "H", o->given_heads, given, v, sizeof v)) return EXIT_USAGE;
+    if (cli_int("__metadata__ num_heads", v, 1, 1 << 16, &mc->heads)) return EXIT_USAGE;
+    if (model_meta_settle(f, "norm", "--norm", "pre|post", o->given_norm, helix_norm_name(mc->norm), v, sizeof v))
+        return EXIT_USAGE;
+    if (helix_norm_parse(v, &mc->norm)) {
+        fprintf(stderr, "helix: %s: __metadata__ norm = \"%s\": expected pre or post\n", f->path, v);
+        return EXIT_USAGE;
+    }
+    if (model_meta_settle(f, "activation", "--activation", "gelu|gelu-tanh|relu", o->given_act, helix_act_name(mc->act), v,
+                          sizeof v))
+        return EXIT_USAGE;
+    if (helix_act_parse(v, &mc->act)) {
+        fprintf(stderr, "helix: %s: __metadata__ activation = \"%s\": expected gelu, gelu-tanh or relu\n", f->path, v);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
 }
 
 /* mc's D, F, layers, bias, dtype from the file's model; checks the options given */
 static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m, helix_model_config *mc)
 {
+    if (settle_meta(o, m->file, mc)) return EXIT_USAGE;
     if (m->D % mc->heads) {
         fprintf(stderr, "helix: %s has D=%lld, which --heads %lld does not divide\n", o->weights, (long long)m->D,
                 (long long)mc->heads);
@@ -63,9 +97,11 @@ static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m,
 
 static int memory_check(const helix_model_config *mc, int root, helix_comm_t *world)
 {
-    const int64_t D = mc->heads * mc->head_dim;
-    const int64_t wb = helix_model_weights_bytes(D, mc->ffn, mc->layers, mc->bias);
-    const int64_t xb = root ? mc->batch * mc->seq * D * 4 : 0;
+    int64_t D = 0, xb = 0;
+    const int over = __builtin_mul_overflow(mc->heads, mc->head_dim, &D) || __builtin_mul_overflow(D, mc->batch, &xb) ||
+                     __builtin_mul_overflow(xb, mc->seq, &xb) || __builtin_mul_overflow(xb, (int64_t)4, &xb);
+    const int64_t wb = over ? -1 : helix_model_weights_bytes(D, mc->ffn, mc->layers, mc->bias);
+    if (!root) xb = 0;            /* x: f32 [B, L, D] on rank 0 */
     char why[256] = "", b1[32];
     int fits = wb >= 0;
     if (!fits) snprintf(why, sizeof why, "the sizes overflow");
@@ -100,23 +136,38 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
                 rc = settle_from_file(o, &m, mc);
             }
         }
-        rc = agree(world, rc, root, "read the weights (is the file on every node?)");
+        rc = cli_agree(world, rc, root, "read the weights (is the file on every node?)");
     }
-    /* the input: rank 0 reads it, everyone learns B and L */
+    if (rc == EXIT_OK && world && have_f) {
+        /* every rank opened its own copy of the path: it must be the same file */
+        uint64_t sum = 0;
+        if (helix_st_checksum(&f, &sum, &err)) { fprintf(stderr, "helix: %s\n", err.msg); sum = 0; }
+        char why[600];
+        if (!cli_mpi_same(world, sum, o->weights, why, sizeof why)) {
+            if (root) fprintf(stderr, "helix: --weights: %s\n", why);
+            rc = EXIT_USAGE;
+        }
+    }
+    /* the input: rank 0 reads its header, everyone learns B and L; its data
+     * are read after the memory check */
     helix_array xa;
     memset(&xa, 0, sizeof xa);
     int have_x = 0;
-    const int64_t D = mc->heads * mc->head_dim;
+    int64_t D = 0;
+    if (rc == EXIT_OK && __builtin_mul_overflow(mc->heads, mc->head_dim, &D)) {
+        if (root) fprintf(stderr, "helix: --heads %lld x --head-dim %lld is too large\n", (long long)mc->heads,
+                          (long long)mc->head_dim);
+        rc = EXIT_USAGE;
+    }
     if (rc == EXIT_OK && o->input) {
         int64_t verdict[3] = {EXIT_OK, mc->batch, mc->seq};
         if (root) {
             char from[1100];
             if (o->weights) snprintf(from, sizeof from, "from %s", o->weights);
             else snprintf(from, sizeof from, "= --heads x --head-dim");
-            verdict[0] = run_read_x(o->input, D, from, o->given_batch ? mc->batch : 0, o->given_seq ? mc->seq : 0,
-                                    o->allow_nonfinite, &xa);
-            have_x = verdict[0] == EXIT_OK;
-            if (have_x) { verdict[1] = xa.shape[0]; verdict[2] = xa.shape[1]; }
+            verdict[0] = run_read_x_header(o->input, D, from, o->given_batch ? mc->batch : 0, o->given_seq ? mc->seq : 0,
+                                           &xa);
+            if (verdict[0] == EXIT_OK) { verdict[1] = xa.shape[0]; verdict[2] = xa.shape[1]; }
         }
         if (world && helix_comm_bcast(world, verdict, sizeof verdict, 0)) verdict[0] = EXIT_RUNTIME;
         rc = (int)verdict[0];
@@ -124,20 +175,27 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
         mc->seq = verdict[2];
     }
     if (rc == EXIT_OK) rc = memory_check(mc, root, world);
+    if (rc == EXIT_OK && o->input) {
+        if (root) {
+            rc = run_read_x_data(o->input, mc->dtype, o->allow_nonfinite, &xa);
+            have_x = rc == EXIT_OK;
+        }
+        rc = cli_agree(world, rc, root, "read the input");
+    }
     if (rc == EXIT_OK) {
         if (have_m) {
             if (root) fprintf(stderr, "  loading %lld layers from %s (%s, D=%lld, F=%lld%s)...\n", (long long)mc->layers,
                               o->weights, m.pattern, (long long)m.D, (long long)m.F, m.bias ? ", biases" : "");
-            if (helix_st_model_load(&m, mc->layers, o->allow_nonfinite, w, &err)) {
+            if (helix_st_model_load(&m, mc->layers, o->allow_nonfinite, mc->dtype, w, &err)) {
                 if (root) fprintf(stderr, "helix: %s%s\n", err.msg,
-                                  strstr(err.msg, "non-finite") ? "; refusing (--allow-nonfinite to run anyway)" : "");
+                                  strstr(err.msg, "non-finite") || strstr(err.msg, "overflows") ? "; refusing (--allow-nonfinite to run anyway)" : "");
                 rc = EXIT_USAGE;
             }
         } else if (helix_model_weights_random(mc, (uint64_t)o->seed, w, &err)) {
             if (root) fprintf(stderr, "helix: %s\n", err.msg);
             rc = EXIT_RUNTIME;
         }
-        rc = agree(world, rc, root, "load the weights");
+        rc = cli_agree(world, rc, root, "load the weights");
     }
     if (rc == EXIT_OK && root) {
         const int64_t n = mc->batch * mc->seq * D;
@@ -152,7 +210,7 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
             for (int64_t k = 0; k < n; k++) (*x)[k] = cli_uniform(&g, 1.0f);
         }
     }
-    if (world) rc = agree(world, rc, root, "allocate the input");
+    if (world) rc = cli_agree(world, rc, root, "allocate the input");
     if (have_x) helix_array_free(&xa);
     if (have_m) helix_st_model_close(&m);
     if (have_f) helix_st_close(&f);

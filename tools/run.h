@@ -20,6 +20,7 @@ typedef struct {
     int allow_nonfinite;
     int overhead;          /* --overhead: time the kernels alone too */
     const char *kv_len;    /* --kv-len "N[,N...]", resolved with the files once B is known */
+    double timeout;        /* --timeout S: MPI collective watchdog (0: off, <0: automatic) */
     /* which sizes the user gave (files may not contradict them) */
     int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;
 } run_opts;
@@ -45,6 +46,10 @@ typedef struct {
     int checked, passed, finite;
     double max_abs, max_rel;
     double kernels_s;             /* --overhead: the same kernels alone (<= 0: not measured) */
+    int64_t nonfinite;            /* NaN/Inf values in the output */
+    int output_written;           /* --output was written */
+    const char *output_error;     /* why --output could not be written, or NULL */
+    int exit_code;                /* what the run will exit with (before the JSON itself) */
 } run_result;
 
 void run_print_header(const run_opts *o, const helix_plan *plan, const char *engine, const char *info);

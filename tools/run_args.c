@@ -29,14 +29,15 @@ const char *run_help_text =
     "                     heads (or query blocks); scores: all-reduce partial\n"
     "                     scores (O(L^2) traffic, short sequences only)\n"
     "  --causal           causal mask                              [off]\n"
-    "  --scale S          softmax scale                            [1/sqrt(width)]\n"
+    "  --scale S          softmax scale, 0 < S <= 1e6              [1/sqrt(width)]\n"
     "  --kv-len N[,N...]  key padding: batch row b attends to its first N_b\n"
     "                     keys only (1 <= N_b <= L); one N for all rows, or\n"
     "                     one per row                               [no padding]\n"
     "  --no-out-proj      skip W_O: concatenate heads onto rank 0  [W_O on]\n"
     "  --bias             add biases to the Q/K/V/O projections    [off]\n"
     "numbers:\n"
-    "  --dtype T          f32 | f16 | bf16 storage, f32 accumulate [f32; with\n"
+    "  --dtype T          f32 | f16 | bf16 storage (fp32, fp16 too),\n"
+    "                     f32 accumulate                           [f32; with\n"
     "                                                     --weights: the file's]\n"
     "  --seed S           seed of the random inputs and weights    [1]\n"
     "real data:\n"
@@ -44,16 +45,23 @@ const char *run_help_text =
     "                     nn.MultiheadAttention (in_proj_weight, in_proj_bias,\n"
     "                     out_proj.weight, out_proj.bias) or q_proj/k_proj/v_proj\n"
     "                     + o_proj|out_proj (.weight, .bias); D from the file,\n"
-    "                     d = D / --heads; biases and W_O used when present\n"
+    "                     d = D / --heads; biases and W_O used when present;\n"
+    "                     --heads is required (a state_dict does not record\n"
+    "                     it) unless the file's __metadata__ has num_heads\n"
     "  --weights-prefix P prefix of the tensor names (model.layers.0.self_attn.)\n"
     "  --input FILE       X as .npy [B, L, D] (<f4 or <f2); B, L from the file\n"
-    "  --allow-nonfinite  run even if weights or input hold NaN/Inf [refuse]\n"
+    "  --allow-nonfinite  run even if weights or input hold NaN/Inf (also\n"
+    "                     values the run's --dtype cannot hold), and write a\n"
+    "                     non-finite output                        [refuse]\n"
     "execution:\n"
     "  --backend B        inproc | mpi                             [mpi under mpirun,\n"
     "                     inproc: all devices are threads of this   else inproc]\n"
     "                     process; mpi: one MPI rank per device,\n"
     "                     rank = i*m + j, -np must equal n*m\n"
     "  --threads T        inproc: devices computing at once        [0 = all cores]\n"
+    "  --timeout S        mpi: end the job when a collective has waited S\n"
+    "                     seconds, naming the ranks that did not arrive\n"
+    "                     (0: never)    [60 + the pass's FLOPs at 100 MFLOP/s]\n"
     "  --check            compare with the reference (default)\n"
     "  --no-check         skip the reference (large runs)\n"
     "  --overhead         inproc: time the devices' kernels again alone (as\n"
@@ -61,13 +69,13 @@ const char *run_help_text =
     "                     print wall / kernels = the framework's overhead\n"
     "  --output FILE.npy  write the output [B, L, D] (f32; f16 for --dtype f16)\n"
     "  --json FILE|-      write a JSON summary to FILE or stdout\n"
-    "  --help             this text\n"
+    "  -h, --help         this text\n"
     "\n"
     "exit status: 0 ok, 1 check failed, 2 bad input or usage, 3 runtime failure\n";
 
 enum {
     O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL, O_SCALE,
-    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_KV_LEN, O_HELP
+    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_KV_LEN, O_TIMEOUT, O_HELP
 };
 
 static const struct option opts[] = {
@@ -84,7 +92,7 @@ static const struct option opts[] = {
     {"weights", required_argument, 0, O_WEIGHTS}, {"weights-prefix", required_argument, 0, O_PREFIX},
     {"input", required_argument, 0, O_INPUT},     {"allow-nonfinite", no_argument, 0, O_NONFINITE},
     {"overhead", no_argument, 0, O_OVERHEAD},     {"help", no_argument, 0, O_HELP},
-    {"kv-len", required_argument, 0, O_KV_LEN},
+    {"kv-len", required_argument, 0, O_KV_LEN},   {"timeout", required_argument, 0, O_TIMEOUT},
     {0, 0, 0, 0},
 };
 
@@ -115,12 +123,13 @@ int run_parse(int argc, char **argv, run_opts *o)
     o->seed = 1;
     o->check = 1;
     o->prefix = "";
+    o->timeout = -1;
     helix_config *cfg = &o->cfg;
     int c;
     optind = 1;
     opterr = 0;
     const int64_t big = (int64_t)1 << 40;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case O_HEADS: bad = cli_int("--heads", optarg, 1, big, &cfg->heads); o->given_heads = 1; break;
@@ -140,8 +149,9 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_CAUSAL: cfg->causal = 1; break;
         case O_SCALE:
             bad = cli_double("--scale", optarg, &cfg->scale);
-            if (!bad && !(cfg->scale > 0)) {
-                fprintf(stderr, "helix: --scale must be > 0, got '%s'\n", optarg);
+            if (!bad && !(cfg->scale > 0 && cfg->scale <= 1e6)) {
+                fprintf(stderr, "helix: --scale must be > 0 and at most 1e6 (scores times it must stay finite in f32), "
+                                "got '%s'\n", optarg);
                 bad = 1;
             }
             break;
@@ -149,7 +159,7 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_BIAS: cfg->bias = 1; o->given_bias = 1; break;
         case O_DTYPE:
             if ((bad = helix_dtype_parse(optarg, &cfg->dtype) != HELIX_OK))
-                fprintf(stderr, "helix: --dtype must be f32, f16 or bf16, got '%s'\n", optarg);
+                fprintf(stderr, "helix: --dtype must be f32, f16 or bf16 (or fp32, fp16), got '%s'\n", optarg);
             o->given_dtype = 1;
             break;
         case O_WEIGHTS: o->weights = optarg; break;
@@ -162,12 +172,14 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_NO_CHECK: o->check = 0; break;
         case O_OVERHEAD: o->overhead = 1; break;
         case O_KV_LEN: o->kv_len = optarg; break;
+        case O_TIMEOUT: bad = cli_timeout(optarg, &o->timeout); break;
         case O_JSON: o->json = optarg; break;
         case O_OUTPUT: o->output = optarg; break;
         case O_BACKEND:
             if ((bad = parse_backend(optarg, &o->backend) != 0))
                 fprintf(stderr, "helix: --backend must be inproc or mpi, got '%s'\n", optarg);
             break;
+        case 'h':
         case O_HELP: fputs(run_help_text, stdout); return -1;
         case ':':
             fprintf(stderr, "helix run: option %s needs a value\n", argv[optind - 1]);

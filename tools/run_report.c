@@ -126,6 +126,15 @@ int run_write_json(const run_result *r)
     jw_num(&j, "max_abs_err", r->max_abs); jw_num(&j, "max_rel_err", r->max_rel);
     jw_num(&j, "tolerance", run_tolerance(cfg->dtype)); jw_bool(&j, "passed", r->checked && r->passed);
     jw_end_obj(&j);
+    jw_int(&j, "exit_code", r->exit_code);
+    jw_int(&j, "nonfinite_outputs", r->nonfinite);
+    if (o->output) {
+        jw_obj(&j, "output");
+        jw_str(&j, "path", o->output);
+        jw_bool(&j, "written", r->output_written);
+        if (r->output_error) jw_str(&j, "error", r->output_error);
+        jw_end_obj(&j);
+    }
     jw_num(&j, "time_s", run_pass_s(r));
     jw_num(&j, "time_with_setup_s", r->elapsed_s);
     if (r->kernels_s > 0) { jw_num(&j, "kernels_alone_s", r->kernels_s); jw_num(&j, "overhead_ratio", run_pass_s(r) / r->kernels_s); }

@@ -11,6 +11,9 @@
 #ifdef HELIX_HAVE_MPI
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 
 #define CHUNK ((size_t)1 << 30)
 
@@ -18,6 +21,155 @@ typedef struct {
     helix_comm_t pub;
     MPI_Comm comm;
 } mpi_comm_t;
+
+/* ------------------------------------------------------------ watchdog
+ * A thread that watches the collective this rank is in. When one has not
+ * completed within the timeout, the rank tells every other rank so (on a
+ * communicator of its own, which needs MPI_THREAD_MULTIPLE), listens for a
+ * grace period to learn which ranks are waiting too, and the lowest of the
+ * waiting ranks reports the ranks that never arrived through the caller's
+ * callback (which ends the job). A stopped or hung rank cannot report:
+ * that is how it is named. */
+enum { WD_TAG = 4242 };
+typedef struct {
+    int rank;
+    double waited_s;
+    char what[112];
+} wd_note;
+
+static struct {
+    pthread_mutex_t mu;
+    double timeout_s;                 /* 0: off */
+    void (*on_timeout)(const char *msg, void *ctx);
+    void *ctx;
+    int depth;                        /* nested primitives count once */
+    double since;
+    char what[112];
+    pthread_t th;
+    int started, stop, multiple;
+    MPI_Comm comm;
+} wd = {PTHREAD_MUTEX_INITIALIZER};
+
+static double wd_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void wd_enter(void *self, const char *op)
+{
+    if (!wd.started) return;
+    const mpi_comm_t *c = self;
+    pthread_mutex_lock(&wd.mu);
+    if (wd.depth++ == 0) {
+        wd.since = wd_now();
+        snprintf(wd.what, sizeof wd.what, "%s in phase %s (a communicator of %d ranks)", op,
+                 c->pub.counters ? helix_phase_name(c->pub.counters->phase) : "setup", c->pub.size);
+    }
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void wd_leave(void)
+{
+    if (!wd.started) return;
+    pthread_mutex_lock(&wd.mu);
+    wd.depth--;
+    pthread_mutex_unlock(&wd.mu);
+}
+
+/* the collective timed out: find out who else is waiting, then report */
+static void wd_fire(const char *what, double waited)
+{
+    int me = 0, n = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    char msg[1400];
+    if (!wd.multiple) {
+        snprintf(msg, sizeof msg, "rank %d: %s has not completed after %.0f s (--timeout); some rank stopped or hangs "
+                 "(this MPI gives no MPI_THREAD_MULTIPLE, so the ranks cannot tell which)", me, what, waited);
+        wd.on_timeout(msg, wd.ctx);
+        return;
+    }
+    wd_note mine = {me, waited, ""};
+    snprintf(mine.what, sizeof mine.what, "%s", what);
+    MPI_Request *req = calloc((size_t)n, sizeof *req);
+    char *heard = calloc((size_t)n, 1);
+    if (!req || !heard) { wd.on_timeout("collective timed out (and out of memory)", wd.ctx); return; }
+    for (int p = 0; p < n; p++) req[p] = MPI_REQUEST_NULL;
+    for (int p = 0; p < n; p++)
+        if (p != me) MPI_Isend(&mine, (int)sizeof mine, MPI_BYTE, p, WD_TAG, wd.comm, &req[p]);
+    heard[me] = 1;
+    const double grace = wd.timeout_s / 4 < 2 ? 2 : wd.timeout_s / 4 > 10 ? 10 : wd.timeout_s / 4, t0 = wd_now();
+    while (wd_now() - t0 < grace) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, WD_TAG, wd.comm, &flag, &st);
+        if (!flag) { usleep(20000); continue; }
+        wd_note other;
+        MPI_Recv(&other, (int)sizeof other, MPI_BYTE, st.MPI_SOURCE, WD_TAG, wd.comm, MPI_STATUS_IGNORE);
+        if (other.rank >= 0 && other.rank < n) heard[other.rank] = 1;
+    }
+    int lowest = me;
+    for (int p = 0; p < me; p++) if (heard[p]) { lowest = p; break; }
+    if (lowest != me) sleep(3);          /* the lowest waiting rank reports; this one only if it could not */
+    size_t k = (size_t)snprintf(msg, sizeof msg, "%s has not completed after %.0f s (--timeout %.0f): ", what, waited,
+                                wd.timeout_s);
+    int missing = 0;
+    for (int p = 0; p < n && k < sizeof msg; p++)
+        if (!heard[p]) k += (size_t)snprintf(msg + k, sizeof msg - k, "%s%d", missing++ ? ", " : "ranks ", p);
+    if (k < sizeof msg)
+        snprintf(msg + k, sizeof msg - k, missing ? " did not arrive (stopped, hung, or still computing); the %d other "
+                 "ranks were waiting" : "every rank is waiting (a collective called in a different order?)", n - missing);
+    free(req);
+    free(heard);
+    wd.on_timeout(msg, wd.ctx);
+}
+
+static void *wd_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&wd.mu);
+        const int stop = wd.stop, in = wd.depth > 0;
+        const double waited = wd_now() - wd.since;
+        char what[112];
+        snprintf(what, sizeof what, "%s", wd.what);
+        pthread_mutex_unlock(&wd.mu);
+        if (stop) return NULL;
+        if (in && waited > wd.timeout_s) {
+            wd_fire(what, waited);
+            return NULL;
+        }
+        usleep(100000);
+    }
+}
+
+helix_status helix_mpi_watchdog(double timeout_s, void (*on_timeout)(const char *msg, void *ctx), void *ctx)
+{
+    if (wd.started || timeout_s <= 0) return HELIX_OK;
+    int provided = 0;
+    MPI_Query_thread(&provided);
+    wd.multiple = provided >= MPI_THREAD_MULTIPLE;
+    if (wd.multiple && MPI_Comm_dup(MPI_COMM_WORLD, &wd.comm) != MPI_SUCCESS) return HELIX_ERR_COMM;
+    wd.timeout_s = timeout_s;
+    wd.on_timeout = on_timeout;
+    wd.ctx = ctx;
+    if (pthread_create(&wd.th, NULL, wd_main, NULL)) return HELIX_ERR_NOMEM;
+    wd.started = 1;
+    return HELIX_OK;
+}
+
+static void wd_stop(void)
+{
+    if (!wd.started) return;
+    pthread_mutex_lock(&wd.mu);
+    wd.stop = 1;
+    pthread_mutex_unlock(&wd.mu);
+    pthread_join(wd.th, NULL);
+    wd.started = 0;
+    if (wd.multiple) MPI_Comm_free(&wd.comm);
+}
 
 static helix_status ok(int rc) { return rc == MPI_SUCCESS ? HELIX_OK : HELIX_ERR_COMM; }
 static MPI_Comm C(void *self) { return ((mpi_comm_t *)self)->comm; }
@@ -69,7 +221,7 @@ static int sendrecv_big(const char *s, size_t ns, int to, char *r, size_t nr, in
     return MPI_SUCCESS;
 }
 
-static helix_status m_bcast(void *self, void *buf, size_t n, int root)
+static helix_status m_bcast_(void *self, void *buf, size_t n, int root)
 {
     for (size_t o = 0; o < n; o += CHUNK) {
         int rc = MPI_Bcast((char *)buf + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_BYTE, root, C(self));
@@ -78,7 +230,7 @@ static helix_status m_bcast(void *self, void *buf, size_t n, int root)
     return HELIX_OK;
 }
 
-static helix_status m_alltoallv(void *self, const void *send, const size_t *sb, const size_t *sd, void *recv,
+static helix_status m_alltoallv_(void *self, const void *send, const size_t *sb, const size_t *sd, void *recv,
                                 const size_t *rb, const size_t *rd)
 {
     mpi_comm_t *c = (mpi_comm_t *)self;
@@ -101,7 +253,9 @@ static helix_status m_alltoallv(void *self, const void *send, const size_t *sb, 
     return HELIX_OK;
 }
 
-static helix_status m_allgatherv(void *self, const void *send, size_t s, void *recv, const size_t *rb,
+static helix_status m_alltoallv(void *self, const void *send, const size_t *sb, const size_t *sd, void *recv,
+                                const size_t *rb, const size_t *rd);
+static helix_status m_allgatherv_(void *self, const void *send, size_t s, void *recv, const size_t *rb,
                                  const size_t *rd)
 {
     mpi_comm_t *c = (mpi_comm_t *)self;
@@ -132,7 +286,7 @@ static helix_status m_allgatherv(void *self, const void *send, size_t s, void *r
     return st;
 }
 
-static helix_status m_gatherv(void *self, const void *send, size_t s, void *recv, const size_t *rb,
+static helix_status m_gatherv_(void *self, const void *send, size_t s, void *recv, const size_t *rb,
                               const size_t *rd, int root)
 {
     mpi_comm_t *c = (mpi_comm_t *)self;
@@ -155,7 +309,7 @@ static helix_status m_gatherv(void *self, const void *send, size_t s, void *recv
     return HELIX_OK;
 }
 
-static helix_status m_any(void *self, int mine, int *any)
+static helix_status m_any_(void *self, int mine, int *any)
 {
     int v = mine != 0;
     return ok(MPI_Allreduce(&v, any, 1, MPI_INT, MPI_LOR, C(self)));
@@ -177,7 +331,7 @@ static helix_status wrap(MPI_Comm comm, helix_comm_t **out)
     return HELIX_OK;
 }
 
-static helix_status m_split(void *self, int color, int key, helix_comm_t **out)
+static helix_status m_split_(void *self, int color, int key, helix_comm_t **out)
 {
     MPI_Comm nc;
     if (MPI_Comm_split(C(self), color, key, &nc) != MPI_SUCCESS) return HELIX_ERR_COMM;
@@ -191,6 +345,52 @@ static void m_free(void *self)
     free(c);
 }
 
+/* every primitive under the watchdog */
+static helix_status m_bcast(void *self, void *buf, size_t n, int root)
+{
+    wd_enter(self, "broadcast");
+    helix_status st = m_bcast_(self, buf, n, root);
+    wd_leave();
+    return st;
+}
+static helix_status m_alltoallv(void *self, const void *send, const size_t *sb, const size_t *sd, void *recv,
+                                const size_t *rb, const size_t *rd)
+{
+    wd_enter(self, "all-to-all");
+    helix_status st = m_alltoallv_(self, send, sb, sd, recv, rb, rd);
+    wd_leave();
+    return st;
+}
+static helix_status m_allgatherv(void *self, const void *send, size_t s, void *recv, const size_t *rb, const size_t *rd)
+{
+    wd_enter(self, "all-gather");
+    helix_status st = m_allgatherv_(self, send, s, recv, rb, rd);
+    wd_leave();
+    return st;
+}
+static helix_status m_gatherv(void *self, const void *send, size_t s, void *recv, const size_t *rb, const size_t *rd,
+                              int root)
+{
+    wd_enter(self, "gather");
+    helix_status st = m_gatherv_(self, send, s, recv, rb, rd, root);
+    wd_leave();
+    return st;
+}
+static helix_status m_any(void *self, int mine, int *any)
+{
+    wd_enter(self, "agreement (all-reduce)");
+    helix_status st = m_any_(self, mine, any);
+    wd_leave();
+    return st;
+}
+static helix_status m_split(void *self, int color, int key, helix_comm_t **out)
+{
+    wd_enter(self, "communicator split");
+    helix_status st = m_split_(self, color, key, out);
+    wd_leave();
+    return st;
+}
+
 static const helix_comm_ops mpi_ops = {
     "mpi", m_bcast, m_allgatherv, m_alltoallv, m_gatherv, m_split, m_any, m_free,
 };
@@ -200,7 +400,9 @@ int helix_mpi_built(void) { return 1; }
 helix_status helix_mpi_init(int *argc, char ***argv, int *rank, int *size, helix_err *err)
 {
     int provided = 0;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    /* MULTIPLE: the watchdog thread talks to the other ranks while the main
+     * thread is blocked in a collective (FUNNELED would do for the rest) */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
         if (err) snprintf(err->msg, sizeof err->msg, "MPI_Init_thread failed");
         return HELIX_ERR_COMM;
     }
@@ -218,7 +420,11 @@ helix_status helix_mpi_world(helix_comm_t **out)
 }
 
 void helix_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
-void helix_mpi_finalize(void) { MPI_Finalize(); }
+void helix_mpi_finalize(void)
+{
+    wd_stop();
+    MPI_Finalize();
+}
 
 const char *helix_mpi_version(void)
 {
@@ -240,6 +446,11 @@ helix_status helix_mpi_init(int *argc, char ***argv, int *rank, int *size, helix
     return HELIX_ERR_UNSUPPORTED;
 }
 helix_status helix_mpi_world(helix_comm_t **out) { *out = NULL; return HELIX_ERR_UNSUPPORTED; }
+helix_status helix_mpi_watchdog(double timeout_s, void (*on_timeout)(const char *msg, void *ctx), void *ctx)
+{
+    (void)timeout_s; (void)on_timeout; (void)ctx;
+    return HELIX_ERR_UNSUPPORTED;
+}
 void helix_mpi_abort(int code) { (void)code; }
 void helix_mpi_finalize(void) {}
 const char *helix_mpi_version(void) { return ""; }

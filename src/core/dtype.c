@@ -107,6 +107,20 @@ static inline uint16_t ld16(const void *base, int64_t i)
     return v;
 }
 
+float helix_round_to(helix_dtype t, float v)
+{
+    return t == HELIX_F16 ? helix_f16_to_f32(helix_f32_to_f16(v)) : t == HELIX_BF16 ? helix_bf16_to_f32(helix_f32_to_bf16(v)) : v;
+}
+
+int64_t helix_first_nonfinite_as(helix_dtype t, const float *v, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) {
+        const float r = helix_round_to(t, v[k]);
+        if (!(r - r == 0)) return k;
+    }
+    return -1;
+}
+
 float helix_load(helix_dtype t, const void *base, int64_t idx)
 {
     switch (t) {

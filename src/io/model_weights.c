@@ -222,25 +222,36 @@ void helix_st_model_close(helix_st_model *m)
 }
 
 /* dst [cols_in, rows_out] = rows [row0, row0+rows) of t ([*, cols_in]) transposed */
+/* "has a non-finite value (nan)" or "value 70000 overflows f16" */
+static helix_status nonfinite(const helix_st_file *f, const helix_st_tensor *t, float v, helix_dtype as, const char *at,
+                              helix_err *err)
+{
+    if (v - v == 0)
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' value %g at %s overflows %s (the run's storage type) to Inf",
+                          f->path, t->name, v, at, helix_dtype_name(as));
+    return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has a non-finite value (%g) at %s", f->path, t->name, v, at);
+}
+
 static helix_status read_t(const helix_st_file *f, const helix_st_tensor *t, int64_t row0, int64_t rows, int64_t cols,
-                           float *dst, float *row, int check, helix_err *err)
+                           float *dst, float *row, int check, helix_dtype as, helix_err *err)
 {
     for (int64_t o = 0; o < rows; o++) {
         helix_status st = helix_st_read_f32(f, NULL, t, (row0 + o) * cols, cols, row, err);
         if (st) return st;
-        for (int64_t r = 0; r < cols; r++) {
-            if (check && !(row[r] - row[r] == 0))
-                return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has a non-finite value (%g) at [%lld, %lld]",
-                                  f->path, t->name, row[r], (long long)(row0 + o), (long long)r);
-            dst[r * rows + o] = row[r];
+        const int64_t bad = check ? helix_first_nonfinite_as(as, row, cols) : -1;
+        if (bad >= 0) {
+            char at[64];
+            snprintf(at, sizeof at, "[%lld, %lld]", (long long)(row0 + o), (long long)bad);
+            return nonfinite(f, t, row[bad], as, at, err);
         }
+        for (int64_t r = 0; r < cols; r++) dst[r * rows + o] = row[r];
     }
     return HELIX_OK;
 }
 
 /* dst [n] = elements [first, first+n) of t, or fill when t is NULL */
 static helix_status read_v(const helix_st_file *f, const helix_st_tensor *t, int64_t first, int64_t n, float *dst,
-                           float fill, int check, helix_err *err)
+                           float fill, int check, helix_dtype as, helix_err *err)
 {
     if (!t) {
         for (int64_t k = 0; k < n; k++) dst[k] = fill;
@@ -248,15 +259,17 @@ static helix_status read_v(const helix_st_file *f, const helix_st_tensor *t, int
     }
     helix_status st = helix_st_read_f32(f, NULL, t, first, n, dst, err);
     if (st) return st;
-    for (int64_t k = 0; check && k < n; k++)
-        if (!(dst[k] - dst[k] == 0))
-            return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has a non-finite value (%g) at [%lld]", f->path,
-                              t->name, dst[k], (long long)(first + k));
+    const int64_t bad = check ? helix_first_nonfinite_as(as, dst, n) : -1;
+    if (bad >= 0) {
+        char at[32];
+        snprintf(at, sizeof at, "[%lld]", (long long)(first + bad));
+        return nonfinite(f, t, dst[bad], as, at, err);
+    }
     return HELIX_OK;
 }
 
-helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int allow_nonfinite, helix_model_weights *out,
-                                 helix_err *err)
+helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int allow_nonfinite, helix_dtype as,
+                                 helix_model_weights *out, helix_err *err)
 {
     memset(out, 0, sizeof *out);
     if (layers < 1 || layers > m->layers)
@@ -276,23 +289,23 @@ helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int al
         const helix_st_layer *L = &m->layer[l];
         const helix_st_attn *a = &L->attn;
         helix_layer_weights *w = (helix_layer_weights *)&out->layer[l];
-        st = read_v(f, L->ln1_g, 0, D, (float *)w->ln1_g, 1, ck, err);
-        if (!st) st = read_v(f, L->ln1_b, 0, D, (float *)w->ln1_b, 0, ck, err);
-        if (!st) st = read_v(f, L->ln2_g, 0, D, (float *)w->ln2_g, 1, ck, err);
-        if (!st) st = read_v(f, L->ln2_b, 0, D, (float *)w->ln2_b, 0, ck, err);
-        if (!st) st = read_t(f, a->q.t, a->q.row0, D, D, (float *)w->wq, row, ck, err);
-        if (!st) st = read_t(f, a->k.t, a->k.row0, D, D, (float *)w->wk, row, ck, err);
-        if (!st) st = read_t(f, a->v.t, a->v.row0, D, D, (float *)w->wv, row, ck, err);
-        if (!st) st = read_t(f, a->o.t, 0, D, D, (float *)w->wo, row, ck, err);
-        if (!st) st = read_t(f, L->w1, 0, F, D, (float *)w->w1, row, ck, err);
-        if (!st) st = read_t(f, L->w2, 0, D, F, (float *)w->w2, row, ck, err);
+        st = read_v(f, L->ln1_g, 0, D, (float *)w->ln1_g, 1, ck, as, err);
+        if (!st) st = read_v(f, L->ln1_b, 0, D, (float *)w->ln1_b, 0, ck, as, err);
+        if (!st) st = read_v(f, L->ln2_g, 0, D, (float *)w->ln2_g, 1, ck, as, err);
+        if (!st) st = read_v(f, L->ln2_b, 0, D, (float *)w->ln2_b, 0, ck, as, err);
+        if (!st) st = read_t(f, a->q.t, a->q.row0, D, D, (float *)w->wq, row, ck, as, err);
+        if (!st) st = read_t(f, a->k.t, a->k.row0, D, D, (float *)w->wk, row, ck, as, err);
+        if (!st) st = read_t(f, a->v.t, a->v.row0, D, D, (float *)w->wv, row, ck, as, err);
+        if (!st) st = read_t(f, a->o.t, 0, D, D, (float *)w->wo, row, ck, as, err);
+        if (!st) st = read_t(f, L->w1, 0, F, D, (float *)w->w1, row, ck, as, err);
+        if (!st) st = read_t(f, L->w2, 0, D, F, (float *)w->w2, row, ck, as, err);
         if (!st && m->bias) {
-            st = read_v(f, a->bq.t, a->bq.row0, D, (float *)w->bq, 0, ck, err);
-            if (!st) st = read_v(f, a->bk.t, a->bk.row0, D, (float *)w->bk, 0, ck, err);
-            if (!st) st = read_v(f, a->bv.t, a->bv.row0, D, (float *)w->bv, 0, ck, err);
-            if (!st) st = read_v(f, a->bo.t, 0, D, (float *)w->bo, 0, ck, err);
-            if (!st) st = read_v(f, L->b1, 0, F, (float *)w->b1, 0, ck, err);
-            if (!st) st = read_v(f, L->b2, 0, D, (float *)w->b2, 0, ck, err);
+            st = read_v(f, a->bq.t, a->bq.row0, D, (float *)w->bq, 0, ck, as, err);
+            if (!st) st = read_v(f, a->bk.t, a->bk.row0, D, (float *)w->bk, 0, ck, as, err);
+            if (!st) st = read_v(f, a->bv.t, a->bv.row0, D, (float *)w->bv, 0, ck, as, err);
+            if (!st) st = read_v(f, a->bo.t, 0, D, (float *)w->bo, 0, ck, as, err);
+            if (!st) st = read_v(f, L->b1, 0, F, (float *)w->b1, 0, ck, as, err);
+            if (!st) st = read_v(f, L->b2, 0, D, (float *)w->b2, 0, ck, as, err);
         }
     }
     free(row);

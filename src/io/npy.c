@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NPY_MAX_HEADER (1 << 20)
 
@@ -56,8 +57,11 @@ static int word(cur *c, const char *w)
     return 0;
 }
 
-helix_status helix_npy_parse(const unsigned char *buf, size_t len, const char *name, helix_array *out,
-                             helix_err *err)
+/* The header in buf[0, len) of a file of `total` bytes: fills out (no
+ * data) and the data's offset, after checking that the file holds exactly
+ * the data the shape needs. */
+static helix_status parse_header(const unsigned char *buf, size_t len, uint64_t total, const char *name,
+                                 helix_array *out, size_t *data_at, helix_err *err)
 {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
@@ -146,37 +150,80 @@ helix_status helix_npy_parse(const unsigned char *buf, size_t len, const char *n
         if (__builtin_mul_overflow(n, shape[k], &n) || n > ((int64_t)1 << 56))
             return helix_errf(err, HELIX_ERR_FORMAT, "%s: shape is too large", name);
     const size_t es = helix_dtype_size(t), data_off = hoff + hlen;
-    const size_t want = (size_t)n * es, have = len - data_off;
+    const uint64_t want = (uint64_t)n * es, have = total - data_off;
     if (have < want)
-        return helix_errf(err, HELIX_ERR_FORMAT, "%s: truncated data: shape needs %zu bytes, file has %zu", name, want, have);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: truncated data: shape needs %llu bytes, file has %llu", name,
+                          (unsigned long long)want, (unsigned long long)have);
     if (have > want)
-        return helix_errf(err, HELIX_ERR_FORMAT, "%s: %zu trailing bytes after the data", name, have - want);
-    out->data = malloc(want ? want : 1);
-    if (!out->data) return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory (%zu bytes)", name, want);
-    memcpy(out->data, buf + data_off, want);
+        return helix_errf(err, HELIX_ERR_FORMAT, "%s: %llu trailing bytes after the data", name,
+                          (unsigned long long)(have - want));
     out->dtype = t;
     out->ndim = ndim;
     memcpy(out->shape, shape, sizeof(int64_t) * (size_t)ndim);
     out->n_elems = n;
+    *data_at = data_off;
     return HELIX_OK;
+}
+
+helix_status helix_npy_parse(const unsigned char *buf, size_t len, const char *name, helix_array *out,
+                             helix_err *err)
+{
+    size_t at = 0;
+    helix_status st = parse_header(buf, len, len, name, out, &at, err);
+    if (st) return st;
+    const size_t want = (size_t)out->n_elems * helix_dtype_size(out->dtype);
+    out->data = malloc(want ? want : 1);
+    if (!out->data) return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory (%zu bytes)", name, want);
+    memcpy(out->data, buf + at, want);
+    return HELIX_OK;
+}
+
+/* open, read and parse the header; the file stays open for the data */
+static helix_status open_header(const char *path, int *fd, helix_array *out, size_t *at, helix_err *err)
+{
+    uint64_t total = 0;
+    helix_status st = helix_open_regular(path, fd, &total, err);
+    if (st) return st;
+    const size_t cap = 12 + NPY_MAX_HEADER, n = total < cap ? (size_t)total : cap;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) { close(*fd); return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory", path); }
+    ssize_t got = pread(*fd, buf, n, 0);
+    if (got != (ssize_t)n) st = helix_errf(err, HELIX_ERR_IO, "%s: short read", path);
+    else st = parse_header(buf, n, total, path, out, at, err);
+    free(buf);
+    if (st) close(*fd);
+    return st;
+}
+
+helix_status helix_npy_read_header(const char *path, helix_array *out, helix_err *err)
+{
+    int fd;
+    size_t at;
+    helix_status st = open_header(path, &fd, out, &at, err);
+    if (st == HELIX_OK) close(fd);
+    return st;
 }
 
 helix_status helix_npy_read(const char *path, helix_array *out, helix_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return helix_errf(err, HELIX_ERR_IO, "%s: cannot open", path);
-    if (fseek(f, 0, SEEK_END)) { fclose(f); return helix_errf(err, HELIX_ERR_IO, "%s: cannot seek", path); }
-    long sz = ftell(f);
-    rewind(f);
-    if (sz < 0) { fclose(f); return helix_errf(err, HELIX_ERR_IO, "%s: cannot tell its size", path); }
-    unsigned char *buf = malloc((size_t)sz + 1);
-    if (!buf) { fclose(f); return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory (%ld bytes)", path, sz); }
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    fclose(f);
-    if (got != (size_t)sz) { free(buf); return helix_errf(err, HELIX_ERR_IO, "%s: short read", path); }
-    helix_status st = helix_npy_parse(buf, (size_t)sz, path, out, err);
-    free(buf);
-    return st;
+    int fd;
+    size_t at;
+    helix_status st = open_header(path, &fd, out, &at, err);
+    if (st) return st;
+    const size_t want = (size_t)out->n_elems * helix_dtype_size(out->dtype);
+    out->data = malloc(want ? want : 1);      /* the size the header promised and the file holds */
+    if (!out->data) { close(fd); return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, want); }
+    for (size_t done = 0; done < want;) {
+        ssize_t r = pread(fd, (char *)out->data + done, want - done, (off_t)(at + done));
+        if (r <= 0) {
+            close(fd);
+            helix_array_free(out);
+            return helix_errf(err, HELIX_ERR_IO, "%s: short read", path);
+        }
+        done += (size_t)r;
+    }
+    close(fd);
+    return HELIX_OK;
 }
 
 helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const int64_t *shape, const void *data,
@@ -194,8 +241,10 @@ helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const in
     n += snprintf(h + n, sizeof h - (size_t)n, "), }");
     int total = 10 + n + 1;
     int pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    if (!f) return helix_errf(err, HELIX_ERR_IO, "%s: cannot create", path);
+    helix_wfile w;
+    helix_status st = helix_wfile_open(&w, path, err);
+    if (st) return st;
+    FILE *f = w.f;
     unsigned short hl = (unsigned short)(n + pad + 1);
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)n, f) == (size_t)n;
@@ -203,6 +252,9 @@ helix_status helix_npy_write(const char *path, helix_dtype t, int ndim, const in
     ok = ok && fputc('\n', f) != EOF;
     size_t bytes = (size_t)count * helix_dtype_size(t);
     ok = ok && fwrite(data, 1, bytes, f) == bytes;
-    ok = (fclose(f) == 0) && ok;
-    return ok ? HELIX_OK : helix_errf(err, HELIX_ERR_IO, "%s: write failed", path);
+    if (!ok) {
+        helix_wfile_abort(&w);
+        return helix_errf(err, HELIX_ERR_IO, "%s: write failed; the old file, if any, is untouched", path);
+    }
+    return helix_wfile_commit(&w, err);
 }

@@ -27,10 +27,18 @@ int64_t helix_first_nonfinite(helix_dtype t, const void *data, int64_t n)
     return -1;
 }
 
+/* by (begin, end): an empty tensor sharing its begin with another comes first */
 static int cmp_offset(const void *a, const void *b)
 {
     const helix_st_tensor *x = a, *y = b;
-    return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : 0;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x->n_bytes < y->n_bytes ? -1 : x->n_bytes > y->n_bytes ? 1 : 0;
+}
+
+/* the name index: pointers into tensors[], sorted by name */
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(const helix_st_tensor *const *)a)->name, (*(const helix_st_tensor *const *)b)->name);
 }
 
 static int dtype_of(const char *s, helix_dtype *t)
@@ -77,6 +85,7 @@ static helix_status parse_json(const char *json, size_t n, uint64_t data_start, 
                     st = helix_errf(err, HELIX_ERR_FORMAT, "%s: __metadata__ value '%s' is not a string", name, mk);
                     goto out;
                 }
+            f->meta = json_incref(val);
             continue;
         }
         helix_st_tensor *t = &f->tensors[f->n_tensors];
@@ -138,6 +147,10 @@ static helix_status parse_json(const char *json, size_t n, uint64_t data_start, 
         f->n_tensors++;
     }
     qsort(f->tensors, (size_t)f->n_tensors, sizeof *f->tensors, cmp_offset);
+    f->by_name = malloc(sizeof *f->by_name * (size_t)(f->n_tensors ? f->n_tensors : 1));
+    if (!f->by_name) { st = helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory", name); goto out; }
+    for (int64_t k = 0; k < f->n_tensors; k++) f->by_name[k] = &f->tensors[k];
+    qsort(f->by_name, (size_t)f->n_tensors, sizeof *f->by_name, cmp_name);
     uint64_t pos = data_start;
     for (int64_t k = 0; k < f->n_tensors; k++) {
         const helix_st_tensor *t = &f->tensors[k];
@@ -204,12 +217,10 @@ helix_status helix_st_open(const char *path, helix_st_file *f, helix_err *err)
     memset(f, 0, sizeof *f);
     f->fd = -1;
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return helix_errf(err, HELIX_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat sb;
+    int fd;
     unsigned char b8[8];
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) { close(fd); return helix_errf(err, HELIX_ERR_IO, "%s: not a regular file", path); }
-    f->file_bytes = (uint64_t)sb.st_size;
+    helix_status ost = helix_open_regular(path, &fd, &f->file_bytes, err);
+    if (ost) return ost;
     ssize_t got = f->file_bytes >= 8 ? pread(fd, b8, 8, 0) : 0;
     uint64_t n = 0;
     helix_status st = got == 8 || f->file_bytes < 8 ? header_len(b8, f->file_bytes, path, &n, err)
@@ -230,6 +241,10 @@ void helix_st_close(helix_st_file *f)
     if (!f) return;
     if (f->fd >= 0) close(f->fd);
     free(f->tensors);
+    free(f->by_name);
+    if (f->meta) json_decref((json_t *)f->meta);
+    f->meta = NULL;
+    f->by_name = NULL;
     f->tensors = NULL;
     f->n_tensors = 0;
     f->fd = -1;
@@ -237,9 +252,21 @@ void helix_st_close(helix_st_file *f)
 
 const helix_st_tensor *helix_st_find(const helix_st_file *f, const char *name)
 {
-    for (int64_t k = 0; k < f->n_tensors; k++)
-        if (!strcmp(f->tensors[k].name, name)) return &f->tensors[k];
+    int64_t lo = 0, hi = f->n_tensors;       /* binary search of the name index */
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        const int c = strcmp(f->by_name[mid]->name, name);
+        if (c == 0) return f->by_name[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
+}
+
+const char *helix_st_meta(const helix_st_file *f, const char *key)
+{
+    json_t *v = f->meta ? json_object_get((json_t *)f->meta, key) : NULL;
+    return v ? json_string_value(v) : NULL;
 }
 
 helix_status helix_st_read_f32(const helix_st_file *f, const unsigned char *base, const helix_st_tensor *t,
@@ -271,7 +298,8 @@ helix_status helix_st_read_f32(const helix_st_file *f, const unsigned char *base
     return HELIX_OK;
 }
 
-helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_tensor *t, int64_t *first, helix_err *err)
+helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_tensor *t, helix_dtype as, int64_t *first,
+                                      helix_err *err)
 {
     enum { PIECE = 1 << 16 };
     float *buf = malloc(sizeof(float) * PIECE);
@@ -281,9 +309,35 @@ helix_status helix_st_first_nonfinite(const helix_st_file *f, const helix_st_ten
         int64_t n = t->n_elems - k0 < PIECE ? t->n_elems - k0 : PIECE;
         helix_status st = helix_st_read_f32(f, NULL, t, k0, n, buf, err);
         if (st) { free(buf); return st; }
-        int64_t bad = helix_first_nonfinite(HELIX_F32, buf, n);
+        int64_t bad = helix_first_nonfinite_as(as, buf, n);
         if (bad >= 0) *first = k0 + bad;
     }
     free(buf);
+    return HELIX_OK;
+}
+
+helix_status helix_st_checksum(const helix_st_file *f, uint64_t *sum, helix_err *err)
+{
+    enum { PIECE = 1 << 20 };
+    if (f->fd < 0) return helix_errf(err, HELIX_ERR_INVALID, "%s: no file to checksum", f->path);
+    unsigned char *buf = malloc(PIECE);
+    if (!buf) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
+    uint64_t h = 0x6a09e667f3bcc908ull ^ f->file_bytes;
+    for (uint64_t at = 0; at < f->file_bytes;) {
+        size_t want = f->file_bytes - at < PIECE ? (size_t)(f->file_bytes - at) : PIECE;
+        ssize_t got = pread(f->fd, buf, want, (off_t)at);
+        if (got <= 0) { free(buf); return helix_errf(err, HELIX_ERR_IO, "%s: read failed", f->path); }
+        size_t k = 0;
+        for (; k + 8 <= (size_t)got; k += 8) {      /* 8 bytes a step: multiply-xorshift */
+            uint64_t w;
+            memcpy(&w, buf + k, 8);
+            h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+        }
+        for (; k < (size_t)got; k++) h = (h ^ buf[k]) * 0x100000001b3ull;
+        at += (uint64_t)got;
+    }
+    free(buf);
+    *sum = h;
     return HELIX_OK;
 }

@@ -34,6 +34,40 @@ static helix_status want_shape(const helix_st_file *f, const helix_st_tensor *t,
                 (long long)rows);
 }
 
+static void shape_text(const helix_st_tensor *t, char *got, size_t n)
+{
+    size_t k = 0;
+    got[0] = 0;
+    for (int d = 0; d < t->ndim && k < n; d++) k += (size_t)snprintf(got + k, n - k, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+}
+
+/* a weight matrix of the wrong rank or sizes, with what was expected in words */
+static helix_status matrix_err(const helix_st_file *f, const helix_st_tensor *t, const char *want, helix_err *err)
+{
+    char got[128];
+    shape_text(t, got, sizeof got);
+    return helix_errf(err, HELIX_ERR_FORMAT, "%s: tensor '%s' has shape [%s] (%d-D), expected a 2-D matrix %s", f->path,
+                      t->name, got, t->ndim, want);
+}
+
+/* " (the file has 'P in_proj_weight': try --weights-prefix P)" for the first
+ * attention weight under any prefix, or nothing */
+static void suggest_prefix(const helix_st_file *f, char *out, size_t n)
+{
+    static const char *const ends[] = {"in_proj_weight", "q_proj.weight"};
+    for (int64_t k = 0; k < f->n_tensors; k++) {
+        const char *name = f->tensors[k].name;
+        const size_t len = strlen(name);
+        for (int e = 0; e < 2; e++) {
+            const size_t el = strlen(ends[e]);
+            if (len >= el && !strcmp(name + len - el, ends[e])) {
+                snprintf(out, n, "; the file has '%s': try --weights-prefix '%.*s'", name, (int)(len - el), name);
+                return;
+            }
+        }
+    }
+}
+
 helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, helix_st_attn *a, helix_err *err)
 {
     memset(a, 0, sizeof *a);
@@ -43,7 +77,7 @@ helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, heli
     if (in) {
         a->layout = "nn.MultiheadAttention";
         if (in->ndim != 2 || in->shape[1] < 1 || in->shape[0] != 3 * in->shape[1])
-            return want_shape(f, in, 3 * (in->ndim == 2 ? in->shape[1] : 1), in->ndim == 2 ? in->shape[1] : 1, err);
+            return matrix_err(f, in, "[3*D, D] with D >= 1 (W_Q, W_K, W_V stacked)", err);
         const int64_t D = a->D = in->shape[1];
         a->q = (helix_st_view){in, 0};
         a->k = (helix_st_view){in, D};
@@ -60,15 +94,18 @@ helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, heli
     } else {
         const helix_st_tensor *q = get(f, prefix, "q_proj.weight"), *k = get(f, prefix, "k_proj.weight"),
                               *v = get(f, prefix, "v_proj.weight");
-        if (!q || !k || !v)
+        if (!q || !k || !v) {
+            char hint[400] = "";
+            suggest_prefix(f, hint, sizeof hint);
             return helix_errf(err, HELIX_ERR_FORMAT,
                         "%s: no attention weights under prefix '%s': expected '%sin_proj_weight' "
-                        "(nn.MultiheadAttention) or '%sq_proj.weight', '%sk_proj.weight', '%sv_proj.weight'"
-                        " (try --weights-prefix; 'helix inspect' lists the tensors)",
-                        f->path, prefix, prefix, prefix, prefix, prefix);
+                        "(nn.MultiheadAttention) or '%sq_proj.weight', '%sk_proj.weight', '%sv_proj.weight'%s",
+                        f->path, prefix, prefix, prefix, prefix, prefix,
+                        hint[0] ? hint : " (none under any prefix; 'helix inspect' lists the tensors)");
+        }
         a->layout = "separate projections";
         if (q->ndim != 2 || q->shape[0] != q->shape[1] || q->shape[0] < 1)
-            return want_shape(f, q, q->ndim == 2 ? q->shape[1] : 1, q->ndim == 2 ? q->shape[1] : 1, err);
+            return matrix_err(f, q, "[D, D] with D >= 1", err);
         const int64_t D = a->D = q->shape[0];
         if ((st = want_shape(f, k, D, D, err)) || (st = want_shape(f, v, D, D, err))) return st;
         a->q = (helix_st_view){q, 0};

@@ -6,9 +6,10 @@
  *   W_gemm = 2*Bm*L*D*(3*cols + cols) + 2*Bm*L*D*fc*2    QKV, W_O, FC1, FC2
  *   W_attn = 4*Bm*pairs*D / T                             QK^T and PV, its share
  *            (pairs = L^2, or L(L+1)/2 when causal)
- *   E      = es*Bm*L*(12*D + 2*fc)                        LN x2, residual x2, GELU
- *            (+ Bm*L*fc / gelu_rate when the machine gives one: erf is
- *            not free on a CPU)
+ *   E      = es*Bm*L*(12*D + 2*fc)                        LN x2, residual x2, activation
+ *            (+ Bm*L*fc / gelu_rate for GELU and GELU-tanh when the
+ *            machine gives one: erf/tanh are not free on a CPU; ReLU is
+ *            memory-bound only). Pre- and post-LN cost the same.
  *   t_comp = sum over the GEMMs of W/(F*e_g(s)) + W_attn/(F*e_a(w)) + E/mem_bw
  *            e_g(s) = eff_gemm*s/(s + gemm_half), s = the GEMM's smallest
  *            dimension; e_a(w) = eff_attention*w/(w + attention_half),
@@ -110,7 +111,8 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     const double t_o = 2 * BmL * (double)D * (double)cols / (F * e_o);
     const double t_mlp = 2 * BmL * (double)D * (double)fc * (1 / (F * e_1) + 1 / (F * e_2));
     const double t_att = w_attn / (F * e_a);
-    const double t_elem = elem / hw->mem_bw + (hw->gelu_rate > 0 ? BmL * (double)fc / hw->gelu_rate : 0);
+    const int transcendental = c->act != HELIX_ACT_RELU;
+    const double t_elem = elem / hw->mem_bw + (hw->gelu_rate > 0 && transcendental ? BmL * (double)fc / hw->gelu_rate : 0);
     const double t_comp = t_qkv + t_o + t_mlp + t_att + t_elem;
 
     double *busy = calloc((size_t)P, sizeof *busy), *stage_t = calloc((size_t)S, sizeof *stage_t);

@@ -76,13 +76,27 @@ void helix_gelu(float *v, int64_t n)
     for (int64_t c = 0; c < n; c++) v[c] = 0.5f * v[c] * (1.0f + erff(v[c] * 0.70710678118654752f));
 }
 
-static void gelu(mdev *m, void *h, int64_t rows, int64_t cols)
+void helix_activate(helix_act a, float *v, int64_t n)
+{
+    switch (a) {
+    case HELIX_ACT_GELU: helix_gelu(v, n); break;
+    case HELIX_ACT_GELU_TANH:
+        for (int64_t c = 0; c < n; c++)
+            v[c] = 0.5f * v[c] * (1.0f + tanhf(0.79788456080286536f * (v[c] + 0.044715f * v[c] * v[c] * v[c])));
+        break;
+    case HELIX_ACT_RELU:
+        for (int64_t c = 0; c < n; c++) v[c] = v[c] > 0 ? v[c] : v[c] == v[c] ? 0.0f : v[c];   /* NaN stays NaN */
+        break;
+    }
+}
+
+static void activate(mdev *m, void *h, int64_t rows, int64_t cols)
 {
     float *u = m->fbuf + 3 * m->p->D;
     for (int64_t r = 0; r < rows; r++) {
         char *hr = (char *)h + (size_t)(r * cols) * m->es;
         helix_to_f32(m->t, hr, u, cols);
-        helix_gelu(u, cols);
+        helix_activate(m->p->model.act, u, cols);
         helix_from_f32(m->t, u, hr, cols);
     }
 }
@@ -164,35 +178,45 @@ static helix_status allreduce(mdev *m, helix_phase ph)
     return st;
 }
 
+/* One block on the residual stream a. Pre-LN normalises into xn before
+ * each sub-layer; post-LN feeds a itself and normalises a in place after
+ * each residual add (layernorm reads a row before it writes it). */
 static helix_status block(mdev *m, const layer_shard *s, void *a)
 {
     const helix_model_plan *p = m->p;
     const int64_t D = p->D, fc = p->fcols, rows = p->Bm * p->model.seq;
+    const int pre = p->model.norm == HELIX_NORM_PRE;
     helix_dev *d = &m->ad;
     helix_status st;
-    double t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-    layernorm(m, a, s->ln1_g, s->ln1_b, m->xn, rows);
-    helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
+    double t0;
+    if (pre) {
+        t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
+        layernorm(m, a, s->ln1_g, s->ln1_b, m->xn, rows);
+        helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
+    }
 
     d->wq = s->wq; d->wk = s->wk; d->wv = s->wv; d->wo = s->wo;
     d->bq = s->bq; d->bk = s->bk; d->bv = s->bv; d->bo = s->bo;
-    d->x = m->xn;
+    d->x = pre ? m->xn : a;
     if ((st = helix_exec_attention_core(d, m->partial)) || (st = allreduce(m, HELIX_PHASE_REDUCE))) return st;
 
     t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
     residual(m, a, m->partial, rows);
-    layernorm(m, a, s->ln2_g, s->ln2_b, m->xn, rows);
+    if (pre) layernorm(m, a, s->ln2_g, s->ln2_b, m->xn, rows);
+    else layernorm(m, a, s->ln1_g, s->ln1_b, a, rows);      /* post: a = LN1(a); the MLP reads a */
     helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
+    void *mlp_in = pre ? m->xn : a;
 
     t0 = helix_exec_phase(&m->ad, HELIX_PHASE_MLP);
-    helix_gemm(rows, fc, D, m->t, m->xn, D, m->t, s->w1, fc, s->b1, m->t, m->hidden, fc, d->work);
-    gelu(m, m->hidden, rows, fc);
+    helix_gemm(rows, fc, D, m->t, mlp_in, D, m->t, s->w1, fc, s->b1, m->t, m->hidden, fc, d->work);
+    activate(m, m->hidden, rows, fc);
     helix_gemm(rows, D, fc, m->t, m->hidden, fc, m->t, s->w2, D, s->b2, m->t, m->partial, D, d->work);
     helix_exec_phase_end(&m->ad, HELIX_PHASE_MLP, t0);
     if ((st = allreduce(m, HELIX_PHASE_MLP_REDUCE))) return st;
 
     t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
     residual(m, a, m->partial, rows);
+    if (!pre) layernorm(m, a, s->ln2_g, s->ln2_b, a, rows);
     helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
     return HELIX_OK;
 }

@@ -3,7 +3,9 @@
  * missing required keys are errors, so a typo cannot silently become a
  * default. */
 #include "helix_model.h"
+#include "helix_io.h"
 #include "../core/err-impl.h"
+#include <unistd.h>
 
 #include <ctype.h>
 #include <stddef.h>
@@ -84,8 +86,15 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
 
 helix_status helix_hw_load(const char *path, helix_hw *hw, helix_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return helix_errf(err, HELIX_ERR_IO, "cannot open hardware file %s: %s", path, strerror(errno));
+    int fd;
+    helix_status st = helix_open_regular(path, &fd, NULL, err);
+    if (st) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "cannot open");
+        return helix_errf(err, st, "hardware file %s", why);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { close(fd); return helix_errf(err, HELIX_ERR_NOMEM, "%s: out of memory", path); }
     char buf[16384];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     int big = !feof(f);

@@ -63,6 +63,29 @@ void helix_layout_name(const helix_layout *l, char *buf, size_t n)
         snprintf(buf, n, "tp%lldpp%lld", (long long)l->tp, (long long)l->pp);
 }
 
+helix_status helix_norm_parse(const char *s, helix_norm *out)
+{
+    if (!strcmp(s, "pre")) *out = HELIX_NORM_PRE;
+    else if (!strcmp(s, "post")) *out = HELIX_NORM_POST;
+    else return HELIX_ERR_INVALID;
+    return HELIX_OK;
+}
+
+helix_status helix_act_parse(const char *s, helix_act *out)
+{
+    if (!strcmp(s, "gelu")) *out = HELIX_ACT_GELU;
+    else if (!strcmp(s, "gelu-tanh")) *out = HELIX_ACT_GELU_TANH;
+    else if (!strcmp(s, "relu")) *out = HELIX_ACT_RELU;
+    else return HELIX_ERR_INVALID;
+    return HELIX_OK;
+}
+
+const char *helix_norm_name(helix_norm n) { return n == HELIX_NORM_POST ? "post" : "pre"; }
+const char *helix_act_name(helix_act a)
+{
+    return a == HELIX_ACT_RELU ? "relu" : a == HELIX_ACT_GELU_TANH ? "gelu-tanh" : "gelu";
+}
+
 double helix_model_flops(const helix_model_config *c)
 {
     const double D = (double)(c->heads * c->head_dim), BL = (double)(c->batch * c->seq), L = (double)c->seq;

@@ -6,9 +6,10 @@ import struct
 import numpy as np
 
 
-def st_bytes(tensors, header_override=None, pad=True):
-    """tensors: list of (name, dtype_str, np_array_or_rawbytes, shape)."""
-    header, blobs, off = {}, [], 0
+def st_bytes(tensors, header_override=None, pad=True, meta=None):
+    """tensors: list of (name, dtype_str, np_array_or_rawbytes); meta: the
+    __metadata__ dict of strings, or None."""
+    header, blobs, off = ({"__metadata__": meta} if meta is not None else {}), [], 0
     for name, dt, data in tensors:
         raw = data if isinstance(data, bytes) else data.tobytes()
         shape = list(data.shape) if not isinstance(data, bytes) else [len(raw) // 4]
