@@ -72,7 +72,7 @@ want 0 "PASS" timeout 60 mpirun -np 4 "$HELIX" run --groups 2 --slices 2 --seq 1
 
 echo "a stalled MPI rank ends the job, naming it (the collective watchdog):"
 t0=$(date +%s)
-want 3 "ranks 2 did not arrive" env HELIX_TEST_STALL_RANK=2 timeout 60 mpirun -np 4 "$HELIX" run --groups 2 --slices 2 --seq 64 --timeout 3
+want 3 "rank 2 did not arrive" env HELIX_TEST_STALL_RANK=2 timeout 60 mpirun -np 4 "$HELIX" run --groups 2 --slices 2 --seq 64 --timeout 3
 echo "  ended after $(( $(date +%s) - t0 )) s"
 want 2 "HELIX_TEST_FAIL_RANK must be a rank number, got ''" env HELIX_TEST_FAIL_RANK= timeout 60 mpirun -np 4 "$HELIX" run --groups 2 --slices 2 --seq 16
 want 2 "HELIX_TEST_FAIL_RANK must be a rank number, got 'x'" env HELIX_TEST_FAIL_RANK=x "$HELIX" run --seq 16
@@ -112,5 +112,51 @@ for cmd in "run --seq 16 --heads 4 --groups 2 --slices 2" "bench kernels --quick
            "bench layouts --quick --devices 4 --layouts tp4" "plan --devices 4 --heads 8"; do
     if "$HELIX" $cmd --json - 2>/dev/null | "$PY" -m json.tool >/dev/null; then ok; else bad "$cmd --json - is not JSON alone"; fi
 done
+
+echo "messages that say what is wrong:"
+want 2 "tensor 'in_proj_weight' has shape [3] (1-D), expected a 2-D matrix [3*D, D]" "$HELIX" run --weights "$T/in_proj_1d.safetensors" --heads 1
+want 2 "tensor 'in_proj_weight' has shape [0, 0] (2-D), expected a 2-D matrix [3*D, D] with D >= 1" "$HELIX" run --weights "$T/in_proj_00.safetensors" --heads 1
+want 2 "--seconds must be > 0 and at most 60, got '0'" "$HELIX" calibrate --seconds 0
+want 2 "--seconds must be > 0 and at most 60, got '-1'" "$HELIX" calibrate --seconds -1
+want 2 "option --out needs a value" "$HELIX" calibrate --out
+if [ -z "${OMPI_COMM_WORLD_SIZE:-}" ]; then
+    want 2 "this process was not started by mpirun/mpiexec" env -u OMPI_COMM_WORLD_SIZE "$HELIX" run --backend mpi
+    want 2 "this process was not started by mpirun/mpiexec" "$HELIX" bench layouts --backend mpi --quick
+fi
+out=$(timeout 60 mpirun -np 4 "$HELIX" run --backend inproc 2>&1); rc=$?
+n=$(grep -c "would run the whole grid" <<<"$out")
+[ $rc -ne 0 ] && [ "$n" -eq 1 ] && ok || bad "--backend inproc under mpirun: rc=$rc, refusal printed $n times"
+want 2 "no layout is legal for h=16 d=64, 2 layers on 12 devices" "$HELIX" plan --devices 12 --heads 16
+out=$("$HELIX" plan --devices 16 2>&1)
+grep -q "GiB\|MiB" <<<"$out" && bad "helix plan mixes GiB and GB" || ok
+"$HELIX" plan --devices 4 --heads 8 --layouts "$(printf 'tp4,\xff,%s' "$(printf 'é%.0s' $(seq 40))")" --json "$T/p.json" >/dev/null 2>&1
+"$PY" -c "import json,sys; json.load(open(sys.argv[1], encoding='utf-8'))" "$T/p.json" && ok || bad "plan --json with odd layout names is not valid UTF-8 JSON"
+for cmd in run inspect calibrate plan "bench kernels" "bench layouts"; do
+    "$HELIX" $cmd -h 2>&1 | grep -q "^usage: helix" && ok || bad "helix $cmd -h"
+done
+
+echo "defaults that work:"
+t0=$(date +%s)
+want 0 "# fastest:" "$HELIX" bench layouts
+echo "  helix bench layouts with no options: $(( $(date +%s) - t0 )) s"
+want 2 "--layouts: tp4pp4 is not valid here" "$HELIX" bench layouts --layouts tp16,tp4pp4
+want 2 "nothing was run" "$HELIX" bench layouts --layouts tp16,helix3x3-exact
+
+echo "installed: binary, library, headers, pkg-config and CMake files:"
+if cmake --install "$(dirname "$HELIX")" --prefix "$T/inst" >/dev/null 2>&1; then
+    for f in bin/helix lib/libhelix.a include/helix.h include/helix_io.h lib/pkgconfig/helix.pc \
+             lib/cmake/helix/helixConfig.cmake share/helix/hw/h100-dgx.hw; do
+        [ -e "$T/inst/$f" ] && ok || bad "cmake --install did not install $f"
+    done
+    if ! command -v pkg-config >/dev/null; then echo "  SKIPPED: no pkg-config to build a program against helix.pc"
+    else
+    printf '#include "helix.h"\n#include <stdio.h>\nint main(void){helix_config c=helix_config_default();printf("%%lld\\n",(long long)c.heads);return 0;}\n' >"$T/u.c"
+    if cc "$T/u.c" -o "$T/u" $(PKG_CONFIG_PATH="$T/inst/lib/pkgconfig" pkg-config --cflags --libs --static helix) 2>"$T/cc.log" &&
+       [ "$("$T/u")" = 16 ]; then ok; else bad "a program built with pkg-config helix: $(head -3 "$T/cc.log")"; fi
+    fi
+    "$T/inst/bin/helix" plan --devices 4 --heads 8 >/dev/null 2>&1 && ok || bad "the installed helix does not find its hardware files"
+else
+    bad "cmake --install failed"
+fi
 
 summary

@@ -39,10 +39,14 @@ static int resolve_weights(run_opts *o, run_files *f)
     const int64_t D = f->attn.D;
     const helix_st_tensor *q = f->attn.q.t;
     if (o->given_head_dim) {
-        if (c->heads * c->head_dim != D) {
+        int64_t hd = 0;
+        if (__builtin_mul_overflow(c->heads, c->head_dim, &hd)) {
+            fprintf(stderr, "helix: --heads %lld x --head-dim %lld is too large\n", (long long)c->heads, (long long)c->head_dim);
+            return EXIT_USAGE;
+        }
+        if (hd != D) {
             fprintf(stderr, "helix: --heads %lld x --head-dim %lld = %lld, but %s has D=%lld (tensor '%s')\n",
-                    (long long)c->heads, (long long)c->head_dim, (long long)(c->heads * c->head_dim), o->weights,
-                    (long long)D, q->name);
+                    (long long)c->heads, (long long)c->head_dim, (long long)hd, o->weights, (long long)D, q->name);
             return EXIT_USAGE;
         }
     } else {

@@ -116,8 +116,9 @@ static void wd_fire(const char *what, double waited)
     size_t k = (size_t)snprintf(msg, sizeof msg, "%s has not completed after %.0f s (--timeout %.0f): ", what, waited,
                                 wd.timeout_s);
     int missing = 0;
-    for (int p = 0; p < n && k < sizeof msg; p++)
-        if (!heard[p]) k += (size_t)snprintf(msg + k, sizeof msg - k, "%s%d", missing++ ? ", " : "ranks ", p);
+    for (int p = 0; p < n; p++) missing += !heard[p];
+    for (int p = 0, q = 0; p < n && k < sizeof msg; p++)
+        if (!heard[p]) k += (size_t)snprintf(msg + k, sizeof msg - k, "%s%d", q++ ? ", " : missing > 1 ? "ranks " : "rank ", p);
     if (k < sizeof msg)
         snprintf(msg + k, sizeof msg - k, missing ? " did not arrive (stopped, hung, or still computing); the %d other "
                  "ranks were waiting" : "every rank is waiting (a collective called in a different order?)", n - missing);

@@ -66,6 +66,9 @@ with open(f"{out}/sparse.npy", "wb") as f:
     f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
     f.truncate(f.tell() + 8 * 67108864 * 4)
 
+w("in_proj_1d.safetensors", st_bytes([("in_proj_weight", "F32", np.zeros((3,), np.float32))]))
+w("in_proj_00.safetensors", st_bytes([("in_proj_weight", "F32", np.zeros((0, 0), np.float32))]))
+
 x = rng.uniform(-1, 1, (1, 8, D)).astype(np.float32)
 x[0, 3, 5] = 70000.0
 np.save(f"{out}/x16.npy", x)
