@@ -107,6 +107,9 @@ cmp -s "$T/old.npy" "$T/keep.npy" && ok || bad "a failed --output destroyed the 
 ls "$T" | grep -q "tmp-" && bad "a temporary file was left behind: $(ls "$T")" || ok
 grep -q '"written": false' "$T/r.json" && grep -q '"exit_code": 3' "$T/r.json" && ok || bad "the JSON does not record the failed output"
 want 3 "write failed" "$HELIX" calibrate --seconds 0.02 --out /dev/full
+"$HELIX" calibrate --seconds 0.02 --out "$T/m.hw" >/dev/null 2>&1; cp "$T/m.hw" "$T/m0.hw"
+out=$(bash -c "ulimit -f 1; '$HELIX' calibrate --seconds 0.02 --out '$T/m.hw'" 2>&1); rc=$?
+[ $rc -eq 3 ] && cmp -s "$T/m.hw" "$T/m0.hw" && ok || bad "calibrate --out under a 1 KiB file-size limit: rc=$rc, old file kept: $(cmp "$T/m.hw" "$T/m0.hw")"
 want 3 "writing standard output failed" bash -c "'$HELIX' run --seq 16 --heads 4 --groups 2 --slices 2 >/dev/full"
 for cmd in "run --seq 16 --heads 4 --groups 2 --slices 2" "bench kernels --quick --iters 1" \
            "bench layouts --quick --devices 4 --layouts tp4" "plan --devices 4 --heads 8"; do

@@ -45,8 +45,14 @@ for c in "typo.hw:3: unknown key 'flopz'" "missing.hw: missing 'intra_bw'" "nan.
 done
 out=$("$HELIX" plan --preset gpt 2>&1); [ $? -eq 2 ] && grep -q "unknown 'gpt'" <<<"$out" && ok || bad "--preset gpt"
 
-# --validate: the bytes are exact; the times are reported
-out=$("$HELIX" plan --validate --hardware "$HW/this-machine.hw" 2>/dev/null); rc=$?
+# --validate refuses a hardware file from another CPU and the options it would ignore
+sed 's/^# cpu: [^,]*/# cpu: Some Other CPU/' "$HW/this-machine.hw" >"$tmp/other.hw"
+out=$("$HELIX" plan --validate --hardware "$tmp/other.hw" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "describes the CPU 'Some Other CPU', but this machine's is" <<<"$out" && ok || bad "validate, other CPU: rc=$rc: $out"
+out=$("$HELIX" plan --validate --devices 8 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "drop the model, --devices" <<<"$out" && ok || bad "validate --devices: rc=$rc: $out"
+# --validate (calibrating this machine first): the bytes are exact; the times are reported
+out=$("$HELIX" plan --validate 2>/dev/null); rc=$?
 if [ $rc -le 1 ] && grep -q "bytes predicted = measured on every rank" <<<"$out" && grep -q "median |time error|" <<<"$out"; then ok
 else bad "plan --validate: rc=$rc"; echo "$out" | tail -6 >&2; fi
 echo "$out" | grep "median"

@@ -55,6 +55,9 @@ void cli_json_to_stdout_only(int argc, char **argv);
  * safe in messages and in JSON, never an invalid UTF-8 sequence. */
 void cli_safe_name(const char *s, char *out, size_t n);
 
+/* --norm pre|post, --activation gelu|gelu-tanh|relu (print the error; -1). */
+int cli_norm(const char *s, helix_norm *out);
+int cli_act(const char *s, helix_act *out);
 /* --timeout S: 0 <= S <= 1e7 (prints the error; -1). */
 int cli_timeout(const char *s, double *out);
 /* Under MPI: the collective watchdog (timeout < 0: 60 s + flops at 100

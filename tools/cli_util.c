@@ -221,3 +221,17 @@ int cli_mpirun_rank(void)
     static const char *const n[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", NULL};
     return env_int(n, 0);
 }
+
+int cli_norm(const char *s, helix_norm *out)
+{
+    if (!helix_norm_parse(s, out)) return 0;
+    fprintf(stderr, "helix: --norm must be pre or post, got '%s'\n", s);
+    return -1;
+}
+
+int cli_act(const char *s, helix_act *out)
+{
+    if (!helix_act_parse(s, out)) return 0;
+    fprintf(stderr, "helix: --activation must be gelu, gelu-tanh or relu, got '%s'\n", s);
+    return -1;
+}

@@ -355,17 +355,8 @@ int cmd_layouts(int argc, char **argv)
             break;
         case 'c': mc.causal = 1; break;
         case 'b': mc.bias = 1; set[7] = 1; break;
-        case 'R':
-            if (helix_norm_parse(optarg, &mc.norm)) { fprintf(stderr, "helix: --norm must be pre or post, got '%s'\n", optarg); bad = 1; }
-            set_norm = 1;
-            break;
-        case 'G':
-            if (helix_act_parse(optarg, &mc.act)) {
-                fprintf(stderr, "helix: --activation must be gelu, gelu-tanh or relu, got '%s'\n", optarg);
-                bad = 1;
-            }
-            set_act = 1;
-            break;
+        case 'R': bad = cli_norm(optarg, &mc.norm); set_norm = 1; break;
+        case 'G': bad = cli_act(optarg, &mc.act); set_act = 1; break;
         case 'W': mi.weights = optarg; break;
         case 'X': mi.prefix = optarg; break;
         case 'I': mi.input = optarg; break;

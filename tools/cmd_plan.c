@@ -366,17 +366,8 @@ int cmd_plan(int argc, char **argv)
             set_model = 1;
             break;
         case 'c': mc.causal = 1; set_model = 1; break;
-        case 'R':
-            if (helix_norm_parse(optarg, &mc.norm)) { fprintf(stderr, "helix: --norm must be pre or post, got '%s'\n", optarg); bad = 1; }
-            set_model = 1;
-            break;
-        case 'G':
-            if (helix_act_parse(optarg, &mc.act)) {
-                fprintf(stderr, "helix: --activation must be gelu, gelu-tanh or relu, got '%s'\n", optarg);
-                bad = 1;
-            }
-            set_model = 1;
-            break;
+        case 'R': bad = cli_norm(optarg, &mc.norm); set_model = 1; break;
+        case 'G': bad = cli_act(optarg, &mc.act); set_model = 1; break;
         case 'P': bad = cli_int("--devices", optarg, 1, 65536, &P); set_P = 1; break;
         case 'w': hwname = optarg; break;
         case 'y': snprintf(list, sizeof list, "%s", optarg); break;

@@ -29,6 +29,18 @@ int cli_host_fits(int64_t need, char *why, size_t why_n)
     return 0;
 }
 
+/* every rank's `size` bytes, in rank order (malloc'd; NULL on failure) */
+static void *gather_all(helix_comm_t *world, const void *mine, size_t size)
+{
+    const int n = world->size;
+    char *all = calloc((size_t)n, size);
+    size_t *cd = calloc(2 * (size_t)n, sizeof *cd);
+    for (int p = 0; cd && p < n; p++) { cd[p] = size; cd[n + p] = (size_t)p * size; }
+    if (!all || !cd || helix_comm_allgatherv(world, mine, size, all, cd, cd + n)) { free(all); all = NULL; }
+    free(cd);
+    return all;
+}
+
 typedef struct {
     char host[64];
     int64_t need, avail;
@@ -43,11 +55,9 @@ int cli_mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
     mine.need = need;
     mine.avail = cli_mem_available();
     const int n = world->size;
-    mem_note *all = calloc((size_t)n, sizeof *all);
-    size_t *cd = calloc(2 * (size_t)n, sizeof *cd);
-    if (!all || !cd) { free(all); free(cd); snprintf(why, why_n, "out of memory"); return 0; }
-    for (int p = 0; p < n; p++) { cd[p] = sizeof mine; cd[n + p] = (size_t)p * sizeof mine; }
-    int fits = helix_comm_allgatherv(world, &mine, sizeof mine, all, cd, cd + n) == HELIX_OK;
+    mem_note *all = gather_all(world, &mine, sizeof mine);
+    if (!all) { snprintf(why, why_n, "could not gather the ranks' memory needs"); return 0; }
+    int fits = 1;
     for (int p = 0; fits && p < n; p++) {
         int64_t sum = 0, ranks = 0;
         for (int q = 0; q < n; q++)
@@ -60,7 +70,6 @@ int cli_mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
         }
     }
     free(all);
-    free(cd);
     return fits;
 }
 
@@ -68,11 +77,8 @@ int cli_mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
 int cli_mpi_same(helix_comm_t *world, uint64_t mine, const char *what, char *why, size_t why_n)
 {
     const int n = world->size;
-    uint64_t *all = calloc((size_t)n, sizeof *all);
-    size_t *cd = calloc(2 * (size_t)n, sizeof *cd);
-    if (!all || !cd) { free(all); free(cd); snprintf(why, why_n, "out of memory"); return 0; }
-    for (int p = 0; p < n; p++) { cd[p] = sizeof mine; cd[n + p] = (size_t)p * sizeof mine; }
-    int same = helix_comm_allgatherv(world, &mine, sizeof mine, all, cd, cd + n) == HELIX_OK;
+    uint64_t *all = gather_all(world, &mine, sizeof mine);
+    int same = all != NULL;
     if (!same) snprintf(why, why_n, "could not compare %s across ranks", what);
     size_t used = 0;
     int differ = 0;
@@ -86,7 +92,6 @@ int cli_mpi_same(helix_comm_t *world, uint64_t mine, const char *what, char *why
         snprintf(why + used, why_n - used, " read a different %s than rank 0 (checksums differ): every rank must see "
                  "the same file", what);
     free(all);
-    free(cd);
     return same && !differ;
 }
 
