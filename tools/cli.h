@@ -90,9 +90,10 @@ int cli_mpi_fits(struct helix_comm *world, int64_t need, char *why, size_t why_n
  * that did not fail returns EXIT_USAGE and root says another rank could
  * not `what`. Collective. */
 int cli_agree(struct helix_comm *world, int rc, int root, const char *what);
-/* MPI: 1 if every rank passed the same checksum of `what`; else 0 and
- * "ranks 1 3 read a different <what> than rank 0 ..." in why. Collective. */
-int cli_mpi_same(struct helix_comm *world, uint64_t mine, const char *what, char *why, size_t why_n);
+/* MPI: every rank checksums the file it opened (helix_st_checksum); 0 if
+ * all equal rank 0's, else EXIT_USAGE and, on root, "ranks 1 3 read a
+ * different FILE than rank 0". Collective. */
+int cli_mpi_same_file(struct helix_comm *world, const helix_st_file *f, int root);
 
 /* Benchmarks: qsort comparator of doubles; fill n values of type t with
  * uniform [-1, 1) from seed (f32copy: the stored values widened, or NULL). */

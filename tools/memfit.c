@@ -74,25 +74,32 @@ int cli_mpi_fits(helix_comm_t *world, int64_t need, char *why, size_t why_n)
 }
 
 
-int cli_mpi_same(helix_comm_t *world, uint64_t mine, const char *what, char *why, size_t why_n)
+int cli_mpi_same_file(helix_comm_t *world, const helix_st_file *f, int root)
 {
+    uint64_t mine = 0;
+    helix_err err = {{0}};
+    if (helix_st_checksum(f, &mine, &err)) fprintf(stderr, "helix: %s\n", err.msg);   /* 0 then differs, or fails everywhere */
     const int n = world->size;
     uint64_t *all = gather_all(world, &mine, sizeof mine);
-    int same = all != NULL;
-    if (!same) snprintf(why, why_n, "could not compare %s across ranks", what);
+    if (!all) {
+        if (root) fprintf(stderr, "helix: --weights: could not compare %s across ranks\n", f->path);
+        return EXIT_RUNTIME;
+    }
+    char why[600];
     size_t used = 0;
     int differ = 0;
-    for (int p = 1; same && p < n; p++)
+    for (int p = 1; p < n; p++)
         if (all[p] != all[0]) {
-            if (!differ) used = (size_t)snprintf(why, why_n, "ranks");
-            if (used < why_n) used += (size_t)snprintf(why + used, why_n - used, " %d", p);
+            if (!differ) used = (size_t)snprintf(why, sizeof why, "ranks");
+            if (used < sizeof why) used += (size_t)snprintf(why + used, sizeof why - used, " %d", p);
             differ++;
         }
-    if (differ && used < why_n)
-        snprintf(why + used, why_n - used, " read a different %s than rank 0 (checksums differ): every rank must see "
-                 "the same file", what);
     free(all);
-    return same && !differ;
+    if (!differ) return EXIT_OK;
+    if (root)
+        fprintf(stderr, "helix: --weights: %s read a different %s than rank 0 (checksums differ): every rank must see "
+                        "the same file\n", why, f->path);
+    return EXIT_USAGE;
 }
 
 int cli_agree(helix_comm_t *world, int rc, int root, const char *what)

@@ -138,16 +138,8 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
         }
         rc = cli_agree(world, rc, root, "read the weights (is the file on every node?)");
     }
-    if (rc == EXIT_OK && world && have_f) {
-        /* every rank opened its own copy of the path: it must be the same file */
-        uint64_t sum = 0;
-        if (helix_st_checksum(&f, &sum, &err)) { fprintf(stderr, "helix: %s\n", err.msg); sum = 0; }
-        char why[600];
-        if (!cli_mpi_same(world, sum, o->weights, why, sizeof why)) {
-            if (root) fprintf(stderr, "helix: --weights: %s\n", why);
-            rc = EXIT_USAGE;
-        }
-    }
+    /* every rank opened its own copy of the path: it must be the same file */
+    if (rc == EXIT_OK && world && have_f) rc = cli_mpi_same_file(world, &f, root);
     /* the input: rank 0 reads its header, everyone learns B and L; its data
      * are read after the memory check */
     helix_array xa;

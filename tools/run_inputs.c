@@ -232,14 +232,7 @@ int run_files_resolve(run_opts *o, run_files *f, int root, helix_comm_t *world)
         /* every rank opened its own copy of the path: it must be the same file */
         rc = cli_agree(world, rc, root, "read the weights (is the file on every node?)");
         if (rc != EXIT_OK) return rc;
-        uint64_t sum = 0;
-        helix_err err = {{0}};
-        if (helix_st_checksum(&f->st, &sum, &err)) { fprintf(stderr, "helix: %s\n", err.msg); sum = 0; }
-        char why[600];
-        if (!cli_mpi_same(world, sum, o->weights, why, sizeof why)) {
-            if (root) fprintf(stderr, "helix: --weights: %s\n", why);
-            return EXIT_USAGE;
-        }
+        if ((rc = cli_mpi_same_file(world, &f->st, root)) != EXIT_OK) return rc;
     }
     int64_t D = 0;
     if (rc == EXIT_OK && __builtin_mul_overflow(o->cfg.heads, o->cfg.head_dim, &D)) {
