@@ -221,6 +221,35 @@ helix_status helix_attention_ref(int64_t B, int64_t L, int64_t heads, int64_t he
                                  const helix_weights *w, const float *x, int causal,
                                  const int64_t *kv_len, double scale, float *y, helix_err *err);
 
+/* ------------------------------------------------------------ CPU paths */
+
+/* The CPU kernel paths, chosen at run time from the CPU's feature bits
+ * (never its model number). amx: AMX-BF16 tiles for bf16 data, AVX-512
+ * for the rest. */
+typedef enum { HELIX_ISA_PORTABLE = 0, HELIX_ISA_AVX2, HELIX_ISA_AVX512, HELIX_ISA_AMX, HELIX_ISA_COUNT } helix_isa;
+
+typedef struct {
+    int fma, f16c, avx2, avx512f, avx512dq, avx512bw, avx512vl, avx512bf16, avx512fp16;
+    int amx_tile, amx_bf16, amx_fp16;
+    int amx_granted;          /* Linux allowed this process the tile state */
+} helix_cpu_features;         /* each: the CPU has it and the OS saves its registers */
+
+const helix_cpu_features *helix_cpu_features_get(void);
+int helix_isa_supported(helix_isa isa);
+helix_isa helix_isa_best(void);
+const char *helix_isa_name(helix_isa isa);            /* "portable", "avx2", "avx512", "amx" */
+helix_status helix_isa_parse(const char *s, helix_isa *out);
+/* The path the kernels take: HELIX_CPU_ISA=portable|avx2|avx512|amx when
+ * set, else the best one. An unknown name or a path this CPU cannot run
+ * is HELIX_ERR_INVALID with the reason in err (*isa is then the best). */
+helix_status helix_isa_select(helix_isa *isa, helix_err *err);
+helix_isa helix_isa_current(void);
+/* Switch paths in this process (benchmarks, tests); not while kernels run. */
+helix_status helix_isa_force(helix_isa isa);
+typedef enum { HELIX_KERNEL_ATTENTION, HELIX_KERNEL_GEMM } helix_kernel_kind;
+/* What a kernel runs for dtype t on the current path, in words. */
+const char *helix_kernel_path(helix_kernel_kind k, helix_dtype t);
+
 /* ---------------------------------------------------------------- kernel */
 
 /* Flash-style attention on one device: key tiles, online softmax, f32
@@ -249,18 +278,33 @@ void helix_attn_args_dense(helix_attn_args *a);
 helix_status helix_attention_fwd(const helix_attn_args *a, void *workspace);
 
 /* C[M,N] = A[M,K] B[K,N] (+ bias[N], storage type tc), f32 accumulation,
- * any storage types; lda/ldb/ldc in elements. With OpenBLAS, 16-bit
- * operands are widened to f32 in `work`, helix_gemm_workspace_bytes()
- * bytes (0 when all are f32; work may then be NULL). */
+ * any storage types; lda/ldb/ldc in elements. B is packed into `work`
+ * first (helix_gemm_workspace_bytes() bytes, 64-byte aligned); to pack a
+ * weight once and reuse it, use helix_gemm_pack + helix_gemm_run. One
+ * thread: callers split M to use more. */
 void helix_gemm(int64_t M, int64_t N, int64_t K,
                 helix_dtype ta, const void *A, int64_t lda,
                 helix_dtype tb, const void *B, int64_t ldb,
                 const void *bias, helix_dtype tc, void *C, int64_t ldc, void *work);
 int64_t helix_gemm_workspace_bytes(int64_t M, int64_t N, int64_t K, helix_dtype ta, helix_dtype tb, helix_dtype tc);
-/* Called by the kernels; keeps OpenBLAS to one thread per caller. */
-void helix_blas_init(void);
-/* "openblas" or "portable": what helix_gemm and the attention tiles run on. */
-const char *helix_blas_name(void);
+
+/* A right-hand side packed for the kernels of the path chosen when it was
+ * packed (panel layout; bf16 pair-interleaved on AMX). data is the
+ * caller's, helix_gemm_pack_bytes() bytes, 64-byte aligned. */
+typedef struct {
+    int64_t K, N;
+    helix_dtype tb;
+    helix_isa isa;
+    int nr, amx;
+    void *data;
+} helix_gemm_b;
+int64_t helix_gemm_pack_bytes(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb);
+void helix_gemm_pack(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb, const void *B, int64_t ldb,
+                     void *dst, helix_gemm_b *out);
+/* C = A B (+ bias) with a packed B; work: helix_gemm_run_workspace_bytes(). */
+void helix_gemm_run(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void *A, int64_t lda,
+                    const void *bias, helix_dtype tc, void *C, int64_t ldc, void *work);
+int64_t helix_gemm_run_workspace_bytes(int64_t M, int64_t N, int64_t K, helix_dtype ta, helix_dtype tb, helix_dtype tc);
 
 /* ---------------------------------------------------------------- run */
 

@@ -4,20 +4,25 @@
 #ifndef HELIX_ATTENTION_IMPL_H
 #define HELIX_ATTENTION_IMPL_H
 
-#include "helix.h"
+#include "kern-impl.h"
 
-/* The kernel's tiles are T x T, T = helix_attn_tile(width) >= this. */
+/* The kernel takes blocks of HELIX_ATTN_TQ queries against key tiles of
+ * T = helix_attn_tile(width) >= HELIX_ATTN_TILE_MIN keys. */
 #define HELIX_ATTN_TILE_MIN 128
+#define HELIX_ATTN_TQ 256
 int64_t helix_attn_tile(int64_t width);
 
+/* Query rows are padded by one micro-kernel strip,
+ * widths rounded up to 32 (wr); sizes in floats; Tr = HELIX_ATTN_TQ + HELIX_MR_MAX. */
 typedef struct {
-    float *q;    /* [T][width]  query tile (16-bit inputs)   */
-    float *k;    /* [T][width]  key tile                     */
-    float *v;    /* [T][width]  value tile                   */
-    float *s;    /* [T][T]      scores / probabilities       */
-    float *acc;  /* [T][width]  output accumulator           */
-    float *mx;   /* [T]         running max                  */
-    float *sum;  /* [T]         running sum                  */
+    float *q;    /* [Tr][wr]  packed query block (AMX: bf16, zero-padded) */
+    float *k;    /* [T][wr]   packed key tile, transposed                 */
+    float *v;    /* [T][wr]   packed value tile                           */
+    float *s;    /* [Tr][T]   scores / probabilities                      */
+    float *p;    /* [Tr][T]   packed probabilities (AMX: bf16)            */
+    float *acc;  /* [Tr][wr]  output accumulator                          */
+    float *mx;   /* [Tr]      running max                                 */
+    float *sum;  /* [Tr]      running sum                                 */
 } helix_attn_ws;
 
 helix_attn_ws helix_attn_ws_carve(void *base, int64_t width);

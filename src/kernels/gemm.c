@@ -1,133 +1,263 @@
-/* gemm.c — C = A B (+ bias) for any mix of storage types, f32 accumulation.
+/* gemm.c — C = A B (+ bias) for any mix of storage types, f32
+ * accumulation, on the path isa.c chose. Written once for every path:
  *
- * With OpenBLAS (serial; helix threads itself) f32 operands go straight to
- * cblas_sgemm and 16-bit ones are widened to f32 first: B once, A and C a
- * block of GEMM_MB rows at a time, in a workspace the plan sizes. Without
- * it, a portable blocked loop converts small blocks on the stack so the
- * inner loop is a contiguous multiply-add the compiler vectorizes. */
-#include "helix.h"
+ *   B is packed once into panels of NR columns, the whole depth K
+ *   (helix_gemm_pack: weights are packed when the shard is made; plain
+ *   helix_gemm packs into its workspace). For each block of MC rows and
+ *   each KC-deep slice, A is packed into MR-row panels (16-bit widened on
+ *   the way), then every (panel, strip) pair is one micro-kernel call: the
+ *   A block stays in L2, a B slice of KC x NR in L1 across the strips.
+ *   C accumulates in f32: in C itself when it is f32, else in an f32 block
+ *   of the workspace converted once at the end.
+ *
+ * On the AMX path with bf16 A and B, the same loops run on bf16 panels
+ * (B pair-interleaved for the tiles) and 32 x 32 tile blocks. */
+#include "kern-impl.h"
+#include "../core/util-impl.h"
 
 #include <string.h>
-#ifdef HELIX_HAVE_CBLAS
-#include <cblas.h>
-#endif
 
-#define GEMM_MB 256
+#define MC 192        /* a multiple of every MR (4, 6, 12) and of 32 */
+#define KC 256        /* depth of one A block; AMX: a multiple of 32 */
 
-#ifdef HELIX_HAVE_CBLAS
-#include <pthread.h>
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-static void blas_single(void) { openblas_set_num_threads(1); }
-/* helix runs many devices on their own threads: OpenBLAS must not add its
- * own (the pthread build is the one that is safe to call concurrently). */
-void helix_blas_init(void) { pthread_once(&blas_once, blas_single); }
-#else
-void helix_blas_init(void) {}
-#endif
+static int64_t rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static int use_amx(helix_isa isa, helix_dtype ta, helix_dtype tb)
+{
+    return isa == HELIX_ISA_AMX && ta == HELIX_BF16 && tb == HELIX_BF16;
+}
+
+/* ------------------------------------------------------------ packing */
+
+void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld,
+                  float scale, float *dst)
+{
+    const int mr = kn->mr;
+    const size_t es = helix_dtype_size(t);
+    float row[4096];
+    for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+        float *panel = dst + i0 * kc;
+        const int n = rows - i0 < mr ? (int)(rows - i0) : mr;
+        for (int ii = 0; ii < mr; ii++) {
+            if (ii >= n) { for (int64_t k = 0; k < kc; k++) panel[k * mr + ii] = 0.0f; continue; }
+            const char *s = (const char *)src + (size_t)((i0 + ii) * ld) * es;
+            for (int64_t k0 = 0; k0 < kc; k0 += 4096) {
+                const int64_t kb = kc - k0 < 4096 ? kc - k0 : 4096;
+                const float *r = (const float *)(s + (size_t)k0 * es);
+                if (t != HELIX_F32) { helix_to_f32(t, s + (size_t)k0 * es, row, kb); r = row; }
+                float *p = panel + k0 * mr + ii;
+                if (scale == 1.0f) for (int64_t k = 0; k < kb; k++) p[k * mr] = r[k];
+                else for (int64_t k = 0; k < kb; k++) p[k * mr] = r[k] * scale;
+            }
+        }
+    }
+}
+
+/* element (k, j) is src[k*ld + j] (trans = 0) or src[j*ld + k] (trans = 1) */
+void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, int trans,
+                  float *dst)
+{
+    const int nr = kn->nr;
+    const size_t es = helix_dtype_size(t);
+    const int64_t np = rup(n, nr);
+    float row[4096];
+    if (!trans) {                      /* panel by panel: the writes are sequential */
+        for (int64_t j0 = 0; j0 < np; j0 += nr) {
+            const int64_t m = n - j0 < nr ? n - j0 : nr;
+            float *p = dst + j0 * kc;
+            for (int64_t k = 0; k < kc; k++, p += nr) {
+                const char *s = (const char *)src + (size_t)(k * ld + j0) * es;
+                if (t == HELIX_F32) for (int64_t j = 0; j < m; j++) p[j] = ((const float *)s)[j];
+                else helix_to_f32(t, s, p, m);
+                for (int64_t j = m; j < nr; j++) p[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    if (kn->pack_bt) { kn->pack_bt(kc, n, t, src, ld, dst); return; }
+    for (int64_t j = 0; j < np; j++) {
+        float *p = dst + (j / nr) * nr * kc + (j % nr);
+        if (j >= n) { for (int64_t k = 0; k < kc; k++) p[k * nr] = 0.0f; continue; }
+        const char *s = (const char *)src + (size_t)(j * ld) * es;
+        for (int64_t k0 = 0; k0 < kc; k0 += 4096) {
+            const int64_t kb = kc - k0 < 4096 ? kc - k0 : 4096;
+            const float *r = (const float *)(s + (size_t)k0 * es);
+            if (t != HELIX_F32) { helix_to_f32(t, s + (size_t)k0 * es, row, kb); r = row; }
+            for (int64_t k = 0; k < kb; k++) p[(k0 + k) * nr] = r[k];
+        }
+    }
+}
+
+/* C (+)= Ap Bp over whole tiles: rows and cols rounded up to MR and NR
+ * must fit in C's buffer (attention's buffers are padded). */
+void helix_tile_product(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *ap, const float *bp,
+                        float *c, int64_t ldc, int acc)
+{
+    const int mr = kn->mr, nr = kn->nr;
+    for (int64_t k0 = 0; k0 < kc; k0 += KC) {
+        const int64_t kb = kc - k0 < KC ? kc - k0 : KC;
+        for (int64_t j0 = 0; j0 < cols; j0 += nr)
+            for (int64_t i0 = 0; i0 < rows; i0 += mr)
+                kn->ukr(kb, ap + i0 * kc + k0 * mr, bp + j0 * kc + k0 * nr, c + i0 * ldc + j0, ldc, acc || k0 > 0);
+    }
+}
+
+void helix_tile_product_rm(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,
+                           const float *bp, float *c, int64_t ldc, int acc)
+{
+    const int mr = kn->mr, nr = kn->nr;
+    for (int64_t k0 = 0; k0 < kc; k0 += KC) {
+        const int64_t kb = kc - k0 < KC ? kc - k0 : KC;
+        for (int64_t j0 = 0; j0 < cols; j0 += nr)
+            for (int64_t i0 = 0; i0 < rows; i0 += mr)
+                kn->ukr_rm(kb, a + i0 * lda + k0, lda, bp + j0 * kc + k0 * nr, c + i0 * ldc + j0, ldc, acc || k0 > 0);
+    }
+}
+
+/* ------------------------------------------------------- packed B */
+
+int64_t helix_gemm_pack_bytes(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb)
+{
+    const helix_isa isa = helix_isa_current();
+    if (use_amx(isa, ta, tb)) return helix_al64(helix_amx_packed_bytes(K, N));
+    return helix_al64(4 * K * rup(N, helix_kern_for(isa)->nr));
+}
+
+void helix_gemm_pack(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb, const void *B, int64_t ldb, void *dst,
+                     helix_gemm_b *out)
+{
+    const helix_isa isa = helix_isa_current();
+    memset(out, 0, sizeof *out);
+    out->K = K; out->N = N; out->tb = tb; out->isa = isa; out->data = dst;
+    if (use_amx(isa, ta, tb)) {
+        out->amx = 1;
+        helix_amx_pack_b(K, N, tb, B, ldb, 1, (uint16_t *)dst);
+        return;
+    }
+    out->nr = helix_kern_for(isa)->nr;
+    helix_pack_b(helix_kern_for(isa), K, N, tb, B, ldb, 0, (float *)dst);
+}
+
+/* ------------------------------------------------------------ driver */
+
+/* The run workspace: a packed A block (rows padded for the last strip),
+ * an f32 C block (AMX, or a 16-bit C), an edge tile. */
+static void ws_layout(int64_t M, int64_t N, int64_t K, int amx, helix_dtype tc, int64_t *a_bytes, int64_t *c_bytes)
+{
+    const int64_t rows = (M < MC ? rup(M, 32) : MC) + HELIX_MR_MAX, kc = K < KC ? rup(K, 32) : KC;
+    *a_bytes = helix_al64((amx ? 2 : 4) * rows * kc);
+    *c_bytes = amx || tc != HELIX_F32 ? helix_al64(4 * rows * rup(N, 32)) : 0;
+}
+
+static int64_t run_workspace(int64_t M, int64_t N, int64_t K, int amx, helix_dtype tc)
+{
+    int64_t a, c;
+    ws_layout(M, N, K, amx, tc, &a, &c);
+    return a + c + helix_al64(4 * HELIX_MR_MAX * HELIX_NR_MAX);
+}
+
+int64_t helix_gemm_run_workspace_bytes(int64_t M, int64_t N, int64_t K, helix_dtype ta, helix_dtype tb, helix_dtype tc)
+{
+    return run_workspace(M, N, K, use_amx(helix_isa_current(), ta, tb), tc);
+}
 
 int64_t helix_gemm_workspace_bytes(int64_t M, int64_t N, int64_t K, helix_dtype ta, helix_dtype tb, helix_dtype tc)
 {
-#ifdef HELIX_HAVE_CBLAS
-    int64_t mb = M < GEMM_MB ? M : GEMM_MB, f = 0;
-    if (tb != HELIX_F32) f += K * N;
-    if (ta != HELIX_F32) f += mb * K;
-    if (tc != HELIX_F32) f += mb * N;
-    return 4 * f;
-#else
-    (void)M; (void)N; (void)K; (void)ta; (void)tb; (void)tc;
-    return 0;
-#endif
+    return helix_gemm_pack_bytes(K, N, ta, tb) + helix_gemm_run_workspace_bytes(M, N, K, ta, tb, tc);
 }
 
-const char *helix_blas_name(void)
+/* rows [0, mb) of the f32 block c (ld) start as the bias or 0 */
+static void init_rows(float *c, int64_t ld, int64_t mb, int64_t N, const void *bias, helix_dtype tc)
 {
-#ifdef HELIX_HAVE_CBLAS
-    return "openblas";
-#else
-    return "portable";
-#endif
-}
-
-#ifdef HELIX_HAVE_CBLAS
-void helix_gemm(int64_t M, int64_t N, int64_t K, helix_dtype ta, const void *A, int64_t lda, helix_dtype tb,
-                const void *B, int64_t ldb, const void *bias, helix_dtype tc, void *C, int64_t ldc, void *work)
-{
-    helix_blas_init();
-    const size_t ea = helix_dtype_size(ta), eb = helix_dtype_size(tb), ec = helix_dtype_size(tc);
-    float *w = (float *)work;
-    const float *bf = (const float *)B;
-    int64_t ldbf = ldb;
-    if (tb != HELIX_F32) {
-        float *p = w;
-        for (int64_t k = 0; k < K; k++) helix_to_f32(tb, (const char *)B + (size_t)(k * ldb) * eb, p + k * N, N);
-        bf = p;
-        ldbf = N;
-        w += K * N;
-    }
-    float *af = NULL, *cf = NULL;
-    const int64_t mbmax = M < GEMM_MB ? M : GEMM_MB;       /* as helix_gemm_workspace_bytes */
-    if (ta != HELIX_F32) { af = w; w += mbmax * K; }
-    if (tc != HELIX_F32) { cf = w; }
-    for (int64_t m0 = 0; m0 < M; m0 += GEMM_MB) {
-        const int64_t mb = M - m0 < GEMM_MB ? M - m0 : GEMM_MB;
-        const float *a = (const float *)((const char *)A + (size_t)(m0 * lda) * ea);
-        int64_t ldaf = lda;
-        if (af) {
-            for (int64_t i = 0; i < mb; i++) helix_to_f32(ta, (const char *)A + (size_t)((m0 + i) * lda) * ea, af + i * K, K);
-            a = af;
-            ldaf = K;
-        }
-        float *c = cf ? cf : (float *)C + m0 * ldc;
-        int64_t ldcf = cf ? N : ldc;
-        float beta = 0.0f;
-        if (bias) {
-            for (int64_t i = 0; i < mb; i++) helix_to_f32(tc, bias, c + i * ldcf, N);
-            beta = 1.0f;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mb, (int)N, (int)K, 1.0f, a, (int)ldaf, bf,
-                    (int)ldbf, beta, c, (int)ldcf);
-        if (cf)
-            for (int64_t i = 0; i < mb; i++)
-                helix_from_f32(tc, cf + i * N, (char *)C + (size_t)((m0 + i) * ldc) * ec, N);
+    for (int64_t i = 0; i < mb; i++) {
+        if (bias) helix_to_f32(tc, bias, c + i * ld, N);
+        else memset(c + i * ld, 0, sizeof(float) * (size_t)N);
     }
 }
-#else
-#define MB 16
-#define NB 256
-#define KB 64
 
-void helix_gemm(int64_t M, int64_t N, int64_t K, helix_dtype ta, const void *A, int64_t lda, helix_dtype tb,
-                const void *B, int64_t ldb, const void *bias, helix_dtype tc, void *C, int64_t ldc, void *work)
+static void run_amx(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void *A, int64_t lda, const void *bias,
+                    helix_dtype tc, void *C, int64_t ldc, void *work)
 {
-    (void)work;
-    float acc[MB][NB], bf[KB][NB], af[MB][KB];
-    const size_t ea = helix_dtype_size(ta), eb = helix_dtype_size(tb), ec = helix_dtype_size(tc);
-    for (int64_t n0 = 0; n0 < N; n0 += NB) {
-        const int64_t nb = N - n0 < NB ? N - n0 : NB;
-        for (int64_t m0 = 0; m0 < M; m0 += MB) {
-            const int64_t mb = M - m0 < MB ? M - m0 : MB;
-            for (int64_t i = 0; i < mb; i++) {
-                if (bias) helix_to_f32(tc, (const char *)bias + (size_t)n0 * ec, acc[i], nb);
-                else memset(acc[i], 0, sizeof(float) * (size_t)nb);
+    const int64_t N = b->N, K = b->K, Kp = rup(K, 32), Np = rup(N, 32);
+    const int64_t mc = M < MC ? rup(M, 32) : MC;
+    int64_t a_bytes, c_bytes;
+    ws_layout(M, N, K, 1, tc, &a_bytes, &c_bytes);
+    uint16_t *ap = (uint16_t *)work;
+    float *cf = (float *)((char *)work + a_bytes);
+    const uint16_t *bp = (const uint16_t *)b->data;
+    (void)ta;
+    helix_amx_begin();
+    for (int64_t m0 = 0; m0 < M; m0 += mc) {
+        const int64_t mb = M - m0 < mc ? M - m0 : mc, mbp = rup(mb, 32);
+        init_rows(cf, Np, mb, N, bias, tc);
+        for (int64_t i = mb; i < mbp; i++) memset(cf + i * Np, 0, sizeof(float) * (size_t)Np);
+        for (int64_t k0 = 0; k0 < Kp; k0 += KC) {
+            const int64_t kb = Kp - k0 < KC ? Kp - k0 : KC;      /* multiple of 32 */
+            for (int64_t i = 0; i < mbp; i++) {                     /* A block, zero-padded */
+                uint16_t *d = ap + i * kb;
+                const int64_t valid = i < mb ? (K - k0 < kb ? K - k0 : kb) : 0;
+                if (valid > 0) memcpy(d, (const uint16_t *)A + (m0 + i) * lda + k0, (size_t)valid * 2);
+                memset(d + (valid > 0 ? valid : 0), 0, (size_t)(kb - (valid > 0 ? valid : 0)) * 2);
             }
-            for (int64_t k0 = 0; k0 < K; k0 += KB) {
-                const int64_t kb = K - k0 < KB ? K - k0 : KB;
-                for (int64_t k = 0; k < kb; k++)
-                    helix_to_f32(tb, (const char *)B + (size_t)((k0 + k) * ldb + n0) * eb, bf[k], nb);
-                for (int64_t i = 0; i < mb; i++)
-                    helix_to_f32(ta, (const char *)A + (size_t)((m0 + i) * lda + k0) * ea, af[i], kb);
-                for (int64_t i = 0; i < mb; i++) {
-                    float *ci = acc[i];
-                    for (int64_t k = 0; k < kb; k++) {
-                        const float av = af[i][k];
-                        const float *bk = bf[k];
-                        for (int64_t n = 0; n < nb; n++) ci[n] += av * bk[n];
-                    }
+            for (int64_t j0 = 0; j0 < Np; j0 += 32)
+                for (int64_t i0 = 0; i0 < mbp; i0 += 32)
+                    helix_amx_32x32(kb, ap + i0 * kb, kb, bp + j0 * Kp + k0 * 32, cf + i0 * Np + j0, Np);
+        }
+        for (int64_t i = 0; i < mb; i++)
+            helix_from_f32(tc, cf + i * Np, (char *)C + (size_t)((m0 + i) * ldc) * helix_dtype_size(tc), N);
+    }
+    helix_amx_end();
+}
+
+void helix_gemm_run(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void *A, int64_t lda, const void *bias,
+                    helix_dtype tc, void *C, int64_t ldc, void *work)
+{
+    if (M <= 0 || b->N <= 0) return;
+    if (b->amx) { run_amx(M, b, ta, A, lda, bias, tc, C, ldc, work); return; }
+    const helix_kern *kn = helix_kern_for(b->isa);
+    const int mr = kn->mr, nr = kn->nr;
+    const int64_t N = b->N, K = b->K, Np = rup(N, nr);
+    const int64_t mc = M < MC ? rup(M, 32) : MC;
+    int64_t a_bytes, c_bytes;
+    ws_layout(M, N, K, 0, tc, &a_bytes, &c_bytes);
+    float *ap = (float *)work;
+    float *cf = (float *)((char *)work + a_bytes);
+    float *edge = (float *)((char *)work + a_bytes + c_bytes);
+    const float *bp = (const float *)b->data;
+    const size_t ea = helix_dtype_size(ta);
+    for (int64_t m0 = 0; m0 < M; m0 += mc) {
+        const int64_t mb = M - m0 < mc ? M - m0 : mc;
+        float *c = tc == HELIX_F32 ? (float *)C + m0 * ldc : cf;
+        const int64_t ld = tc == HELIX_F32 ? ldc : rup(N, 32);
+        init_rows(c, ld, mb, N, bias, tc);
+        if (K == 0) goto out;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            const int64_t kb = K - k0 < KC ? K - k0 : KC;
+            helix_pack_a(kn, mb, kb, ta, (const char *)A + (size_t)(m0 * lda + k0) * ea, lda, 1.0f, ap);
+            for (int64_t j0 = 0; j0 < Np; j0 += nr) {
+                const float *bj = bp + j0 * K + k0 * nr;
+                const int64_t nj = N - j0 < nr ? N - j0 : nr;
+                for (int64_t i0 = 0; i0 < mb; i0 += mr) {
+                    const int64_t ni = mb - i0 < mr ? mb - i0 : mr;
+                    float *ct = c + i0 * ld + j0;
+                    if (ni == mr && nj == nr) { kn->ukr(kb, ap + i0 * kb, bj, ct, ld, 1); continue; }
+                    kn->ukr(kb, ap + i0 * kb, bj, edge, nr, 0);
+                    for (int64_t i = 0; i < ni; i++)
+                        for (int64_t j = 0; j < nj; j++) ct[i * ld + j] += edge[i * nr + j];
                 }
             }
-            for (int64_t i = 0; i < mb; i++)
-                helix_from_f32(tc, acc[i], (char *)C + (size_t)((m0 + i) * ldc + n0) * ec, nb);
         }
+    out:
+        if (tc != HELIX_F32)
+            for (int64_t i = 0; i < mb; i++)
+                helix_from_f32(tc, cf + i * ld, (char *)C + (size_t)((m0 + i) * ldc) * helix_dtype_size(tc), N);
     }
 }
-#endif
+
+void helix_gemm(int64_t M, int64_t N, int64_t K, helix_dtype ta, const void *A, int64_t lda, helix_dtype tb,
+                const void *B, int64_t ldb, const void *bias, helix_dtype tc, void *C, int64_t ldc, void *work)
+{
+    helix_gemm_b b;
+    helix_gemm_pack(K, N, ta, tb, B, ldb, work, &b);
+    helix_gemm_run(M, &b, ta, A, lda, bias, tc, C, ldc, (char *)work + helix_gemm_pack_bytes(K, N, ta, tb));
+}

@@ -1,0 +1,151 @@
+/* k_amx.c — the AMX-BF16 pieces (built with -mamx-tile -mamx-bf16
+ * -mavx512f -mavx512bw, called only when the CPU has AMX and Linux
+ * granted the tile state, see isa.c): one tile configuration, a 32 x 32
+ * f32 block product over 16 x 32 bf16 A tiles and pair-interleaved B
+ * tiles, and the B packing. f32 statistics and softmax stay on AVX-512. */
+#include "kern-impl.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tilecfg;
+
+/* Every tile 16 rows x 64 bytes: 0..3 the C block, 4..5 A, 6..7 B. The
+ * config is static: gcc 12 believes _tile_loadconfig reads 8 bytes and
+ * may drop stores to a stack copy (see NOTES.md). */
+static const tilecfg cfg = {
+    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0}, {16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0}};
+
+void helix_amx_begin(void) { _tile_loadconfig(&cfg); }
+void helix_amx_end(void) { _tile_release(); }
+
+void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc)
+{
+    const size_t sa = (size_t)lda * 2, sc = (size_t)ldc * 4;
+    _tile_loadd(0, c, sc);
+    _tile_loadd(1, c + 16, sc);
+    _tile_loadd(2, c + 16 * ldc, sc);
+    _tile_loadd(3, c + 16 * ldc + 16, sc);
+    for (int64_t k = 0; k < kc; k += 32, bp += 1024) {
+        _tile_loadd(4, a + k, sa);
+        _tile_loadd(5, a + 16 * lda + k, sa);
+        _tile_loadd(6, bp, 64);
+        _tile_loadd(7, bp + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, sc);
+    _tile_stored(1, c + 16, sc);
+    _tile_stored(2, c + 16 * ldc, sc);
+    _tile_stored(3, c + 16 * ldc + 16, sc);
+}
+
+static int64_t rup32(int64_t x) { return (x + 31) / 32 * 32; }
+
+int64_t helix_amx_packed_bytes(int64_t kc, int64_t n) { return 2 * rup32(kc) * rup32(n); }
+
+static inline uint16_t ld_bf16(helix_dtype t, const void *src, int64_t i)
+{
+    if (t == HELIX_BF16) { uint16_t v; memcpy(&v, (const char *)src + 2 * i, 2); return v; }
+    return helix_f32_to_bf16(helix_load(t, src, i));
+}
+
+/* dst[p][s][h][r][c][e] = B(k = 32s + 2r + e, j = 32p + 16h + c) */
+void helix_amx_pack_b(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t rs, int64_t cs, uint16_t *dst)
+{
+    const int64_t kp = rup32(kc), np = rup32(n);
+    for (int64_t p = 0; p < np / 32; p++)
+        for (int64_t s = 0; s < kp / 32; s++)
+            for (int h = 0; h < 2; h++) {
+                uint16_t *tile = dst + p * kp * 32 + s * 1024 + h * 512;
+                for (int r = 0; r < 16; r++)
+                    for (int c = 0; c < 16; c++)
+                        for (int e = 0; e < 2; e++) {
+                            const int64_t k = 32 * s + 2 * r + e, j = 32 * p + 16 * h + c;
+                            tile[r * 32 + c * 2 + e] = k < kc && j < n ? ld_bf16(t, src, k * rs + j * cs) : 0;
+                        }
+            }
+}
+
+/* ---- attention tiles from bf16 storage (full speed, no widening) ---- */
+
+static inline void ld_pair(const uint16_t *row, int64_t valid, uint16_t out[2])
+{
+    out[0] = valid > 0 ? row[0] : 0;
+    out[1] = valid > 1 ? row[1] : 0;
+}
+
+/* B(k = e, j = key) = K[key][e]: for each 16 x 16 block a transpose of
+ * 32-bit pairs (key rows hold e pairs contiguously). */
+void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst)
+{
+    const int64_t kp = rup32(w), np = rup32(nk);
+    for (int64_t p = 0; p < np / 32; p++)
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 16; c++) {
+                const int64_t key = 32 * p + 16 * h + c;
+                uint16_t *col = dst + p * kp * 32 + h * 512 + c * 2;
+                if (key >= nk) {
+                    for (int64_t s = 0; s < kp / 32; s++)
+                        for (int r = 0; r < 16; r++) { col[s * 1024 + r * 32] = 0; col[s * 1024 + r * 32 + 1] = 0; }
+                    continue;
+                }
+                const uint16_t *row = k + key * ld;
+                if (w % 32 == 0) {
+                    uint32_t pair;
+                    for (int64_t s = 0; s < kp / 32; s++)
+                        for (int r = 0; r < 16; r++) {
+                            memcpy(&pair, row + 32 * s + 2 * r, 4);
+                            memcpy(col + s * 1024 + r * 32, &pair, 4);
+                        }
+                } else {
+                    for (int64_t s = 0; s < kp / 32; s++)
+                        for (int r = 0; r < 16; r++) ld_pair(row + 32 * s + 2 * r, w - (32 * s + 2 * r), col + s * 1024 + r * 32);
+                }
+            }
+}
+
+/* B(k = key, j = e) = V[key][e]: each tile row interleaves two key rows. */
+void helix_amx_pack_v(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst)
+{
+    const int64_t kp = rup32(nk), np = rup32(w);
+    __m512i idx;
+    {
+        uint16_t ix[32];
+        for (int c = 0; c < 16; c++) { ix[2 * c] = (uint16_t)c; ix[2 * c + 1] = (uint16_t)(16 + c); }
+        idx = _mm512_loadu_si512(ix);
+    }
+    const __m256i z = _mm256_setzero_si256();
+    for (int64_t p = 0; p < np / 32; p++)
+        for (int64_t s = 0; s < kp / 32; s++)
+            for (int h = 0; h < 2; h++) {
+                uint16_t *tile = dst + p * kp * 32 + s * 1024 + h * 512;
+                const int64_t e0 = 32 * p + 16 * h, ne = w - e0 >= 16 ? 16 : (w - e0 > 0 ? w - e0 : 0);
+                const __mmask16 m = (__mmask16)((1u << ne) - 1);
+                for (int r = 0; r < 16; r++) {
+                    const int64_t k0 = 32 * s + 2 * r;
+                    const __m256i a = k0 < nk && ne ? _mm256_maskz_loadu_epi16(m, v + k0 * ld + e0) : z;
+                    const __m256i b = k0 + 1 < nk && ne ? _mm256_maskz_loadu_epi16(m, v + (k0 + 1) * ld + e0) : z;
+                    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+                    _mm512_storeu_si512(tile + r * 32, _mm512_permutexvar_epi16(idx, x));
+                }
+            }
+}
+
+/* f32 -> bf16, round to nearest even (vcvtneps2bf16) */
+void helix_amx_to_bf16(const float *src, uint16_t *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
+    }
+}

@@ -1,0 +1,134 @@
+/* k_avx2.c — the AVX2+FMA path (built with -mavx2 -mfma, called only
+ * when the CPU has them): a 6 x 16 micro-kernel (12 ymm accumulators,
+ * two B loads and one broadcast per step) and the softmax row, eight
+ * lanes at a time. */
+#include "kern-impl.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define MR 6
+#define NR 16
+
+static void ukr(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc)
+{
+    __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m256 a = _mm256_broadcast_ss(ap + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + i * ldc;
+        if (acc) {
+            c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
+            c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
+        }
+        _mm256_storeu_ps(ci, c0[i]);
+        _mm256_storeu_ps(ci + 8, c1[i]);
+    }
+}
+
+/* the same with A read in place, row-major: A(i, k) = a[i*lda + k] */
+static void ukr_rm(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
+{
+    __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a++, bp += NR) {
+        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m256 av = _mm256_broadcast_ss(a + i * lda);
+            c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + i * ldc;
+        if (acc) {
+            c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
+            c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
+        }
+        _mm256_storeu_ps(ci, c0[i]);
+        _mm256_storeu_ps(ci + 8, c1[i]);
+    }
+}
+
+static inline __m256 exp_neg8(__m256 v)
+{
+    const __m256 lo = _mm256_set1_ps(HELIX_EXP_LO);
+    const __m256 c = _mm256_max_ps(lo, v);               /* NaN in v stays NaN */
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(c, _mm256_set1_ps(HELIX_LOG2E)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(HELIX_LN2_HI), c);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(HELIX_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+    return _mm256_andnot_ps(_mm256_cmp_ps(v, lo, _CMP_LT_OQ), e);
+}
+
+static inline float hmax8(__m256 x)
+{
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
+}
+
+static inline float hsum8(__m256 x)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
+}
+
+static float softmax_row(float *s, int64_t n, float *m, float *l)
+{
+    int64_t j = 0;
+    __m256 mv = _mm256_set1_ps(*m);
+    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+    float mnew = hmax8(mv);
+    for (; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
+    if (mnew == -INFINITY) { memset(s, 0, sizeof(float) * (size_t)n); return 1.0f; }
+    const __m256 m8 = _mm256_set1_ps(mnew);
+    __m256 sv = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m8));
+        _mm256_storeu_ps(s + j, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float sum = hsum8(sv);
+    for (; j < n; j++) { s[j] = helix_exp_neg(s[j] - mnew); sum += s[j]; }
+    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    *l = *l * alpha + sum;
+    *m = mnew;
+    return alpha;
+}
+
+static void scale_row(float *x, int64_t n, float a)
+{
+    int64_t e = 0;
+    const __m256 a8 = _mm256_set1_ps(a);
+    for (; e + 8 <= n; e += 8) _mm256_storeu_ps(x + e, _mm256_mul_ps(_mm256_loadu_ps(x + e), a8));
+    for (; e < n; e++) x[e] *= a;
+}
+
+const helix_kern helix_kern_avx2 = {HELIX_ISA_AVX2, MR, NR, ukr, ukr_rm, softmax_row, scale_row, NULL};

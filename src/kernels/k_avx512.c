@@ -1,0 +1,179 @@
+/* k_avx512.c — the AVX-512 path (built with -mavx512f -mavx512bw
+ * -mavx512vl -mavx512dq, called only when the CPU has them): a 12 x 32
+ * micro-kernel (24 zmm accumulators, two B loads and twelve broadcasts per
+ * step) and the softmax row sixteen lanes at a time. */
+#include "kern-impl.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define MR 12
+#define NR 32
+
+static void ukr(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc)
+{
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            const __m512 a = _mm512_set1_ps(ap[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + i * ldc;
+        if (acc) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+        }
+        _mm512_storeu_ps(ci, c0[i]);
+        _mm512_storeu_ps(ci + 16, c1[i]);
+    }
+}
+
+/* the same with A read in place, row-major: A(i, k) = a[i*lda + k] */
+static void ukr_rm(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
+{
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a++, bp += NR) {
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            const __m512 av = _mm512_set1_ps(a[i * lda]);
+            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + i * ldc;
+        if (acc) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+        }
+        _mm512_storeu_ps(ci, c0[i]);
+        _mm512_storeu_ps(ci + 16, c1[i]);
+    }
+}
+
+static inline __m512 exp_neg16(__m512 v)
+{
+    const __m512 lo = _mm512_set1_ps(HELIX_EXP_LO);
+    const __m512 c = _mm512_max_ps(lo, v);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(HELIX_LOG2E)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(HELIX_LN2_HI), c);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(HELIX_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+    const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    /* v < lo (and -inf) gives 0; NaN compares false and stays NaN */
+    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), e);
+}
+
+static float softmax_row(float *s, int64_t n, float *m, float *l)
+{
+    int64_t j = 0;
+    __m512 mv = _mm512_set1_ps(*m);
+    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
+    float mnew = _mm512_reduce_max_ps(mv);
+    for (; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
+    if (mnew == -INFINITY) { memset(s, 0, sizeof(float) * (size_t)n); return 1.0f; }
+    const __m512 m16 = _mm512_set1_ps(mnew);
+    __m512 sv = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= n; j += 16) {
+        const __m512 e = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m16));
+        _mm512_storeu_ps(s + j, e);
+        sv = _mm512_add_ps(sv, e);
+    }
+    if (j < n) {
+        const __mmask16 t = (__mmask16)((1u << (n - j)) - 1);
+        const __m512 e = _mm512_maskz_mov_ps(t, exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), m16)));
+        _mm512_mask_storeu_ps(s + j, t, e);
+        sv = _mm512_add_ps(sv, e);
+    }
+    const float sum = _mm512_reduce_add_ps(sv);
+    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    *l = *l * alpha + sum;
+    *m = mnew;
+    return alpha;
+}
+
+static void scale_row(float *x, int64_t n, float a)
+{
+    int64_t e = 0;
+    const __m512 a16 = _mm512_set1_ps(a);
+    for (; e + 16 <= n; e += 16) _mm512_storeu_ps(x + e, _mm512_mul_ps(_mm512_loadu_ps(x + e), a16));
+    for (; e < n; e++) x[e] *= a;
+}
+
+/* 16 source values as f32 */
+static inline __m512 load16(helix_dtype t, const void *src, int64_t i)
+{
+    if (t == HELIX_F32) return _mm512_loadu_ps((const float *)src + i);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)src + i));
+    if (t == HELIX_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* B(k, j) = src[j*ld + k] into NR-column panels: 16 x 16 blocks are read
+ * as rows and transposed in registers (four stages of two-source
+ * permutes, each swapping sub-blocks of half the size); edges go
+ * element by element. */
+static void pack_bt(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst)
+{
+    static int init;
+    static int32_t ix[4][2][16];
+    if (!init) {
+        for (int s = 0; s < 4; s++) {
+            const int b = 8 >> s;
+            for (int e = 0; e < 16; e++) {
+                const int blk = e / (2 * b) * 2 * b, w = e % (2 * b);
+                ix[s][0][e] = w < b ? blk + w : 16 + blk + w - b;
+                ix[s][1][e] = w < b ? blk + b + w : 16 + blk + w;
+            }
+        }
+        init = 1;   /* the same values from every thread: a benign race */
+    }
+    const int64_t np = (n + NR - 1) / NR * NR;
+    for (int64_t j0 = 0; j0 < np; j0 += 16) {
+        float *pan = dst + (j0 / NR) * NR * kc + (j0 % NR);
+        for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+            if (j0 + 16 <= n && k0 + 16 <= kc) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) r[i] = load16(t, src, (j0 + i) * ld + k0);
+                for (int s = 0; s < 4; s++) {
+                    const int b = 8 >> s;
+                    const __m512i lo = _mm512_loadu_si512(ix[s][0]), hi = _mm512_loadu_si512(ix[s][1]);
+                    for (int i = 0; i < 16; i++) {
+                        if (i & b) continue;
+                        const __m512 x = r[i], y = r[i + b];
+                        r[i] = _mm512_permutex2var_ps(x, lo, y);
+                        r[i + b] = _mm512_permutex2var_ps(x, hi, y);
+                    }
+                }
+                for (int i = 0; i < 16; i++) _mm512_storeu_ps(pan + (k0 + i) * NR, r[i]);
+                continue;
+            }
+            for (int64_t k = k0; k < k0 + 16 && k < kc; k++)
+                for (int64_t j = j0; j < j0 + 16; j++)
+                    pan[k * NR + (j - j0)] = j < n ? helix_load(t, src, j * ld + k) : 0.0f;
+        }
+    }
+}
+
+const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_row, scale_row, pack_bt};

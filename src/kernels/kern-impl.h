@@ -1,0 +1,85 @@
+/* kern-impl.h — private: what each CPU path (isa.c) provides to the two
+ * drivers, gemm.c and attention.c. A path is a micro-kernel and two row
+ * helpers; the blocking, packing and threading are written once, in the
+ * drivers, in portable C.
+ *
+ * Micro-kernel: one MR x NR tile of C from packed panels,
+ *   C[i][j] (+)= sum_k ap[k*MR + i] * bp[k*NR + j],  0 <= k < kc
+ * (acc = 0 stores, acc = 1 adds to what C holds; ldc in floats). The
+ * drivers pad panels with zeros, so a kernel always computes a full tile;
+ * edges go through a scratch tile. */
+#ifndef HELIX_KERN_IMPL_H
+#define HELIX_KERN_IMPL_H
+
+#include "helix.h"
+
+#define HELIX_MR_MAX 16
+#define HELIX_NR_MAX 32
+
+typedef void (*helix_ukr_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc);
+/* the same with A unpacked, row-major (A(i, k) = a[i*lda + k]) */
+typedef void (*helix_ukr_rm_fn)(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc);
+
+typedef struct {
+    helix_isa isa;
+    int mr, nr;
+    helix_ukr_fn ukr;
+    helix_ukr_rm_fn ukr_rm;
+    /* online-softmax step on one row of scores; see attention.c */
+    float (*softmax_row)(float *s, int64_t n, float *m, float *l);
+    void (*scale_row)(float *x, int64_t n, float a);
+    /* optional: helix_pack_b with trans, for this path's NR */
+    void (*pack_bt)(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);
+} helix_kern;
+
+extern const helix_kern helix_kern_portable, helix_kern_avx2, helix_kern_avx512;
+/* The f32 table of a path (AMX uses the AVX-512 one for f32 and f16). */
+const helix_kern *helix_kern_for(helix_isa isa);
+
+/* e^x for x <= 0, the formula every path computes (attention.c):
+ * Cody-Waite reduction and a degree-6 polynomial, rel. error ~2e-7;
+ * below -87 (and -inf) exactly 0. */
+#define HELIX_EXP_LO (-87.0f)
+#define HELIX_LOG2E 1.44269504088896341f
+#define HELIX_LN2_HI 0.693145751953125f
+#define HELIX_LN2_LO 1.428606765330187e-06f
+float helix_exp_neg(float v);
+
+/* ---- AMX bf16 (k_amx.c); only called when helix_isa_supported(AMX) ---- */
+/* Tiles of 16 rows x 64 bytes; C blocks of 32 x 32 f32 (2 x 2 tiles).
+ * A is bf16 row-major (lda in elements, kc a multiple of 32, rows a
+ * multiple of 32); B is packed by helix_amx_pack_b: for each 32-column
+ * panel and 32-deep step, two 16 x 16 pair-interleaved (VNNI) tiles. */
+void helix_amx_begin(void);   /* load the tile configuration on this thread */
+void helix_amx_end(void);     /* release the tiles */
+/* C[32][32] (f32, ldc floats) += A[32][kc] * Bpanel[kc][32] */
+void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc);
+/* Bytes of one packed B of kc (rounded to 32) x n (rounded to 32). */
+int64_t helix_amx_packed_bytes(int64_t kc, int64_t n);
+/* element (k, j) of B is src[k*rs + j*cs] (storage type t), k < kc, j < n;
+ * zero padding to the rounded sizes. Panel p starts at p * kcp * 32. */
+void helix_amx_pack_b(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t rs, int64_t cs, uint16_t *dst);
+
+/* attention tiles from bf16 storage: K^T (k = e, j = key) and V (k = key,
+ * j = e) in the packed-B layout; f32 -> bf16 rounding to nearest even */
+void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst);
+void helix_amx_pack_v(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst);
+void helix_amx_to_bf16(const float *src, uint16_t *dst, int64_t n);
+
+/* ---- the drivers' shared pieces (gemm.c) ---- */
+/* A (rows x kc, element (i, k) = src[i*ld + k]) into MR-row panels,
+ * times scale; rows padded to MR with zeros. */
+void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld,
+                  float scale, float *dst);
+/* B (kc x n; element (k, j) = src[k*ld + j], or src[j*ld + k] with
+ * trans) into NR-column panels of depth kc, padded with zeros. */
+void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, int trans,
+                  float *dst);
+/* C (+)= A B over whole MR x NR tiles (C's buffer padded to them); _rm:
+ * A unpacked, row-major, its rows padded too. */
+void helix_tile_product_rm(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,
+                           const float *bp, float *c, int64_t ldc, int acc);
+void helix_tile_product(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *ap, const float *bp,
+                        float *c, int64_t ldc, int acc);
+
+#endif
