@@ -110,4 +110,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* "# cpu kernels: ..." — the path each kernel takes for dtype t */
+void cli_print_kernels(helix_dtype t);
+
 #endif

@@ -235,3 +235,10 @@ int cli_act(const char *s, helix_act *out)
     fprintf(stderr, "helix: --activation must be gelu, gelu-tanh or relu, got '%s'\n", s);
     return -1;
 }
+
+void cli_print_kernels(helix_dtype t)
+{
+    printf("# cpu kernels: %s path; attention %s: %s; projections %s: %s\n", helix_isa_name(helix_isa_current()),
+           helix_dtype_name(t), helix_kernel_path(HELIX_KERNEL_ATTENTION, t), helix_dtype_name(t),
+           helix_kernel_path(HELIX_KERNEL_GEMM, t));
+}

@@ -32,7 +32,9 @@ static const char *bench_help =
     "                 bf16/f16) and cuBLAS projections, TFLOP/s and % of the\n"
     "                 GPU's dense peak (HELIX_GPU_PEAK_F16 overrides)  [cpu]\n"
     "                 (cuda: --seq defaults to 8192; --threads is unused)\n"
-    "  --json FILE    also write the rows as JSON\n";
+    "  --json FILE    also write the rows as JSON\n"
+    "The CPU kernel path is the best this CPU's feature bits allow;\n"
+    "HELIX_CPU_ISA=portable|avx2|avx512|amx forces one (refused if the CPU lacks it).\n";
 
 int bench_cmp_d(const void *a, const void *b)
 {
@@ -56,6 +58,7 @@ typedef struct {
     int64_t heads, L, width, causal, M, K, N;
     double med_s, spread, gflops, pct;
     int64_t wrong;
+    const char *path;      /* "avx512", "amx", "openblas" ... */
 } row_t;
 
 /* ---------------------------------------------------------- attention */
@@ -125,8 +128,10 @@ static void bench_attention(row_t *r, int threads, int iters)
 typedef struct {
     const row_t *r;
     const void *A, *B;
+    const helix_gemm_b *packed;
     void *C, *ws;
     int64_t m0, m1;
+    int blas;
 } gemm_job;
 
 static void *gemm_run(void *arg)
@@ -134,12 +139,22 @@ static void *gemm_run(void *arg)
     gemm_job *j = (gemm_job *)arg;
     const row_t *r = j->r;
     const size_t es = helix_dtype_size(r->t);
-    helix_gemm(j->m1 - j->m0, r->N, r->K, r->t, (const char *)j->A + (size_t)(j->m0 * r->K) * es, r->K, r->t, j->B, r->N,
-               NULL, r->t, (char *)j->C + (size_t)(j->m0 * r->N) * es, r->N, j->ws);
+#ifdef HELIX_HAVE_CBLAS
+    if (j->blas) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(j->m1 - j->m0), (int)r->N, (int)r->K, 1.0f,
+                    (const float *)j->A + j->m0 * r->K, (int)r->K, (const float *)j->B, (int)r->N, 0.0f,
+                    (float *)j->C + j->m0 * r->N, (int)r->N);
+        return NULL;
+    }
+#endif
+    helix_gemm_run(j->m1 - j->m0, j->packed, r->t, (const char *)j->A + (size_t)(j->m0 * r->K) * es, r->K, NULL, r->t,
+                   (char *)j->C + (size_t)(j->m0 * r->N) * es, r->N, j->ws);
     return NULL;
 }
 
-static void bench_projection(row_t *r, int threads, int iters)
+/* blas: time OpenBLAS's cblas_sgemm on the same f32 data instead (one
+ * thread per caller, as helix's GEMM runs) */
+static void bench_projection(row_t *r, int threads, int iters, int blas)
 {
     const size_t es = helix_dtype_size(r->t);
     void *A = malloc((size_t)(r->M * r->K) * es), *B = malloc((size_t)(r->K * r->N) * es),
@@ -149,12 +164,16 @@ static void bench_projection(row_t *r, int threads, int iters)
     bench_fill(B, r->t, r->K * r->N, 5, Bf);
     gemm_job jobs[256];
     if (threads > 256) threads = 256;
+    /* the weight is packed once, as a shard is (not timed) */
+    helix_gemm_b packed;
+    void *pk = aligned_alloc(64, (size_t)helix_gemm_pack_bytes(r->K, r->N, r->t, r->t));
+    helix_gemm_pack(r->K, r->N, r->t, r->t, B, r->N, pk, &packed);
     for (int t = 0; t < threads; t++) {
         int64_t b, e;
         helix_split_range(r->M, threads, t, &b, &e);
-        jobs[t] = (gemm_job){r, A, B, C, NULL, b, e};
-        int64_t wsb = helix_gemm_workspace_bytes(e - b, r->N, r->K, r->t, r->t, r->t);
-        jobs[t].ws = wsb ? malloc((size_t)wsb) : NULL;
+        jobs[t] = (gemm_job){r, A, B, &packed, C, NULL, b, e, blas};
+        int64_t wsb = helix_gemm_run_workspace_bytes(e - b, r->N, r->K, r->t, r->t, r->t);
+        jobs[t].ws = aligned_alloc(64, (size_t)wsb);
     }
     double times[64];
     for (int it = -1; it < iters; it++) {
@@ -180,7 +199,7 @@ static void bench_projection(row_t *r, int threads, int iters)
         if (!(fabs(got - d) <= tol * mag)) r->wrong++;
     }
     for (int t = 0; t < threads; t++) free(jobs[t].ws);
-    free(A); free(B); free(C); free(Af); free(Bf);
+    free(pk); free(A); free(B); free(C); free(Af); free(Bf);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -228,24 +247,35 @@ int cmd_bench(int argc, char **argv)
     if (cuda) return bench_kernels_cuda(set_L || quick ? L : 8192, iters, quick, json);
     const int64_t M = quick ? 512 : 4096, K = quick ? 1024 : 8192, N = quick ? 256 : 512;
     char feat[256];
-    const char *isa;
-    double peak = cpu_fma_peak(&ci, (int)threads, 0.2, &isa);
+    const helix_isa isa = helix_isa_current();
+    const char *unit32 = "", *unit16 = "";
+    const double peak = cpu_path_peak(isa, HELIX_F32, (int)threads, 0.2, &unit32);
+    const double peak_amx = isa == HELIX_ISA_AMX ? cpu_path_peak(isa, HELIX_BF16, (int)threads, 0.2, &unit16) : 0;
     printf("# helix %s bench kernels\n# cpu: %s (%d logical CPUs); features: %s\n", HELIX_VERSION, ci.model, ci.cpus,
            cpu_features(&ci, feat, sizeof feat));
+    printf("# kernel path: %s (chosen from the CPU's feature bits%s; best here: %s)\n", helix_isa_name(isa),
+           getenv("HELIX_CPU_ISA") && *getenv("HELIX_CPU_ISA") ? ", forced by HELIX_CPU_ISA" : "",
+           helix_isa_name(helix_isa_best()));
+    for (int ti = 0; ti < 3; ti++) {
+        const helix_dtype t = ti == 0 ? HELIX_F32 : ti == 1 ? HELIX_BF16 : HELIX_F16;
+        printf("#   %-4s attention: %s; projection: %s\n", helix_dtype_name(t), helix_kernel_path(HELIX_KERNEL_ATTENTION, t),
+               helix_kernel_path(HELIX_KERNEL_GEMM, t));
+    }
 #ifdef HELIX_HAVE_CBLAS
-    printf("# blas: %s\n", openblas_get_config());
-#else
-    printf("# blas: portable C (no OpenBLAS in this build)\n");
+    printf("# beside it: OpenBLAS cblas_sgemm (%s; core it picked: %s) on the same f32 projection\n",
+           openblas_get_config(), openblas_get_corename());
 #endif
     printf("# threads per kernel: %lld; timed runs per row: %lld after one warm-up; median and (max-min)/median\n",
            (long long)threads, (long long)iters);
-    printf("# peak: f32 FMA with %lld threads = %.1f GFLOP/s (%s), measured in this run; f16/bf16 are widened to f32\n",
-           (long long)threads, peak / 1e9, isa);
+    printf("# peak, measured in this run with %lld threads: %s %.1f GFLOP/s", (long long)threads, unit32, peak / 1e9);
+    if (peak_amx > 0) printf("; %s %.1f GFLOP/s (the amx rows' peak)", unit16, peak_amx / 1e9);
+    printf("\n# %%peak: of the unit the row's path uses\n");
+    printf("# projection: the weight is packed once before timing, as a device packs its shards\n");
     printf("# FLOPs: attention 4*L^2*width per head (causal: half of it); projection 2*M*N*K\n");
     printf("# #wrong: values off a float64 computation on sampled rows (attention: 8 queries per head; projection: 64 outputs)\n#\n");
-    printf("# %-10s %-5s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "kernel", "dtype", "heads", "L", "width",
-           "causal", "M", "K", "N", "time_ms", "spread", "GFLOP/s", "%peak", "#wrong");
-    printf("# %-10s %-5s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "", "", "", "", "", "", "", "", "",
+    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "kernel", "dtype", "path", "heads", "L",
+           "width", "causal", "M", "K", "N", "time_ms", "spread", "GFLOP/s", "%peak", "#wrong");
+    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "", "", "", "", "", "", "", "", "", "",
            "(median)", "(%)", "", "", "");
     row_t rows[32];
     int nr = 0;
@@ -260,21 +290,27 @@ int cmd_bench(int argc, char **argv)
                 fprintf(stderr, "  running attention %s width %lld %s...\n", helix_dtype_name(r->t), (long long)r->width,
                         causal ? "causal" : "");
                 bench_attention(r, (int)threads, (int)iters);
-                r->pct = 100 * r->gflops * 1e9 / peak;
-                printf("  %-10s %-5s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
-                       helix_dtype_name(r->t), (long long)r->heads, (long long)r->L, (long long)r->width,
+                r->path = isa == HELIX_ISA_AMX && r->t != HELIX_BF16 ? "avx512" : helix_isa_name(isa);
+                r->pct = 100 * r->gflops * 1e9 / (isa == HELIX_ISA_AMX && r->t == HELIX_BF16 ? peak_amx : peak);
+                printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
+                       helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L, (long long)r->width,
                        causal ? "yes" : "no", "-", "-", "-", 1e3 * r->med_s, r->spread, r->gflops, r->pct, (long long)r->wrong);
                 fflush(stdout);
             }
-    for (int ti = 0; ti < 3; ti++) {
+    for (int ti = 0; ti < 4; ti++) {
+        const int blas = ti == 3;
+#ifndef HELIX_HAVE_CBLAS
+        if (blas) break;
+#endif
         row_t *r = &rows[nr++];
         memset(r, 0, sizeof *r);
-        r->kernel = "projection"; r->t = types[ti]; r->M = M; r->K = K; r->N = N;
-        fprintf(stderr, "  running projection %s...\n", helix_dtype_name(r->t));
-        bench_projection(r, (int)threads, (int)iters);
-        r->pct = 100 * r->gflops * 1e9 / peak;
-        printf("  %-10s %-5s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
-               helix_dtype_name(r->t), "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,
+        r->kernel = "projection"; r->t = blas ? HELIX_F32 : types[ti]; r->M = M; r->K = K; r->N = N;
+        r->path = blas ? "openblas" : isa == HELIX_ISA_AMX && r->t != HELIX_BF16 ? "avx512" : helix_isa_name(isa);
+        fprintf(stderr, "  running projection %s%s...\n", helix_dtype_name(r->t), blas ? " (OpenBLAS)" : "");
+        bench_projection(r, (int)threads, (int)iters, blas);
+        r->pct = 100 * r->gflops * 1e9 / (!blas && isa == HELIX_ISA_AMX && r->t == HELIX_BF16 ? peak_amx : peak);
+        printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
+               helix_dtype_name(r->t), r->path, "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,
                r->spread, r->gflops, r->pct, (long long)r->wrong);
     }
     int64_t wrong = 0;
@@ -289,12 +325,14 @@ int cmd_bench(int argc, char **argv)
         jw j;
         if (jw_open(&j, json)) return EXIT_RUNTIME;
         jw_obj(&j, NULL);
-        jw_str(&j, "cpu", ci.model); jw_int(&j, "threads", threads); jw_num(&j, "peak_flops", peak);
+        jw_str(&j, "cpu", ci.model); jw_int(&j, "threads", threads); jw_str(&j, "isa", helix_isa_name(isa));
+        jw_num(&j, "peak_flops", peak); jw_str(&j, "peak_unit", unit32);
+        if (peak_amx > 0) jw_num(&j, "peak_amx_bf16_flops", peak_amx);
         jw_arr(&j, "rows");
         for (int k = 0; k < nr; k++) {
             row_t *r = &rows[k];
             jw_obj(&j, NULL);
-            jw_str(&j, "kernel", r->kernel); jw_str(&j, "dtype", helix_dtype_name(r->t));
+            jw_str(&j, "kernel", r->kernel); jw_str(&j, "dtype", helix_dtype_name(r->t)); jw_str(&j, "path", r->path);
             jw_int(&j, "heads", r->heads); jw_int(&j, "L", r->L); jw_int(&j, "width", r->width);
             jw_bool(&j, "causal", (int)r->causal); jw_int(&j, "M", r->M); jw_int(&j, "K", r->K); jw_int(&j, "N", r->N);
             jw_num(&j, "time_s", r->med_s); jw_num(&j, "spread_pct", r->spread); jw_num(&j, "gflops", r->gflops);

@@ -18,29 +18,34 @@ static const char *calibrate_help =
     "usage: helix calibrate [--out FILE] [--seconds S]\n"
     "\n"
     "Measures, for 1..all cores: the f32 FMA peak (AVX-512 or AVX2, whichever\n"
-    "the CPU has), the triad memory bandwidth, and lists the 16-bit units\n"
-    "(AVX512-FP16, AVX512-BF16, AMX-BF16); then, for one device (thread), the\n"
-    "rates the projection GEMM and the attention kernel reach and the in-process\n"
-    "broadcast latency and bandwidth. --out writes them as the hardware\n"
-    "description the planner reads (helix plan --hardware FILE).\n"
+    "the CPU has) and the triad memory bandwidth; the peak of every unit present\n"
+    "(AVX2 and AVX-512 f32 FMA, AVX512-BF16 vdpbf16ps, AMX-BF16 tiles); then, for\n"
+    "one device (thread), the rates helix's own projection GEMM (f32, bf16, f16)\n"
+    "and attention kernel reach on the kernel path this CPU takes, and the\n"
+    "in-process broadcast latency and bandwidth. --out writes them as the\n"
+    "hardware description the planner reads (helix plan --hardware FILE).\n"
     "  --out FILE     hardware description to write        [print only]\n"
     "  --seconds S    time per FMA measurement, 0 < S <= 60 [0.3]\n";
 
-static double gemm_rate(int64_t M, int64_t N, int64_t K)
+/* helix_gemm with storage type t, one thread, B packed on every call as
+ * the executor does today */
+static double gemm_rate(int64_t M, int64_t N, int64_t K, helix_dtype t)
 {
-    float *a = calloc((size_t)(M * K), 4), *b = calloc((size_t)(K * N), 4), *c = calloc((size_t)(M * N), 4);
-    if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
-    for (int64_t k = 0; k < M * K; k++) a[k] = (float)(k % 7) * 0.1f;
-    for (int64_t k = 0; k < K * N; k++) b[k] = (float)(k % 5) * 0.1f;
-    helix_gemm(M, N, K, HELIX_F32, a, K, HELIX_F32, b, N, NULL, HELIX_F32, c, N, NULL);
+    const size_t es = helix_dtype_size(t);
+    char *a = calloc((size_t)(M * K), es), *b = calloc((size_t)(K * N), es), *c = calloc((size_t)(M * N), es);
+    void *ws = aligned_alloc(64, (size_t)helix_gemm_workspace_bytes(M, N, K, t, t, t));
+    if (!a || !b || !c || !ws) { free(a); free(b); free(c); free(ws); return 0; }
+    for (int64_t k = 0; k < M * K; k++) { float v = (float)(k % 7) * 0.1f; helix_from_f32(t, &v, a + (size_t)k * es, 1); }
+    for (int64_t k = 0; k < K * N; k++) { float v = (float)(k % 5) * 0.1f; helix_from_f32(t, &v, b + (size_t)k * es, 1); }
+    helix_gemm(M, N, K, t, a, K, t, b, N, NULL, t, c, N, ws);
     double best = 1e30;
     for (int it = 0; it < 5; it++) {
         double t0 = cli_now();
-        helix_gemm(M, N, K, HELIX_F32, a, K, HELIX_F32, b, N, NULL, HELIX_F32, c, N, NULL);
+        helix_gemm(M, N, K, t, a, K, t, b, N, NULL, t, c, N, ws);
         double t = cli_now() - t0;
         if (t < best) best = t;
     }
-    free(a); free(b); free(c);
+    free(a); free(b); free(c); free(ws);
     return 2.0 * (double)(M * N * K) / best;
 }
 
@@ -156,8 +161,8 @@ int cmd_calibrate(int argc, char **argv)
     cpu_info ci;
     cpu_detect(&ci);
     char feat[256];
-    printf("# helix %s calibrate\n# cpu: %s, %d logical CPUs\n# features: %s\n# blas: %s\n", HELIX_VERSION, ci.model,
-           ci.cpus, cpu_features(&ci, feat, sizeof feat), helix_blas_name());
+    printf("# helix %s calibrate\n# cpu: %s, %d logical CPUs\n# features: %s\n# kernels: %s path\n", HELIX_VERSION, ci.model,
+           ci.cpus, cpu_features(&ci, feat, sizeof feat), helix_isa_name(helix_isa_current()));
     printf("#\n# %7s %18s %14s %14s\n", "threads", "fp32_fma", "fp32_GFLOP/s", "triad_GB/s");
     double peak1 = 0, peakn = 0, bw1 = 0, bwn = 0;
     const char *isa = "none";
@@ -169,13 +174,24 @@ int cmd_calibrate(int argc, char **argv)
     }
     printf("#\n# 16-bit units: avx512_fp16 %s, avx512_bf16 %s, amx_bf16 %s\n", ci.avx512fp16 ? "present" : "absent",
            ci.avx512bf16 ? "present" : "absent", ci.amx_bf16 ? "present" : "absent");
-    if (!ci.amx_bf16 && !ci.avx512fp16)
-        printf("# this CPU has no 16-bit matrix unit: f16/bf16 run through the f32 path (widened), so their peak is "
-               "the fp32 peak\n");
-    else
-        printf("# note: helix does not use the 16-bit units yet; f16/bf16 are widened to f32\n");
+    /* every unit this CPU has, operands in registers, 1 and all threads */
+    printf("# %-16s %14s %14s\n", "unit", "1 thread", "all threads");
+    static const char *unit_names[4] = {"avx2 f32 FMA", "avx512 f32 FMA", "avx512_bf16 dp", "amx_bf16 tiles"};
+    double amx1 = 0;
+    for (int u = 0; u < 4; u++) {
+        const double p1 = cpu_unit_peak((cpu_unit)u, 1, secs);
+        if (p1 <= 0) { printf("  %-16s %14s %14s\n", unit_names[u], "absent", "absent"); continue; }
+        const double pn = ci.cpus > 1 ? cpu_unit_peak((cpu_unit)u, ci.cpus, secs) : p1;
+        printf("  %-16s %9.1f GF/s %9.1f GF/s\n", unit_names[u], p1 / 1e9, pn / 1e9);
+        if (u == CPU_UNIT_AMX_BF16) amx1 = p1;
+    }
+    const helix_isa kisa = helix_isa_current();
+    printf("# kernel path %s: f32 %s; bf16 %s; f16 %s\n", helix_isa_name(kisa), helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_F32),
+           helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_BF16), helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_F16));
     /* what the kernels reach on one device (one thread), as fractions of that peak */
-    double gemm1 = gemm_rate(1024, 512, 1024), gemm2 = gemm_rate(1024, 64, 256);
+    double gemm1 = gemm_rate(1024, 512, 1024, HELIX_F32), gemm2 = gemm_rate(1024, 64, 256, HELIX_F32);
+    /* 16-bit: the f32 peak scaled by how much faster the 16-bit GEMM runs at the same shape */
+    const double gbf16 = gemm_rate(1024, 512, 1024, HELIX_BF16), gf16 = gemm_rate(1024, 512, 1024, HELIX_F16);
     double attn1 = attn_rate(64), attn2 = attn_rate(16);
     /* efficiency e*s/(s + half) through the two points (s = 512, 64; width 64, 16) */
     double gh = 512.0 * 64 * (gemm2 - gemm1) / (gemm1 * 64 - gemm2 * 512), ah = 64.0 * 16 * (attn2 - attn1) / (attn1 * 16 - attn2 * 64);
@@ -188,6 +204,9 @@ int cmd_calibrate(int argc, char **argv)
     inproc_link(&lat, &bw);
     printf("#\n# one device (thread): GEMM 1024x512x1024 %.1f GFLOP/s, 1024x64x256 %.1f; attention width 64 %.1f GFLOP/s, "
            "width 16 %.1f\n", gemm1 / 1e9, gemm2 / 1e9, attn1 / 1e9, attn2 / 1e9);
+    printf("# one device, GEMM 1024x512x1024 in bf16 %.1f GFLOP/s (%.1f %% of %s), f16 %.1f\n", gbf16 / 1e9,
+           amx1 > 0 && kisa == HELIX_ISA_AMX ? 100 * gbf16 / amx1 : 100 * gbf16 / peak1,
+           amx1 > 0 && kisa == HELIX_ISA_AMX ? "the AMX peak" : "the f32 peak", gf16 / 1e9);
     printf("# in-process broadcast between 2 devices: latency %.2f us, bandwidth %.2f GB/s\n", lat * 1e6, bw / 1e9);
     int64_t avail = cli_mem_available();
     helix_wfile w;
@@ -199,13 +218,16 @@ int cmd_calibrate(int argc, char **argv)
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
     if (!out) printf("#\n# hardware description (--out FILE writes it):\n");
     fprintf(f, "# helix hardware description: measured by 'helix calibrate' on %s\n", date);
-    fprintf(f, "# cpu: %s, %d logical CPUs, %s; blas: %s\n", ci.model, ci.cpus, isa, helix_blas_name());
+    fprintf(f, "# cpu: %s, %d logical CPUs, %s; kernels: %s path\n", ci.model, ci.cpus, isa, helix_isa_name(helix_isa_current()));
     fprintf(f, "# one device = one in-process grid thread or one MPI rank, all on this host\n");
     fprintf(f, "name = this-machine\n");
     fprintf(f, "devices_per_node = 4096        # every rank on this one host\n");
     fprintf(f, "flops_f32 = %.4g              # one device: f32 FMA loop, 1 thread\n", peak1);
-    fprintf(f, "flops_f16 = %.4g              # %s\n", peak1, ci.avx512fp16 ? "widened to f32 (AVX512-FP16 unused)" : "no 16-bit unit: widened to f32");
-    fprintf(f, "flops_bf16 = %.4g             # %s\n", peak1, ci.amx_bf16 ? "widened to f32 (AMX unused)" : "no 16-bit unit: widened to f32");
+    const double r16 = gemm1 > 0 ? gf16 / gemm1 : 1, rb16 = gemm1 > 0 ? gbf16 / gemm1 : 1;
+    fprintf(f, "flops_f16 = %.4g              # f32 peak x %.2f, the f16/f32 GEMM rate ratio here (%s)\n", peak1 * r16, r16,
+            helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_F16));
+    fprintf(f, "flops_bf16 = %.4g             # f32 peak x %.2f, the bf16/f32 GEMM rate ratio here (%s)\n", peak1 * rb16, rb16,
+            helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_BF16));
     fprintf(f, "parallel = %.3g                # devices at full rate at once: FMA peak all cores / 1 thread\n", peakn / peak1);
     fprintf(f, "eff_gemm = %.3f               # helix_gemm f32, 1 thread: %.3g FLOP/s at 1024x512x1024, %.3g at 1024x64x256\n", eg, gemm1, gemm2);
     fprintf(f, "gemm_half = %.4g                # ... fitted to e*s/(s + half), s = smallest dimension\n", gh);

@@ -495,6 +495,7 @@ int cmd_layouts(int argc, char **argv)
                (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn, (long long)mc.layers,
                (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " causal" : "",
                mc.bias ? " bias" : "", helix_norm_name(mc.norm), helix_act_name(mc.act), flops / 1e9);
+        cli_print_kernels(mc.dtype);
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
         printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n", mbs ? "--microbatches" : "B");

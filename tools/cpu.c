@@ -78,8 +78,56 @@ __attribute__((target("avx512f"))) static double fma_avx512(long iters)
     return s;
 }
 
+/* AVX512-BF16: vdpbf16ps, 16 lanes x 2 products x 2 FLOPs per instruction. */
+__attribute__((target("avx512f,avx512bf16"))) static double dpbf16_loop(long iters)
+{
+    __m512 a[12];
+    const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3380);
+    for (int k = 0; k < 12; k++) a[k] = _mm512_set1_ps((float)k);
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++) a[k] = _mm512_dpbf16_ps(a[k], x, y);
+    float s = 0;
+    for (int k = 0; k < 12; k++) s += _mm512_reduce_add_ps(a[k]);
+    return s;
+}
+
+/* AMX-BF16: tdpbf16ps on tiles that stay in registers, 16 x 16 x 32 x 2
+ * FLOPs each; four accumulators so consecutive products are independent. */
 typedef struct {
-    int wide;
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+static const amx_cfg amx_peak_cfg = {1, 0, {0}, {64, 64, 64, 64, 64, 64, 0}, {16, 16, 16, 16, 16, 16, 0}};
+
+__attribute__((target("amx-tile,amx-bf16"))) static double amx_loop(long iters)
+{
+    static const uint16_t zero[16 * 32];
+    _tile_loadconfig(&amx_peak_cfg);
+    for (int t = 0; t < 6; t++) {
+        switch (t) {   /* tile numbers are immediates */
+        case 0: _tile_zero(0); break;
+        case 1: _tile_zero(1); break;
+        case 2: _tile_zero(2); break;
+        case 3: _tile_zero(3); break;
+        case 4: _tile_loadd(4, zero, 64); break;
+        default: _tile_loadd(5, zero, 64); break;
+        }
+    }
+    for (long i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 5);
+        _tile_dpbf16ps(1, 4, 5);
+        _tile_dpbf16ps(2, 4, 5);
+        _tile_dpbf16ps(3, 4, 5);
+    }
+    static float out[16 * 16];
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return out[0];
+}
+
+typedef struct {
+    int wide;      /* 0 avx2 FMA, 1 avx512 FMA, 2 vdpbf16ps, 3 AMX */
     long iters;
 } fma_job;
 
@@ -89,18 +137,16 @@ static volatile double fma_sink;
 static void *fma_run(void *arg)
 {
     fma_job *j = (fma_job *)arg;
-    fma_sink = j->wide ? fma_avx512(j->iters) : fma_avx2(j->iters);
+    fma_sink = j->wide == 3 ? amx_loop(j->iters) : j->wide == 2 ? dpbf16_loop(j->iters)
+             : j->wide ? fma_avx512(j->iters) : fma_avx2(j->iters);
     return NULL;
 }
 
-double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa)
+static double unit_peak(int wide, int threads, double seconds)
 {
-    int wide = c->avx512f;
-    if (!wide && !(c->avx2 && c->fma)) { *isa = "none"; return 0; }
-    *isa = wide ? "avx512f" : "avx2+fma";
-    const double flops_per_iter = 12.0 * (wide ? 16 : 8) * 2;
+    const double flops_per_iter = wide == 3 ? 4.0 * 16 * 16 * 32 * 2 : wide == 2 ? 12.0 * 16 * 4 : 12.0 * (wide ? 16 : 8) * 2;
     /* size the loop from a short trial */
-    long iters = 1 << 20;
+    long iters = wide == 3 ? 1 << 14 : 1 << 20;
     double t0 = cli_now();
     fma_job trial = {wide, iters};
     fma_run(&trial);
@@ -124,6 +170,37 @@ double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char *
         if (r > best) best = r;
     }
     return best;
+}
+
+double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa)
+{
+    int wide = c->avx512f;
+    if (!wide && !(c->avx2 && c->fma)) { *isa = "none"; return 0; }
+    *isa = wide ? "avx512f" : "avx2+fma";
+    return unit_peak(wide, threads, seconds);
+}
+
+double cpu_unit_peak(cpu_unit u, int threads, double seconds)
+{
+    const helix_cpu_features *f = helix_cpu_features_get();
+    switch (u) {
+    case CPU_UNIT_AVX2_FMA: return f->avx2 && f->fma ? unit_peak(0, threads, seconds) : 0;
+    case CPU_UNIT_AVX512_FMA: return f->avx512f ? unit_peak(1, threads, seconds) : 0;
+    case CPU_UNIT_AVX512_BF16: return f->avx512f && f->avx512bf16 ? unit_peak(2, threads, seconds) : 0;
+    case CPU_UNIT_AMX_BF16: return helix_isa_supported(HELIX_ISA_AMX) ? unit_peak(3, threads, seconds) : 0;
+    }
+    return 0;
+}
+
+double cpu_path_peak(helix_isa isa, helix_dtype t, int threads, double seconds, const char **unit)
+{
+    if (isa == HELIX_ISA_AMX && t == HELIX_BF16) { *unit = "AMX-BF16 tiles"; return cpu_unit_peak(CPU_UNIT_AMX_BF16, threads, seconds); }
+    if (isa >= HELIX_ISA_AVX512) { *unit = "AVX-512 f32 FMA"; return cpu_unit_peak(CPU_UNIT_AVX512_FMA, threads, seconds); }
+    if (isa == HELIX_ISA_AVX2) { *unit = "AVX2 f32 FMA"; return cpu_unit_peak(CPU_UNIT_AVX2_FMA, threads, seconds); }
+    /* portable C has no FMA of its own: measured against the CPU's widest */
+    const helix_cpu_features *f = helix_cpu_features_get();
+    *unit = f->avx512f ? "AVX-512 f32 FMA (the CPU's; portable C does not reach it)" : "AVX2 f32 FMA (the CPU's; portable C does not reach it)";
+    return cpu_unit_peak(f->avx512f ? CPU_UNIT_AVX512_FMA : CPU_UNIT_AVX2_FMA, threads, seconds);
 }
 
 typedef struct {

@@ -3,6 +3,8 @@
 #ifndef HELIX_CPU_H
 #define HELIX_CPU_H
 
+#include "helix.h"
+
 typedef struct {
     char model[128];
     int avx2, fma, avx512f, avx512bf16, avx512fp16, amx_bf16, amx_tile;
@@ -15,6 +17,12 @@ const char *cpu_features(const cpu_info *c, char *buf, int n);
 /* Peak f32 FMA FLOP/s with `threads` threads running at once (widest of
  * AVX-512 / AVX2 that the CPU has); 0 if neither. *isa names it. */
 double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa);
+typedef enum { CPU_UNIT_AVX2_FMA, CPU_UNIT_AVX512_FMA, CPU_UNIT_AVX512_BF16, CPU_UNIT_AMX_BF16 } cpu_unit;
+/* Peak FLOP/s of one unit with `threads` threads at once, operands in
+ * registers; 0 when the CPU lacks it. */
+double cpu_unit_peak(cpu_unit u, int threads, double seconds);
+/* The peak of the unit a kernel path uses for dtype t (*unit names it). */
+double cpu_path_peak(helix_isa isa, helix_dtype t, int threads, double seconds, const char **unit);
 /* Triad a = b + s*c bandwidth in bytes/s (3 arrays of `bytes` each). */
 double cpu_triad_bw(int threads, long bytes, int reps);
 

@@ -51,6 +51,11 @@ int main(int argc, char **argv)
         while (mv[n] && mv[n] != ',' && mv[n] != '\n') n++;
         if (helix_mpi_built()) printf("engines: inproc, mpi (%.*s)\n", n, mv);
         else printf("engines: inproc (MPI not built)\n");
+        helix_isa isa;
+        helix_err ierr = {{0}};
+        const helix_status ist = helix_isa_select(&isa, &ierr);
+        printf("cpu kernels: %s path (best on this CPU: %s; HELIX_CPU_ISA=portable|avx2|avx512|amx forces one)%s%s\n",
+               helix_isa_name(isa), helix_isa_name(helix_isa_best()), ist ? "; " : "", ist ? ierr.msg : "");
         printf("gpu path: %s\n", helix_cuda_built() ? "CUDA + cuBLAS + NCCL built in" : "not built (no CUDA toolkit found)");
         return finish(EXIT_OK);
     }
@@ -58,6 +63,11 @@ int main(int argc, char **argv)
     if (cli_stderr_fd < 0) cli_stderr_fd = 2;
     signal(SIGXFSZ, SIG_IGN);        /* past a file-size limit, write() fails (EFBIG) and we say so */
     cli_json_to_stdout_only(argc, argv);
+    helix_err ierr = {{0}};
+    if (helix_isa_select(NULL, &ierr)) {   /* a path forced that this CPU lacks: say so, never fall back */
+        fprintf(stderr, "helix: %s\n", ierr.msg);
+        return EXIT_USAGE;
+    }
     int rc;
     if (!strcmp(cmd, "run")) rc = cmd_run(argc - 1, argv + 1);
     else if (!strcmp(cmd, "inspect")) rc = cmd_inspect(argc - 1, argv + 1);

@@ -90,7 +90,7 @@ double run_kernels_alone(const helix_plan *p, int threads, int reps)
         w->q = calloc((size_t)qn, es); w->k = calloc((size_t)qn, es); w->v = calloc((size_t)qn, es);
         w->o = calloc((size_t)qn, es);
         w->part = calloc((size_t)(BL * D), es);
-        w->gws = gws ? malloc((size_t)gws) : NULL;
+        w->gws = gws ? aligned_alloc(64, (size_t)((gws + 63) / 64 * 64)) : NULL;
         w->aws = aligned_alloc(64, (size_t)((aws + 63) / 64 * 64));
         ok = w->x && w->w && w->q && w->k && w->v && w->o && w->part && (!gws || w->gws) && w->aws;
         /* small non-zero values, so nothing runs on denormals or zeros only */

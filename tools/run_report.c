@@ -26,6 +26,7 @@ void run_print_header(const run_opts *o, const helix_plan *plan, const char *eng
            (long long)cfg->heads, (long long)cfg->head_dim, (long long)plan->D, (long long)cfg->batch,
            (long long)cfg->seq, helix_dtype_name(cfg->dtype), cfg->causal ? "yes" : "no",
            cfg->out_proj ? "yes" : "no", cfg->bias ? "yes" : "no", plan->scale);
+    cli_print_kernels(cfg->dtype);
     if (cfg->kv_len) {
         printf("# key padding: keys seen per batch row");
         for (int64_t b = 0; b < cfg->batch && b < 16; b++) printf(" %lld", (long long)cfg->kv_len[b]);
