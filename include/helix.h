@@ -246,9 +246,9 @@ helix_status helix_isa_select(helix_isa *isa, helix_err *err);
 helix_isa helix_isa_current(void);
 /* Switch paths in this process (benchmarks, tests); not while kernels run. */
 helix_status helix_isa_force(helix_isa isa);
-typedef enum { HELIX_KERNEL_ATTENTION, HELIX_KERNEL_GEMM } helix_kernel_kind;
-/* What a kernel runs for dtype t on the current path, in words. */
-const char *helix_kernel_path(helix_kernel_kind k, helix_dtype t);
+/* What the kernels (attention and GEMM alike) run for dtype t on the
+ * current path, in words. */
+const char *helix_kernel_path(helix_dtype t);
 
 /* ---------------------------------------------------------------- kernel */
 
@@ -294,8 +294,8 @@ int64_t helix_gemm_workspace_bytes(int64_t M, int64_t N, int64_t K, helix_dtype 
 typedef struct {
     int64_t K, N;
     helix_dtype tb;
-    helix_isa isa;
-    int nr, amx;
+    helix_isa isa;            /* the micro-kernel's panel width follows from it */
+    int amx;
     void *data;
 } helix_gemm_b;
 int64_t helix_gemm_pack_bytes(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb);

@@ -239,6 +239,6 @@ int cli_act(const char *s, helix_act *out)
 void cli_print_kernels(helix_dtype t)
 {
     printf("# cpu kernels: %s path; attention %s: %s; projections %s: %s\n", helix_isa_name(helix_isa_current()),
-           helix_dtype_name(t), helix_kernel_path(HELIX_KERNEL_ATTENTION, t), helix_dtype_name(t),
-           helix_kernel_path(HELIX_KERNEL_GEMM, t));
+           helix_dtype_name(t), helix_kernel_path(t), helix_dtype_name(t),
+           helix_kernel_path(t));
 }

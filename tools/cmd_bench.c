@@ -61,6 +61,12 @@ typedef struct {
     const char *path;      /* "avx512", "amx", "openblas" ... */
 } row_t;
 
+/* The path a row's kernel takes: AMX only for bf16, AVX-512 for the rest. */
+static const char *row_path(helix_isa isa, helix_dtype t)
+{
+    return isa == HELIX_ISA_AMX && t != HELIX_BF16 ? helix_isa_name(HELIX_ISA_AVX512) : helix_isa_name(isa);
+}
+
 /* ---------------------------------------------------------- attention */
 
 static int64_t check_attention(const helix_attn_args *a, const float *q, const float *k, const float *v)
@@ -258,8 +264,8 @@ int cmd_bench(int argc, char **argv)
            helix_isa_name(helix_isa_best()));
     for (int ti = 0; ti < 3; ti++) {
         const helix_dtype t = ti == 0 ? HELIX_F32 : ti == 1 ? HELIX_BF16 : HELIX_F16;
-        printf("#   %-4s attention: %s; projection: %s\n", helix_dtype_name(t), helix_kernel_path(HELIX_KERNEL_ATTENTION, t),
-               helix_kernel_path(HELIX_KERNEL_GEMM, t));
+        printf("#   %-4s attention: %s; projection: %s\n", helix_dtype_name(t), helix_kernel_path(t),
+               helix_kernel_path(t));
     }
 #ifdef HELIX_HAVE_CBLAS
     printf("# beside it: OpenBLAS cblas_sgemm (%s; core it picked: %s) on the same f32 projection\n",
@@ -290,8 +296,8 @@ int cmd_bench(int argc, char **argv)
                 fprintf(stderr, "  running attention %s width %lld %s...\n", helix_dtype_name(r->t), (long long)r->width,
                         causal ? "causal" : "");
                 bench_attention(r, (int)threads, (int)iters);
-                r->path = isa == HELIX_ISA_AMX && r->t != HELIX_BF16 ? "avx512" : helix_isa_name(isa);
-                r->pct = 100 * r->gflops * 1e9 / (isa == HELIX_ISA_AMX && r->t == HELIX_BF16 ? peak_amx : peak);
+                r->path = row_path(isa, r->t);
+                r->pct = 100 * r->gflops * 1e9 / (!strcmp(r->path, "amx") ? peak_amx : peak);
                 printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
                        helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L, (long long)r->width,
                        causal ? "yes" : "no", "-", "-", "-", 1e3 * r->med_s, r->spread, r->gflops, r->pct, (long long)r->wrong);
@@ -305,10 +311,10 @@ int cmd_bench(int argc, char **argv)
         row_t *r = &rows[nr++];
         memset(r, 0, sizeof *r);
         r->kernel = "projection"; r->t = blas ? HELIX_F32 : types[ti]; r->M = M; r->K = K; r->N = N;
-        r->path = blas ? "openblas" : isa == HELIX_ISA_AMX && r->t != HELIX_BF16 ? "avx512" : helix_isa_name(isa);
+        r->path = blas ? "openblas" : row_path(isa, r->t);
         fprintf(stderr, "  running projection %s%s...\n", helix_dtype_name(r->t), blas ? " (OpenBLAS)" : "");
         bench_projection(r, (int)threads, (int)iters, blas);
-        r->pct = 100 * r->gflops * 1e9 / (!blas && isa == HELIX_ISA_AMX && r->t == HELIX_BF16 ? peak_amx : peak);
+        r->pct = 100 * r->gflops * 1e9 / (!strcmp(r->path, "amx") ? peak_amx : peak);
         printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
                helix_dtype_name(r->t), r->path, "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,
                r->spread, r->gflops, r->pct, (long long)r->wrong);

@@ -186,8 +186,8 @@ int cmd_calibrate(int argc, char **argv)
         if (u == CPU_UNIT_AMX_BF16) amx1 = p1;
     }
     const helix_isa kisa = helix_isa_current();
-    printf("# kernel path %s: f32 %s; bf16 %s; f16 %s\n", helix_isa_name(kisa), helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_F32),
-           helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_BF16), helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_F16));
+    printf("# kernel path %s: f32 %s; bf16 %s; f16 %s\n", helix_isa_name(kisa), helix_kernel_path(HELIX_F32),
+           helix_kernel_path(HELIX_BF16), helix_kernel_path(HELIX_F16));
     /* what the kernels reach on one device (one thread), as fractions of that peak */
     double gemm1 = gemm_rate(1024, 512, 1024, HELIX_F32), gemm2 = gemm_rate(1024, 64, 256, HELIX_F32);
     /* 16-bit: the f32 peak scaled by how much faster the 16-bit GEMM runs at the same shape */
@@ -225,9 +225,9 @@ int cmd_calibrate(int argc, char **argv)
     fprintf(f, "flops_f32 = %.4g              # one device: f32 FMA loop, 1 thread\n", peak1);
     const double r16 = gemm1 > 0 ? gf16 / gemm1 : 1, rb16 = gemm1 > 0 ? gbf16 / gemm1 : 1;
     fprintf(f, "flops_f16 = %.4g              # f32 peak x %.2f, the f16/f32 GEMM rate ratio here (%s)\n", peak1 * r16, r16,
-            helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_F16));
+            helix_kernel_path(HELIX_F16));
     fprintf(f, "flops_bf16 = %.4g             # f32 peak x %.2f, the bf16/f32 GEMM rate ratio here (%s)\n", peak1 * rb16, rb16,
-            helix_kernel_path(HELIX_KERNEL_GEMM, HELIX_BF16));
+            helix_kernel_path(HELIX_BF16));
     fprintf(f, "parallel = %.3g                # devices at full rate at once: FMA peak all cores / 1 thread\n", peakn / peak1);
     fprintf(f, "eff_gemm = %.3f               # helix_gemm f32, 1 thread: %.3g FLOP/s at 1024x512x1024, %.3g at 1024x64x256\n", eg, gemm1, gemm2);
     fprintf(f, "gemm_half = %.4g                # ... fitted to e*s/(s + half), s = smallest dimension\n", gh);

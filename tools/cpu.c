@@ -12,36 +12,24 @@
 #include <time.h>
 #include <unistd.h>
 
-static int has_flag(const char *flags, const char *f)
-{
-    size_t n = strlen(f);
-    for (const char *p = flags; (p = strstr(p, f)); p += n)
-        if ((p == flags || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == 0)) return 1;
-    return 0;
-}
-
+/* The feature bits are the library's (CPUID + the OS's saved state,
+ * src/kernels/isa.c); /proc/cpuinfo gives the model name only. */
 void cpu_detect(cpu_info *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->model, sizeof c->model, "unknown");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->cpus = n > 0 ? (int)n : 1;
+    const helix_cpu_features *hf = helix_cpu_features_get();
+    c->avx2 = hf->avx2; c->fma = hf->fma; c->avx512f = hf->avx512f; c->avx512bf16 = hf->avx512bf16;
+    c->avx512fp16 = hf->avx512fp16; c->amx_bf16 = hf->amx_bf16; c->amx_tile = hf->amx_tile;
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
     char line[8192];
     while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "model name", 10) && !strcmp(c->model, "unknown")) {
+        if (!strncmp(line, "model name", 10)) {
             char *p = strchr(line, ':');
             if (p) { snprintf(c->model, sizeof c->model, "%s", p + 2); c->model[strcspn(c->model, "\n")] = 0; }
-        }
-        if (!strncmp(line, "flags", 5)) {
-            c->avx2 = has_flag(line, "avx2");
-            c->fma = has_flag(line, "fma");
-            c->avx512f = has_flag(line, "avx512f");
-            c->avx512bf16 = has_flag(line, "avx512_bf16");
-            c->avx512fp16 = has_flag(line, "avx512_fp16");
-            c->amx_bf16 = has_flag(line, "amx_bf16");
-            c->amx_tile = has_flag(line, "amx_tile");
             break;
         }
     }

@@ -1,5 +1,5 @@
-/* cpu.h — what this CPU can do, and how fast: feature flags read at run
- * time, FMA peaks and memory bandwidth measured with micro-loops. */
+/* cpu.h — what this CPU can do, and how fast: feature flags (the
+ * library's, read at run time), FMA peaks and memory bandwidth measured with micro-loops. */
 #ifndef HELIX_CPU_H
 #define HELIX_CPU_H
 

@@ -4,7 +4,6 @@
 
 #include <string.h>
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #define HELIX_X86 1
 #endif
@@ -158,22 +157,9 @@ __attribute__((target("f16c,avx"))) static void f32_to_f16_f16c(const float *s, 
     for (; i < n; i++) d[i] = helix_f32_to_f16(s[i]);
 }
 
-/* CPUID.1:ECX: F16C bit 29, AVX bit 28, OSXSAVE bit 27; XCR0 must enable
- * the SSE and AVX state (bits 1, 2). Works with gcc and clang alike. */
-static int has_f16c(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        unsigned a, b, c, d;
-        v = 0;
-        if (__get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && (c >> 28 & 1) && (c >> 29 & 1)) {
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            v = (lo & 6) == 6;
-        }
-    }
-    return v;
-}
+/* F16C, and the AVX state saved by the OS: the library's one feature
+ * reader (src/kernels/isa.c). */
+static int has_f16c(void) { return helix_cpu_features_get()->f16c; }
 #endif
 
 void helix_to_f32(helix_dtype t, const void *src, float *dst, int64_t n)

@@ -30,7 +30,7 @@ int64_t helix_attn_tile(int64_t width) { (void)width; return HELIX_ATTN_TILE_MIN
  * padded by one micro-kernel strip, widths rounded to 32 (panels, tiles). */
 static void ws_sizes(int64_t w, int64_t b[8])
 {
-    const int64_t T = helix_attn_tile(w), Tr = HELIX_ATTN_TQ + HELIX_MR_MAX, wr = (w + 31) / 32 * 32;
+    const int64_t T = helix_attn_tile(w), Tr = HELIX_ATTN_TQ + HELIX_MR_MAX, wr = helix_rup(w, 32);
     b[0] = helix_al64(4 * Tr * wr);   /* q   */
     b[1] = helix_al64(4 * T * wr);    /* k   */
     b[2] = helix_al64(4 * T * wr);    /* v   */
@@ -87,7 +87,6 @@ float helix_exp_neg(float v)
 typedef struct {
     const helix_attn_args *a;
     const helix_kern *kn;
-    int amx;
     int64_t T, nq, q0, kend, b, h;
 } blk_t;
 
@@ -115,7 +114,7 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
 {
     const helix_attn_args *a = k->a;
     const helix_kern *kn = k->kn;
-    const int64_t w = a->width, T = k->T, nq = k->nq, wr = (w + 31) / 32 * 32;
+    const int64_t w = a->width, T = k->T, nq = k->nq, wr = helix_rup(w, 32);
     const size_t es = helix_dtype_size(a->dtype);
     const char *qb = (const char *)a->q + (size_t)(k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh) * es;
     helix_pack_a(kn, nq, w, a->dtype, qb, a->q_sl, a->scale, W->q);
@@ -135,7 +134,7 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
 static void block_amx(const blk_t *k, const helix_attn_ws *W)
 {
     const helix_attn_args *a = k->a;
-    const int64_t w = a->width, T = k->T, nq = k->nq, wr = (w + 31) / 32 * 32, nqp = (nq + 31) / 32 * 32;
+    const int64_t w = a->width, T = k->T, nq = k->nq, wr = helix_rup(w, 32), nqp = helix_rup(nq, 32);
     const uint16_t *qs = (const uint16_t *)a->q + k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh;
     uint16_t *qb = (uint16_t *)W->q, *kt = (uint16_t *)W->k, *vt = (uint16_t *)W->v, *pb = (uint16_t *)W->p;
     for (int64_t i = 0; i < nqp; i++) {
@@ -144,7 +143,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
     }
     helix_amx_begin();
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
-        const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T, nkp = (nk + 31) / 32 * 32;
+        const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T, nkp = helix_rup(nk, 32);
         const int64_t off = k->b * a->kv_sb + k0 * a->kv_sl + k->h * a->kv_sh;
         helix_amx_pack_kt(nk, w, (const uint16_t *)a->k + off, a->kv_sl, kt);
         for (int64_t i = 0; i < nqp; i++) memset(W->s + i * T, 0, sizeof(float) * (size_t)nkp);
@@ -157,7 +156,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
             if (i < nq) helix_amx_to_bf16(W->s + i * T, pb + i * nkp, nk);
             memset(pb + i * nkp + (i < nq ? nk : 0), 0, (size_t)(i < nq ? nkp - nk : nkp) * 2);
         }
-        helix_amx_pack_v(nk, w, (const uint16_t *)a->v + off, a->kv_sl, vt);
+        helix_amx_pack_rows(nk, w, (const uint16_t *)a->v + off, a->kv_sl, vt);
         for (int64_t j0 = 0; j0 < wr; j0 += 32)
             for (int64_t i0 = 0; i0 < nqp; i0 += 32)
                 helix_amx_32x32(nkp, pb + i0 * nkp, nkp, vt + j0 * nkp, W->acc + i0 * wr + j0, wr);
@@ -168,7 +167,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
 static void block(const helix_attn_args *a, const helix_kern *kn, int amx, void *ws, int64_t b, int64_t h, int64_t q0)
 {
     const int64_t w = a->width, T = helix_attn_tile(w), nq = a->Lq - q0 < HELIX_ATTN_TQ ? a->Lq - q0 : HELIX_ATTN_TQ;
-    const int64_t wr = (w + 31) / 32 * 32;
+    const int64_t wr = helix_rup(w, 32);
     const helix_attn_ws W = helix_attn_ws_carve(ws, w);
     int64_t kv_end = a->Lk;
     if (a->kv_len && a->kv_len[b] < kv_end) kv_end = a->kv_len[b] < 0 ? 0 : a->kv_len[b];
@@ -178,7 +177,7 @@ static void block(const helix_attn_args *a, const helix_kern *kn, int amx, void 
     if (kend < 0) kend = 0;
     for (int64_t i = 0; i < nq + HELIX_MR_MAX; i++) { W.mx[i] = -INFINITY; W.sum[i] = 0.0f; }
     memset(W.acc, 0, sizeof(float) * (size_t)((nq + HELIX_MR_MAX) * wr));
-    const blk_t k = {a, kn, amx, T, nq, q0, kend, b, h};
+    const blk_t k = {a, kn, T, nq, q0, kend, b, h};
     if (amx) block_amx(&k, &W);
     else block_f32(&k, &W);
     const size_t es = helix_dtype_size(a->dtype);

@@ -20,11 +20,19 @@
 #define MC 192        /* a multiple of every MR (4, 6, 12) and of 32 */
 #define KC 256        /* depth of one A block; AMX: a multiple of 32 */
 
-static int64_t rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 static int use_amx(helix_isa isa, helix_dtype ta, helix_dtype tb)
 {
     return isa == HELIX_ISA_AMX && ta == HELIX_BF16 && tb == HELIX_BF16;
+}
+
+const helix_kern *helix_kern_for(helix_isa isa)
+{
+    switch (isa) {
+    case HELIX_ISA_AMX:
+    case HELIX_ISA_AVX512: return &helix_kern_avx512;
+    case HELIX_ISA_AVX2: return &helix_kern_avx2;
+    default: return &helix_kern_portable;
+    }
 }
 
 /* ------------------------------------------------------------ packing */
@@ -59,7 +67,7 @@ void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, co
 {
     const int nr = kn->nr;
     const size_t es = helix_dtype_size(t);
-    const int64_t np = rup(n, nr);
+    const int64_t np = helix_rup(n, nr);
     float row[4096];
     if (!trans) {                      /* panel by panel: the writes are sequential */
         for (int64_t j0 = 0; j0 < np; j0 += nr) {
@@ -88,30 +96,35 @@ void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, co
     }
 }
 
-/* C (+)= Ap Bp over whole tiles: rows and cols rounded up to MR and NR
- * must fit in C's buffer (attention's buffers are padded). */
-void helix_tile_product(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *ap, const float *bp,
-                        float *c, int64_t ldc, int acc)
+/* C (+)= A Bp over whole tiles: rows and cols rounded up to MR and NR
+ * must fit in C's buffer (attention's buffers are padded). A is packed
+ * (lda = 0) or read in place, row-major with row stride lda. */
+static void tiles(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,
+                  const float *bp, float *c, int64_t ldc, int acc)
 {
     const int mr = kn->mr, nr = kn->nr;
     for (int64_t k0 = 0; k0 < kc; k0 += KC) {
         const int64_t kb = kc - k0 < KC ? kc - k0 : KC;
         for (int64_t j0 = 0; j0 < cols; j0 += nr)
-            for (int64_t i0 = 0; i0 < rows; i0 += mr)
-                kn->ukr(kb, ap + i0 * kc + k0 * mr, bp + j0 * kc + k0 * nr, c + i0 * ldc + j0, ldc, acc || k0 > 0);
+            for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+                const float *b = bp + j0 * kc + k0 * nr;
+                float *ct = c + i0 * ldc + j0;
+                if (lda) kn->ukr_rm(kb, a + i0 * lda + k0, lda, b, ct, ldc, acc || k0 > 0);
+                else kn->ukr(kb, a + i0 * kc + k0 * mr, b, ct, ldc, acc || k0 > 0);
+            }
     }
+}
+
+void helix_tile_product(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *ap, const float *bp,
+                        float *c, int64_t ldc, int acc)
+{
+    tiles(kn, rows, cols, kc, ap, 0, bp, c, ldc, acc);
 }
 
 void helix_tile_product_rm(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,
                            const float *bp, float *c, int64_t ldc, int acc)
 {
-    const int mr = kn->mr, nr = kn->nr;
-    for (int64_t k0 = 0; k0 < kc; k0 += KC) {
-        const int64_t kb = kc - k0 < KC ? kc - k0 : KC;
-        for (int64_t j0 = 0; j0 < cols; j0 += nr)
-            for (int64_t i0 = 0; i0 < rows; i0 += mr)
-                kn->ukr_rm(kb, a + i0 * lda + k0, lda, bp + j0 * kc + k0 * nr, c + i0 * ldc + j0, ldc, acc || k0 > 0);
-    }
+    tiles(kn, rows, cols, kc, a, lda, bp, c, ldc, acc);
 }
 
 /* ------------------------------------------------------- packed B */
@@ -120,7 +133,7 @@ int64_t helix_gemm_pack_bytes(int64_t K, int64_t N, helix_dtype ta, helix_dtype 
 {
     const helix_isa isa = helix_isa_current();
     if (use_amx(isa, ta, tb)) return helix_al64(helix_amx_packed_bytes(K, N));
-    return helix_al64(4 * K * rup(N, helix_kern_for(isa)->nr));
+    return helix_al64(4 * K * helix_rup(N, helix_kern_for(isa)->nr));
 }
 
 void helix_gemm_pack(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb, const void *B, int64_t ldb, void *dst,
@@ -131,10 +144,9 @@ void helix_gemm_pack(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb, const
     out->K = K; out->N = N; out->tb = tb; out->isa = isa; out->data = dst;
     if (use_amx(isa, ta, tb)) {
         out->amx = 1;
-        helix_amx_pack_b(K, N, tb, B, ldb, 1, (uint16_t *)dst);
+        helix_amx_pack_rows(K, N, (const uint16_t *)B, ldb, (uint16_t *)dst);   /* tb is bf16 here */
         return;
     }
-    out->nr = helix_kern_for(isa)->nr;
     helix_pack_b(helix_kern_for(isa), K, N, tb, B, ldb, 0, (float *)dst);
 }
 
@@ -144,9 +156,9 @@ void helix_gemm_pack(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb, const
  * an f32 C block (AMX, or a 16-bit C), an edge tile. */
 static void ws_layout(int64_t M, int64_t N, int64_t K, int amx, helix_dtype tc, int64_t *a_bytes, int64_t *c_bytes)
 {
-    const int64_t rows = (M < MC ? rup(M, 32) : MC) + HELIX_MR_MAX, kc = K < KC ? rup(K, 32) : KC;
+    const int64_t rows = (M < MC ? helix_rup(M, 32) : MC) + HELIX_MR_MAX, kc = K < KC ? helix_rup(K, 32) : KC;
     *a_bytes = helix_al64((amx ? 2 : 4) * rows * kc);
-    *c_bytes = amx || tc != HELIX_F32 ? helix_al64(4 * rows * rup(N, 32)) : 0;
+    *c_bytes = amx || tc != HELIX_F32 ? helix_al64(4 * rows * helix_rup(N, 32)) : 0;
 }
 
 static int64_t run_workspace(int64_t M, int64_t N, int64_t K, int amx, helix_dtype tc)
@@ -178,8 +190,8 @@ static void init_rows(float *c, int64_t ld, int64_t mb, int64_t N, const void *b
 static void run_amx(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void *A, int64_t lda, const void *bias,
                     helix_dtype tc, void *C, int64_t ldc, void *work)
 {
-    const int64_t N = b->N, K = b->K, Kp = rup(K, 32), Np = rup(N, 32);
-    const int64_t mc = M < MC ? rup(M, 32) : MC;
+    const int64_t N = b->N, K = b->K, Kp = helix_rup(K, 32), Np = helix_rup(N, 32);
+    const int64_t mc = M < MC ? helix_rup(M, 32) : MC;
     int64_t a_bytes, c_bytes;
     ws_layout(M, N, K, 1, tc, &a_bytes, &c_bytes);
     uint16_t *ap = (uint16_t *)work;
@@ -188,7 +200,7 @@ static void run_amx(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
     (void)ta;
     helix_amx_begin();
     for (int64_t m0 = 0; m0 < M; m0 += mc) {
-        const int64_t mb = M - m0 < mc ? M - m0 : mc, mbp = rup(mb, 32);
+        const int64_t mb = M - m0 < mc ? M - m0 : mc, mbp = helix_rup(mb, 32);
         init_rows(cf, Np, mb, N, bias, tc);
         for (int64_t i = mb; i < mbp; i++) memset(cf + i * Np, 0, sizeof(float) * (size_t)Np);
         for (int64_t k0 = 0; k0 < Kp; k0 += KC) {
@@ -216,8 +228,8 @@ void helix_gemm_run(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
     if (b->amx) { run_amx(M, b, ta, A, lda, bias, tc, C, ldc, work); return; }
     const helix_kern *kn = helix_kern_for(b->isa);
     const int mr = kn->mr, nr = kn->nr;
-    const int64_t N = b->N, K = b->K, Np = rup(N, nr);
-    const int64_t mc = M < MC ? rup(M, 32) : MC;
+    const int64_t N = b->N, K = b->K, Np = helix_rup(N, nr);
+    const int64_t mc = M < MC ? helix_rup(M, 32) : MC;
     int64_t a_bytes, c_bytes;
     ws_layout(M, N, K, 0, tc, &a_bytes, &c_bytes);
     float *ap = (float *)work;
@@ -228,9 +240,8 @@ void helix_gemm_run(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
     for (int64_t m0 = 0; m0 < M; m0 += mc) {
         const int64_t mb = M - m0 < mc ? M - m0 : mc;
         float *c = tc == HELIX_F32 ? (float *)C + m0 * ldc : cf;
-        const int64_t ld = tc == HELIX_F32 ? ldc : rup(N, 32);
+        const int64_t ld = tc == HELIX_F32 ? ldc : helix_rup(N, 32);
         init_rows(c, ld, mb, N, bias, tc);
-        if (K == 0) goto out;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kb = K - k0 < KC ? K - k0 : KC;
             helix_pack_a(kn, mb, kb, ta, (const char *)A + (size_t)(m0 * lda + k0) * ea, lda, 1.0f, ap);
@@ -247,7 +258,6 @@ void helix_gemm_run(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
                 }
             }
         }
-    out:
         if (tc != HELIX_F32)
             for (int64_t i = 0; i < mb; i++)
                 helix_from_f32(tc, cf + i * ld, (char *)C + (size_t)((m0 + i) * ldc) * helix_dtype_size(tc), N);

@@ -2,8 +2,9 @@
  * (CPUID) and the register state the OS saves (XGETBV), never from its
  * model number; AMX also needs the kernel's permission to use tile data
  * (arch_prctl), asked once. HELIX_CPU_ISA=portable|avx2|avx512|amx forces
- * a path; one the CPU lacks is an error, not a silent fallback. */
-#include "kern-impl.h"
+ * a path; one the CPU lacks is an error, not a silent fallback. Needs only
+ * libc (the I/O tests and fuzzers link it alone, with dtype.c). */
+#include "helix.h"
 
 #include <cpuid.h>
 #include <pthread.h>
@@ -40,14 +41,13 @@ static void detect(void)
     memset(f, 0, sizeof *f);
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
     const int osxsave = (c >> 27) & 1;
-    f->fma = (c >> 12) & 1;
-    f->f16c = (c >> 29) & 1;
     uint64_t xcr0 = osxsave ? xgetbv0() : 0;
     const int os_ymm = (xcr0 & 0x6) == 0x6, os_zmm = (xcr0 & 0xe6) == 0xe6, os_tile = (xcr0 & 0x60000) == 0x60000;
+    f->f16c = os_ymm && ((c >> 28) & 1) && ((c >> 29) & 1);   /* F16C is a VEX (AVX) encoding */
+    f->fma = os_ymm && ((c >> 12) & 1);
     if (__get_cpuid_max(0, NULL) < 7) return;
     __cpuid_count(7, 0, a, b, c, d);
     f->avx2 = os_ymm && ((b >> 5) & 1);
-    f->fma = os_ymm && f->fma;
     f->avx512f = os_zmm && ((b >> 16) & 1);
     f->avx512dq = os_zmm && ((b >> 17) & 1);
     f->avx512bw = os_zmm && ((b >> 30) & 1);
@@ -146,17 +146,7 @@ helix_status helix_isa_force(helix_isa isa)
     return HELIX_OK;
 }
 
-const helix_kern *helix_kern_for(helix_isa isa)
-{
-    switch (isa) {
-    case HELIX_ISA_AMX:
-    case HELIX_ISA_AVX512: return &helix_kern_avx512;
-    case HELIX_ISA_AVX2: return &helix_kern_avx2;
-    default: return &helix_kern_portable;
-    }
-}
-
-const char *helix_kernel_path(helix_kernel_kind k, helix_dtype t)
+const char *helix_kernel_path(helix_dtype t)
 {
     const helix_isa isa = helix_isa_current();
     if (isa == HELIX_ISA_AMX && t == HELIX_BF16) return "amx bf16 tiles, f32 accumulation";
@@ -164,6 +154,6 @@ const char *helix_kernel_path(helix_kernel_kind k, helix_dtype t)
     case HELIX_ISA_AMX:
     case HELIX_ISA_AVX512: return t == HELIX_F32 ? "avx512 f32 FMA" : "avx512 f32 FMA, 16-bit widened while packing";
     case HELIX_ISA_AVX2: return t == HELIX_F32 ? "avx2 f32 FMA" : "avx2 f32 FMA, 16-bit widened while packing";
-    default: (void)k; return t == HELIX_F32 ? "portable C" : "portable C, 16-bit widened while packing";
+    default: return t == HELIX_F32 ? "portable C" : "portable C, 16-bit widened while packing";
     }
 }

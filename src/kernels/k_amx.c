@@ -46,34 +46,9 @@ void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t 
     _tile_stored(3, c + 16 * ldc + 16, sc);
 }
 
-static int64_t rup32(int64_t x) { return (x + 31) / 32 * 32; }
+int64_t helix_amx_packed_bytes(int64_t kc, int64_t n) { return 2 * helix_rup(kc, 32) * helix_rup(n, 32); }
 
-int64_t helix_amx_packed_bytes(int64_t kc, int64_t n) { return 2 * rup32(kc) * rup32(n); }
-
-static inline uint16_t ld_bf16(helix_dtype t, const void *src, int64_t i)
-{
-    if (t == HELIX_BF16) { uint16_t v; memcpy(&v, (const char *)src + 2 * i, 2); return v; }
-    return helix_f32_to_bf16(helix_load(t, src, i));
-}
-
-/* dst[p][s][h][r][c][e] = B(k = 32s + 2r + e, j = 32p + 16h + c) */
-void helix_amx_pack_b(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t rs, int64_t cs, uint16_t *dst)
-{
-    const int64_t kp = rup32(kc), np = rup32(n);
-    for (int64_t p = 0; p < np / 32; p++)
-        for (int64_t s = 0; s < kp / 32; s++)
-            for (int h = 0; h < 2; h++) {
-                uint16_t *tile = dst + p * kp * 32 + s * 1024 + h * 512;
-                for (int r = 0; r < 16; r++)
-                    for (int c = 0; c < 16; c++)
-                        for (int e = 0; e < 2; e++) {
-                            const int64_t k = 32 * s + 2 * r + e, j = 32 * p + 16 * h + c;
-                            tile[r * 32 + c * 2 + e] = k < kc && j < n ? ld_bf16(t, src, k * rs + j * cs) : 0;
-                        }
-            }
-}
-
-/* ---- attention tiles from bf16 storage (full speed, no widening) ---- */
+/* ---- packing from bf16 storage (no widening) ---- */
 
 static inline void ld_pair(const uint16_t *row, int64_t valid, uint16_t out[2])
 {
@@ -85,7 +60,7 @@ static inline void ld_pair(const uint16_t *row, int64_t valid, uint16_t out[2])
  * 32-bit pairs (key rows hold e pairs contiguously). */
 void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst)
 {
-    const int64_t kp = rup32(w), np = rup32(nk);
+    const int64_t kp = helix_rup(w, 32), np = helix_rup(nk, 32);
     for (int64_t p = 0; p < np / 32; p++)
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 16; c++) {
@@ -111,10 +86,11 @@ void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uin
             }
 }
 
-/* B(k = key, j = e) = V[key][e]: each tile row interleaves two key rows. */
-void helix_amx_pack_v(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst)
+/* B(k, j) = src[k*ld + j] (bf16: a weight, or V with k = key, j = e):
+ * each tile row interleaves two source rows. */
+void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst)
 {
-    const int64_t kp = rup32(nk), np = rup32(w);
+    const int64_t kp = helix_rup(nk, 32), np = helix_rup(w, 32);
     __m512i idx;
     {
         uint16_t ix[32];

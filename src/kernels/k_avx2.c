@@ -11,45 +11,15 @@
 #define MR 6
 #define NR 16
 
-/* A(i, k) = a[i*rs + k*cs]: packed panels (rs = 1, cs = MR) or rows read
- * in place (rs = lda, cs = 1); inlined into both, so each gets constant
- * strides where it has them. */
-static inline __attribute__((always_inline)) void ukr_gen(int64_t kc, const float *a, int64_t rs, int64_t cs,
-                                                          const float *bp, float *c, int64_t ldc, int acc)
-{
-    __m256 c0[MR], c1[MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += cs, bp += NR) {
-        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            const __m256 av = _mm256_broadcast_ss(a + i * rs);
-            c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) {
-        float *ci = c + i * ldc;
-        if (acc) {
-            c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
-            c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
-        }
-        _mm256_storeu_ps(ci, c0[i]);
-        _mm256_storeu_ps(ci + 8, c1[i]);
-    }
-}
-
-static void ukr(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc)
-{
-    ukr_gen(kc, ap, 1, MR, bp, c, ldc, acc);
-}
-
-static void ukr_rm(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
-{
-    ukr_gen(kc, a, lda, 1, bp, c, ldc, acc);
-}
+#define VEC __m256
+#define VL 8
+#define V_ZERO() _mm256_setzero_ps()
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_STORE(p, x) _mm256_storeu_ps(p, x)
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#include "ukr-impl.h"
 
 static inline __m256 exp_neg8(__m256 v)
 {

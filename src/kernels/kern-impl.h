@@ -14,6 +14,7 @@
 #include "helix.h"
 
 #define HELIX_MR_MAX 16
+static inline int64_t helix_rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 #define HELIX_NR_MAX 32
 
 typedef void (*helix_ukr_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc);
@@ -48,22 +49,21 @@ float helix_exp_neg(float v);
 /* ---- AMX bf16 (k_amx.c); only called when helix_isa_supported(AMX) ---- */
 /* Tiles of 16 rows x 64 bytes; C blocks of 32 x 32 f32 (2 x 2 tiles).
  * A is bf16 row-major (lda in elements, kc a multiple of 32, rows a
- * multiple of 32); B is packed by helix_amx_pack_b: for each 32-column
- * panel and 32-deep step, two 16 x 16 pair-interleaved (VNNI) tiles. */
+ * multiple of 32); B is packed by helix_amx_pack_rows or _kt (below). */
 void helix_amx_begin(void);   /* load the tile configuration on this thread */
 void helix_amx_end(void);     /* release the tiles */
 /* C[32][32] (f32, ldc floats) += A[32][kc] * Bpanel[kc][32] */
 void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc);
 /* Bytes of one packed B of kc (rounded to 32) x n (rounded to 32). */
 int64_t helix_amx_packed_bytes(int64_t kc, int64_t n);
-/* element (k, j) of B is src[k*rs + j*cs] (storage type t), k < kc, j < n;
- * zero padding to the rounded sizes. Panel p starts at p * kcp * 32. */
-void helix_amx_pack_b(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t rs, int64_t cs, uint16_t *dst);
-
-/* attention tiles from bf16 storage: K^T (k = e, j = key) and V (k = key,
- * j = e) in the packed-B layout; f32 -> bf16 rounding to nearest even */
+/* Packing from bf16 storage into the packed-B layout: for each 32-column
+ * panel and 32-deep step, two 16 x 16 pair-interleaved (VNNI) tiles; panel
+ * p starts at p * rup(kc, 32) * 32, zero padding to the rounded sizes.
+ * _kt: B(k = e, j = key) = K[key][e] (nk keys, width w); _rows: B(k, j) =
+ * src[k*ld + j] (kc = nk rows, n = w columns: a weight, or V). */
 void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst);
-void helix_amx_pack_v(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst);
+void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst);
+/* f32 -> bf16, rounding to nearest even */
 void helix_amx_to_bf16(const float *src, uint16_t *dst, int64_t n);
 
 /* ---- the drivers' shared pieces (gemm.c) ---- */
