@@ -213,7 +213,7 @@ static void run_amx(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
             }
             for (int64_t j0 = 0; j0 < Np; j0 += 32)
                 for (int64_t i0 = 0; i0 < mbp; i0 += 32)
-                    helix_amx_32x32(kb, ap + i0 * kb, kb, bp + j0 * Kp + k0 * 32, cf + i0 * Np + j0, Np);
+                    helix_amx_32x32(kb, ap + i0 * kb, kb, bp + j0 * Kp + k0 * 32, cf + i0 * Np + j0, Np, 1);
         }
         for (int64_t i = 0; i < mb; i++)
             helix_from_f32(tc, cf + i * Np, (char *)C + (size_t)((m0 + i) * ldc) * helix_dtype_size(tc), N);

@@ -3,9 +3,9 @@
  * granted the tile state, see isa.c): one tile configuration, a 32 x 32
  * f32 block product over 16 x 32 bf16 A tiles and pair-interleaved B
  * tiles, and the B packing. f32 statistics and softmax stay on AVX-512. */
-#include "kern-impl.h"
+#include "avx512-impl.h"
 
-#include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -23,13 +23,20 @@ static const tilecfg cfg = {
 void helix_amx_begin(void) { _tile_loadconfig(&cfg); }
 void helix_amx_end(void) { _tile_release(); }
 
-void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc)
+void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc, int acc)
 {
     const size_t sa = (size_t)lda * 2, sc = (size_t)ldc * 4;
-    _tile_loadd(0, c, sc);
-    _tile_loadd(1, c + 16, sc);
-    _tile_loadd(2, c + 16 * ldc, sc);
-    _tile_loadd(3, c + 16 * ldc + 16, sc);
+    if (acc) {
+        _tile_loadd(0, c, sc);
+        _tile_loadd(1, c + 16, sc);
+        _tile_loadd(2, c + 16 * ldc, sc);
+        _tile_loadd(3, c + 16 * ldc + 16, sc);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     for (int64_t k = 0; k < kc; k += 32, bp += 1024) {
         _tile_loadd(4, a + k, sa);
         _tile_loadd(5, a + 16 * lda + k, sa);
@@ -56,34 +63,32 @@ static inline void ld_pair(const uint16_t *row, int64_t valid, uint16_t out[2])
     out[1] = valid > 1 ? row[1] : 0;
 }
 
-/* B(k = e, j = key) = K[key][e]: for each 16 x 16 block a transpose of
- * 32-bit pairs (key rows hold e pairs contiguously). */
+/* B(k = e, j = key) = K[key][e]: key rows hold e pairs contiguously, so
+ * each 16 x 16 block of a tile is a transpose of 32-bit pairs, done in
+ * registers for whole blocks and pair by pair at the edges. */
 void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst)
 {
     const int64_t kp = helix_rup(w, 32), np = helix_rup(nk, 32);
     for (int64_t p = 0; p < np / 32; p++)
-        for (int h = 0; h < 2; h++)
-            for (int c = 0; c < 16; c++) {
-                const int64_t key = 32 * p + 16 * h + c;
-                uint16_t *col = dst + p * kp * 32 + h * 512 + c * 2;
-                if (key >= nk) {
-                    for (int64_t s = 0; s < kp / 32; s++)
-                        for (int r = 0; r < 16; r++) { col[s * 1024 + r * 32] = 0; col[s * 1024 + r * 32 + 1] = 0; }
+        for (int h = 0; h < 2; h++) {
+            const int64_t key0 = 32 * p + 16 * h;
+            for (int64_t s = 0; s < kp / 32; s++) {
+                uint16_t *tile = dst + p * kp * 32 + s * 1024 + h * 512;
+                if (key0 + 16 <= nk && 32 * s + 32 <= w) {
+                    __m512 r[16];
+                    for (int c = 0; c < 16; c++) r[c] = _mm512_castsi512_ps(_mm512_loadu_si512(k + (key0 + c) * ld + 32 * s));
+                    helix_transpose16(r);
+                    for (int rr = 0; rr < 16; rr++) _mm512_storeu_si512(tile + rr * 32, _mm512_castps_si512(r[rr]));
                     continue;
                 }
-                const uint16_t *row = k + key * ld;
-                if (w % 32 == 0) {
-                    uint32_t pair;
-                    for (int64_t s = 0; s < kp / 32; s++)
-                        for (int r = 0; r < 16; r++) {
-                            memcpy(&pair, row + 32 * s + 2 * r, 4);
-                            memcpy(col + s * 1024 + r * 32, &pair, 4);
+                for (int c = 0; c < 16; c++)
+                    for (int rr = 0; rr < 16; rr++)
+                        for (int e = 0; e < 2; e++) {
+                            const int64_t key = key0 + c, el = 32 * s + 2 * rr + e;
+                            tile[rr * 32 + c * 2 + e] = key < nk && el < w ? k[key * ld + el] : 0;
                         }
-                } else {
-                    for (int64_t s = 0; s < kp / 32; s++)
-                        for (int r = 0; r < 16; r++) ld_pair(row + 32 * s + 2 * r, w - (32 * s + 2 * r), col + s * 1024 + r * 32);
-                }
             }
+        }
 }
 
 /* B(k, j) = src[k*ld + j] (bf16: a weight, or V with k = key, j = e):
@@ -114,14 +119,40 @@ void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, u
             }
 }
 
-/* f32 -> bf16, round to nearest even (vcvtneps2bf16) */
-void helix_amx_to_bf16(const float *src, uint16_t *dst, int64_t n)
+/* The online-softmax step of attention.c's softmax_row on the scores
+ * s[0..n) times scale, writing P rounded to bf16 into p[0..np) (zeros past
+ * n) instead of over s; the same operations in the same order, so the same
+ * bits as scaling, softmax_row and a vcvtneps2bf16 pass one after another. */
+/* s * scale rounded on its own: an explicit rounding mode keeps the
+ * compiler from fusing it with the subtraction that follows */
+static inline __m512 scaled(__m512 s, __m512 sc) { return _mm512_mul_round_ps(s, sc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+float helix_amx_softmax_row(const float *s, int64_t n, float scale, float *m, float *l, uint16_t *p, int64_t np)
 {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
+    const __m512 sc = _mm512_set1_ps(scale);
+    __m512 mv = _mm512_set1_ps(*m);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_mul_ps(_mm512_loadu_ps(s + j), sc));
+    float mnew = _mm512_reduce_max_ps(mv);
+    for (; j < n; j++) mnew = s[j] * scale > mnew ? s[j] * scale : mnew;
+    if (mnew == -INFINITY) { memset(p, 0, (size_t)np * 2); return 1.0f; }
+    const __m512 m16 = _mm512_set1_ps(mnew);
+    __m512 sv = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= n; j += 16) {
+        const __m512 e = helix_exp_neg16(_mm512_sub_ps(scaled(_mm512_loadu_ps(s + j), sc), m16));
+        _mm256_storeu_si256((__m256i *)(p + j), (__m256i)_mm512_cvtneps_pbh(e));
+        sv = _mm512_add_ps(sv, e);
     }
+    if (j < n) {
+        const __mmask16 t = (__mmask16)((1u << (n - j)) - 1);
+        const __m512 x = scaled(_mm512_maskz_loadu_ps(t, s + j), sc);
+        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(x, m16)));
+        _mm256_mask_storeu_epi16(p + j, t, (__m256i)_mm512_cvtneps_pbh(e));
+        sv = _mm512_add_ps(sv, e);
+    }
+    if (np > n) memset(p + n, 0, (size_t)(np - n) * 2);
+    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    *l = *l * alpha + _mm512_reduce_add_ps(sv);
+    *m = mnew;
+    return alpha;
 }

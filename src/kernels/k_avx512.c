@@ -2,7 +2,7 @@
  * -mavx512vl -mavx512dq, called only when the CPU has them): a 12 x 32
  * micro-kernel (24 zmm accumulators, two B loads and twelve broadcasts per
  * step) and the softmax row sixteen lanes at a time. */
-#include "kern-impl.h"
+#include "avx512-impl.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -21,27 +21,6 @@
 #define V_BCAST(p) _mm512_set1_ps(*(p))
 #include "ukr-impl.h"
 
-static inline __m512 exp_neg16(__m512 v)
-{
-    const __m512 lo = _mm512_set1_ps(HELIX_EXP_LO);
-    const __m512 c = _mm512_max_ps(lo, v);
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(HELIX_LOG2E)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(HELIX_LN2_HI), c);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(HELIX_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-    const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-    /* v < lo (and -inf) gives 0; NaN compares false and stays NaN */
-    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), e);
-}
-
 static float softmax_row(float *s, int64_t n, float *m, float *l)
 {
     int64_t j = 0;
@@ -53,13 +32,13 @@ static float softmax_row(float *s, int64_t n, float *m, float *l)
     const __m512 m16 = _mm512_set1_ps(mnew);
     __m512 sv = _mm512_setzero_ps();
     for (j = 0; j + 16 <= n; j += 16) {
-        const __m512 e = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m16));
+        const __m512 e = helix_exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m16));
         _mm512_storeu_ps(s + j, e);
         sv = _mm512_add_ps(sv, e);
     }
     if (j < n) {
         const __mmask16 t = (__mmask16)((1u << (n - j)) - 1);
-        const __m512 e = _mm512_maskz_mov_ps(t, exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), m16)));
+        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), m16)));
         _mm512_mask_storeu_ps(s + j, t, e);
         sv = _mm512_add_ps(sv, e);
     }
@@ -88,24 +67,9 @@ static inline __m512 load16(helix_dtype t, const void *src, int64_t i)
 }
 
 /* B(k, j) = src[j*ld + k] into NR-column panels: 16 x 16 blocks are read
- * as rows and transposed in registers (four stages of two-source
- * permutes, each swapping sub-blocks of half the size); edges go
- * element by element. */
+ * as rows and transposed in registers; edges go element by element. */
 static void pack_bt(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst)
 {
-    static int init;
-    static int32_t ix[4][2][16];
-    if (!init) {
-        for (int s = 0; s < 4; s++) {
-            const int b = 8 >> s;
-            for (int e = 0; e < 16; e++) {
-                const int blk = e / (2 * b) * 2 * b, w = e % (2 * b);
-                ix[s][0][e] = w < b ? blk + w : 16 + blk + w - b;
-                ix[s][1][e] = w < b ? blk + b + w : 16 + blk + w;
-            }
-        }
-        init = 1;   /* the same values from every thread: a benign race */
-    }
     const int64_t np = (n + NR - 1) / NR * NR;
     for (int64_t j0 = 0; j0 < np; j0 += 16) {
         float *pan = dst + (j0 / NR) * NR * kc + (j0 % NR);
@@ -113,16 +77,7 @@ static void pack_bt(int64_t kc, int64_t n, helix_dtype t, const void *src, int64
             if (j0 + 16 <= n && k0 + 16 <= kc) {
                 __m512 r[16];
                 for (int i = 0; i < 16; i++) r[i] = load16(t, src, (j0 + i) * ld + k0);
-                for (int s = 0; s < 4; s++) {
-                    const int b = 8 >> s;
-                    const __m512i lo = _mm512_loadu_si512(ix[s][0]), hi = _mm512_loadu_si512(ix[s][1]);
-                    for (int i = 0; i < 16; i++) {
-                        if (i & b) continue;
-                        const __m512 x = r[i], y = r[i + b];
-                        r[i] = _mm512_permutex2var_ps(x, lo, y);
-                        r[i + b] = _mm512_permutex2var_ps(x, hi, y);
-                    }
-                }
+                helix_transpose16(r);
                 for (int i = 0; i < 16; i++) _mm512_storeu_ps(pan + (k0 + i) * NR, r[i]);
                 continue;
             }

@@ -52,8 +52,8 @@ float helix_exp_neg(float v);
  * multiple of 32); B is packed by helix_amx_pack_rows or _kt (below). */
 void helix_amx_begin(void);   /* load the tile configuration on this thread */
 void helix_amx_end(void);     /* release the tiles */
-/* C[32][32] (f32, ldc floats) += A[32][kc] * Bpanel[kc][32] */
-void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc);
+/* C[32][32] (f32, ldc floats) (+)= A[32][kc] * Bpanel[kc][32] (acc = 0: =) */
+void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc, int acc);
 /* Bytes of one packed B of kc (rounded to 32) x n (rounded to 32). */
 int64_t helix_amx_packed_bytes(int64_t kc, int64_t n);
 /* Packing from bf16 storage into the packed-B layout: for each 32-column
@@ -63,8 +63,8 @@ int64_t helix_amx_packed_bytes(int64_t kc, int64_t n);
  * src[k*ld + j] (kc = nk rows, n = w columns: a weight, or V). */
 void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst);
 void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst);
-/* f32 -> bf16, rounding to nearest even */
-void helix_amx_to_bf16(const float *src, uint16_t *dst, int64_t n);
+/* softmax_row's step on s * scale, P written as bf16 into p[0, np) */
+float helix_amx_softmax_row(const float *s, int64_t n, float scale, float *m, float *l, uint16_t *p, int64_t np);
 
 /* ---- the drivers' shared pieces (gemm.c) ---- */
 /* A (rows x kc, element (i, k) = src[i*ld + k]) into MR-row panels,
