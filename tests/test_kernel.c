@@ -81,7 +81,7 @@ static void cases(void)
                 CHECK(e <= tol[ti], "%s w=%lld L=%lld causal=%d: max err %.3g > %.3g",
                       helix_dtype_name(types[ti]), (long long)w, (long long)L, causal, e, tol[ti]);
             }
-    /* several query blocks (256) and key tiles (128), the last ones partial */
+    /* two query blocks (512 each, the second partial) and five key tiles (128, the last partial) */
     const int64_t wide[] = {128, 256, 512};
     for (int ti = 0; ti < 3; ti += 2)
         for (size_t wi = 0; wi < 3; wi++)

@@ -9,7 +9,7 @@
 /* The kernel takes blocks of HELIX_ATTN_TQ queries against key tiles of
  * T = helix_attn_tile(width) >= HELIX_ATTN_TILE_MIN keys. */
 #define HELIX_ATTN_TILE_MIN 128
-#define HELIX_ATTN_TQ 256
+#define HELIX_ATTN_TQ 512
 int64_t helix_attn_tile(int64_t width);
 
 /* Query rows are padded by one micro-kernel strip,
