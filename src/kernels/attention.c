@@ -97,16 +97,25 @@ typedef struct {
  * causal diagonal, take the online-softmax step, rescale acc rows. P is
  * left in s (f32), or with pb written as bf16 into pb (ld nkp, zeros past
  * nk) with the scores taken times the scale (AMX). */
-static void softmax_tile(const blk_t *k, float *s, int64_t k0, int64_t nk, float *mx, float *sum, float *acc,
+/* Causal: rows before this one see no key of the tile at k0 (rounded
+ * down to whole strips of `align` rows). Skipping them is exact: their
+ * softmax step would leave m, l and acc as they are. */
+static int64_t first_row(const blk_t *k, int64_t k0, int64_t align)
+{
+    const int64_t r = k->a->causal ? k0 - (k->a->q_pos0 + k->q0) : 0;
+    return r > 0 ? r / align * align : 0;
+}
+
+static void softmax_tile(const blk_t *k, float *s, int64_t r0, int64_t k0, int64_t nk, float *mx, float *sum, float *acc,
                          int64_t lda, uint16_t *pb, int64_t nkp)
 {
     const helix_attn_args *a = k->a;
     const int64_t T = k->T, qpos_first = a->q_pos0 + k->q0;
     if (a->causal && k0 + nk - 1 > qpos_first)
-        for (int64_t i = 0; i < k->nq; i++)
+        for (int64_t i = r0; i < k->nq; i++)
             for (int64_t j = qpos_first + i + 1 - k0; j < nk; j++)
                 if (j >= 0) s[i * T + j] = -INFINITY;
-    for (int64_t i = 0; i < k->nq; i++) {
+    for (int64_t i = r0; i < k->nq; i++) {
         const float alpha = pb ? helix_amx_softmax_row(s + i * T, nk, a->scale, &mx[i], &sum[i], pb + i * nkp, nkp)
                                : k->kn->softmax_row(s + i * T, nk, &mx[i], &sum[i]);
         if (alpha != 1.0f) k->kn->scale_row(acc + i * lda, a->width, alpha);
@@ -127,11 +136,12 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
         const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T;
         const size_t off = (size_t)(k->b * a->kv_sb + k0 * a->kv_sl + k->h * a->kv_sh) * es;
+        const int64_t r0 = first_row(k, k0, kn->mr);
         helix_pack_b(kn, w, nk, a->dtype, (const char *)a->k + off, a->kv_sl, 1, W->k);
-        helix_tile_product(kn, nq, nk, w, W->q, W->k, W->s, T, 0);
-        softmax_tile(k, W->s, k0, nk, W->mx, W->sum, W->acc, wr, NULL, 0);
+        helix_tile_product(kn, nq - r0, nk, w, W->q + r0 * w, W->k, W->s + r0 * T, T, 0);
+        softmax_tile(k, W->s, r0, k0, nk, W->mx, W->sum, W->acc, wr, NULL, 0);
         helix_pack_b(kn, nk, w, a->dtype, (const char *)a->v + off, a->kv_sl, 0, W->v);
-        helix_tile_product_rm(kn, nq, w, nk, W->s, T, W->v, W->acc, wr, 1);
+        helix_tile_product_rm(kn, nq - r0, w, nk, W->s + r0 * T, T, W->v, W->acc + r0 * wr, wr, 1);
     }
 }
 
@@ -152,15 +162,16 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
         const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T, nkp = helix_rup(nk, 32);
         const int64_t off = k->b * a->kv_sb + k0 * a->kv_sl + k->h * a->kv_sh;
+        const int64_t r0 = first_row(k, k0, 32);
         helix_amx_pack_kt(nk, w, (const uint16_t *)a->k + off, a->kv_sl, kt);
         for (int64_t j0 = 0; j0 < nkp; j0 += 32)
-            for (int64_t i0 = 0; i0 < nqp; i0 += 32)
+            for (int64_t i0 = r0; i0 < nqp; i0 += 32)
                 helix_amx_32x32(wr, qb + i0 * wr, wr, kt + j0 * wr, W->s + i0 * T + j0, T, 0);
-        softmax_tile(k, W->s, k0, nk, W->mx, W->sum, W->acc, wr, pb, nkp);
+        softmax_tile(k, W->s, r0, k0, nk, W->mx, W->sum, W->acc, wr, pb, nkp);
         for (int64_t i = nq; i < nqp; i++) memset(pb + i * nkp, 0, (size_t)nkp * 2);
         helix_amx_pack_rows(nk, w, (const uint16_t *)a->v + off, a->kv_sl, vt);
         for (int64_t j0 = 0; j0 < wr; j0 += 32)
-            for (int64_t i0 = 0; i0 < nqp; i0 += 32)
+            for (int64_t i0 = r0; i0 < nqp; i0 += 32)
                 helix_amx_32x32(nkp, pb + i0 * nkp, nkp, vt + j0 * nkp, W->acc + i0 * wr + j0, wr, 1);
     }
     helix_amx_end();
