@@ -22,7 +22,7 @@ static const char *bench_help =
     "\n"
     "Times the per-device kernels and checks every timed result against a\n"
     "float64 computation on sampled rows (#wrong). Attention: 4 heads, widths\n"
-    "128 and 512, causal and not, f32/bf16/f16. Projection: M x K x N =\n"
+    "64, 128 and 512, causal and not, f32/bf16/f16. Projection: M x K x N =\n"
     "4096 x 8192 x 512 (tokens x D x columns of one device).\n"
     "  --seq L        attention sequence length                 [4096]\n"
     "  --threads T    threads per kernel                        [all cores]\n"
@@ -286,8 +286,8 @@ int cmd_bench(int argc, char **argv)
     row_t rows[32];
     int nr = 0;
     const helix_dtype types[3] = {HELIX_F32, HELIX_BF16, HELIX_F16};
-    const int64_t widths[2] = {128, 512};
-    for (int wi = 0; wi < 2; wi++)
+    const int64_t widths[3] = {64, 128, 512};
+    for (int wi = 0; wi < 3; wi++)
         for (int ti = 0; ti < 3; ti++)
             for (int causal = 0; causal < 2; causal++) {
                 row_t *r = &rows[nr++];
@@ -322,7 +322,7 @@ int cmd_bench(int argc, char **argv)
     int64_t wrong = 0;
     for (int k = 0; k < nr; k++) wrong += rows[k].wrong;
     printf("#\n# causal / non-causal time:");
-    for (int k = 0; k + 1 < 12; k += 2)
+    for (int k = 0; k + 1 < 18; k += 2)
         printf(" %s w%lld %.2f;", helix_dtype_name(rows[k].t), (long long)rows[k].width, rows[k + 1].med_s / rows[k].med_s);
     printf("\n# #wrong total: %lld\n", (long long)wrong);
     printf("# reproduce: helix bench kernels --seq %lld --threads %lld --iters %lld%s\n", (long long)L, (long long)threads,
