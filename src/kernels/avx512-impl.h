@@ -6,6 +6,8 @@
 #include "kern-impl.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 /* e^v for v <= 0, sixteen lanes: the formula of helix_exp_neg */
 static inline __m512 helix_exp_neg16(__m512 v)
@@ -27,6 +29,56 @@ static inline __m512 helix_exp_neg16(__m512 v)
     const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
     /* v < lo (and -inf) gives 0; NaN compares false and stays NaN */
     return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), e);
+}
+
+/* The online-softmax step on one row of scores (attention.c's
+ * softmax_row contract), sixteen lanes at a time. With `scaled` the scores
+ * are s * scale (rounded on their own: an explicit rounding mode keeps the
+ * compiler from fusing the product with the subtraction after it). P goes
+ * over s (f32), or with pb as bf16 into pb[0, np), zeros past n (the AMX
+ * path; only where the TU is built with AVX512-BF16). Inlined with
+ * constant flags, each caller gets only its own branch. */
+static inline __attribute__((always_inline)) float helix_softmax16(float *s, int64_t n, int scaled, float scale,
+                                                                   float *m, float *l, uint16_t *pb, int64_t np)
+{
+    const __m512 sc = _mm512_set1_ps(scale);
+#define HELIX_SCORE(x) (scaled ? _mm512_mul_round_ps(x, sc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) : (x))
+    __m512 mv = _mm512_set1_ps(*m);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, HELIX_SCORE(_mm512_loadu_ps(s + j)));
+    float mnew = _mm512_reduce_max_ps(mv);
+    for (; j < n; j++) {
+        const float x = scaled ? s[j] * scale : s[j];
+        mnew = x > mnew ? x : mnew;
+    }
+    if (mnew == -INFINITY) {
+        if (pb) memset(pb, 0, (size_t)np * 2);
+        else memset(s, 0, sizeof(float) * (size_t)n);
+        return 1.0f;
+    }
+    const __m512 m16 = _mm512_set1_ps(mnew);
+    __m512 sv = _mm512_setzero_ps();
+    for (j = 0; j < n; j += 16) {
+        const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 x = HELIX_SCORE(n - j >= 16 ? _mm512_loadu_ps(s + j) : _mm512_maskz_loadu_ps(t, s + j));
+        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(x, m16)));
+        if (pb) {
+#ifdef __AVX512BF16__
+            _mm256_mask_storeu_epi16(pb + j, t, (__m256i)_mm512_cvtneps_pbh(e));
+#else
+            __builtin_unreachable();
+#endif
+        } else {
+            _mm512_mask_storeu_ps(s + j, t, e);
+        }
+        sv = _mm512_add_ps(sv, e);
+    }
+#undef HELIX_SCORE
+    if (pb && np > n) memset(pb + n, 0, (size_t)(np - n) * 2);
+    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    *l = *l * alpha + _mm512_reduce_add_ps(sv);
+    *m = mnew;
+    return alpha;
 }
 
 /* Transpose 16 x 16 32-bit lanes in registers: four stages of two-source

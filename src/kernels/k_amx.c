@@ -119,40 +119,9 @@ void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, u
             }
 }
 
-/* The online-softmax step of attention.c's softmax_row on the scores
- * s[0..n) times scale, writing P rounded to bf16 into p[0..np) (zeros past
- * n) instead of over s; the same operations in the same order, so the same
- * bits as scaling, softmax_row and a vcvtneps2bf16 pass one after another. */
-/* s * scale rounded on its own: an explicit rounding mode keeps the
- * compiler from fusing it with the subtraction that follows */
-static inline __m512 scaled(__m512 s, __m512 sc) { return _mm512_mul_round_ps(s, sc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-
+/* softmax_row on s * scale with P written as bf16 (avx512-impl.h): the
+ * same bits as scaling, softmax_row and a vcvtneps2bf16 pass in turn. */
 float helix_amx_softmax_row(const float *s, int64_t n, float scale, float *m, float *l, uint16_t *p, int64_t np)
 {
-    const __m512 sc = _mm512_set1_ps(scale);
-    __m512 mv = _mm512_set1_ps(*m);
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_mul_ps(_mm512_loadu_ps(s + j), sc));
-    float mnew = _mm512_reduce_max_ps(mv);
-    for (; j < n; j++) mnew = s[j] * scale > mnew ? s[j] * scale : mnew;
-    if (mnew == -INFINITY) { memset(p, 0, (size_t)np * 2); return 1.0f; }
-    const __m512 m16 = _mm512_set1_ps(mnew);
-    __m512 sv = _mm512_setzero_ps();
-    for (j = 0; j + 16 <= n; j += 16) {
-        const __m512 e = helix_exp_neg16(_mm512_sub_ps(scaled(_mm512_loadu_ps(s + j), sc), m16));
-        _mm256_storeu_si256((__m256i *)(p + j), (__m256i)_mm512_cvtneps_pbh(e));
-        sv = _mm512_add_ps(sv, e);
-    }
-    if (j < n) {
-        const __mmask16 t = (__mmask16)((1u << (n - j)) - 1);
-        const __m512 x = scaled(_mm512_maskz_loadu_ps(t, s + j), sc);
-        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(x, m16)));
-        _mm256_mask_storeu_epi16(p + j, t, (__m256i)_mm512_cvtneps_pbh(e));
-        sv = _mm512_add_ps(sv, e);
-    }
-    if (np > n) memset(p + n, 0, (size_t)(np - n) * 2);
-    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
-    *l = *l * alpha + _mm512_reduce_add_ps(sv);
-    *m = mnew;
-    return alpha;
+    return helix_softmax16((float *)s, n, 1, scale, m, l, p, np);
 }

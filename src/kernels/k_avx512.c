@@ -23,30 +23,7 @@
 
 static float softmax_row(float *s, int64_t n, float *m, float *l)
 {
-    int64_t j = 0;
-    __m512 mv = _mm512_set1_ps(*m);
-    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
-    float mnew = _mm512_reduce_max_ps(mv);
-    for (; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
-    if (mnew == -INFINITY) { memset(s, 0, sizeof(float) * (size_t)n); return 1.0f; }
-    const __m512 m16 = _mm512_set1_ps(mnew);
-    __m512 sv = _mm512_setzero_ps();
-    for (j = 0; j + 16 <= n; j += 16) {
-        const __m512 e = helix_exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m16));
-        _mm512_storeu_ps(s + j, e);
-        sv = _mm512_add_ps(sv, e);
-    }
-    if (j < n) {
-        const __mmask16 t = (__mmask16)((1u << (n - j)) - 1);
-        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), m16)));
-        _mm512_mask_storeu_ps(s + j, t, e);
-        sv = _mm512_add_ps(sv, e);
-    }
-    const float sum = _mm512_reduce_add_ps(sv);
-    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
-    *l = *l * alpha + sum;
-    *m = mnew;
-    return alpha;
+    return helix_softmax16(s, n, 0, 1.0f, m, l, NULL, 0);
 }
 
 static void scale_row(float *x, int64_t n, float a)
