@@ -25,8 +25,7 @@ static inline __m512 helix_exp_neg16(__m512 v)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-    const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    const __m512 e = _mm512_scalef_ps(p, k);   /* p * 2^k, exact: k >= -126 after the clamp */
     /* v < lo (and -inf) gives 0; NaN compares false and stays NaN */
     return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), e);
 }
