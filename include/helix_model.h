@@ -33,13 +33,14 @@
 
 #include "helix.h"
 #include "helix_comm.h"
+#include "helix_backend.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef enum { HELIX_NORM_PRE = 0, HELIX_NORM_POST } helix_norm;
-typedef enum { HELIX_ACT_GELU = 0, HELIX_ACT_GELU_TANH, HELIX_ACT_RELU } helix_act;
+/* helix_act (the MLP activation) is defined in helix_backend.h */
 /* "pre" / "post"; "gelu" / "gelu-tanh" / "relu" (HELIX_ERR_INVALID otherwise) */
 helix_status helix_norm_parse(const char *s, helix_norm *out);
 helix_status helix_act_parse(const char *s, helix_act *out);

@@ -11,25 +11,52 @@
 #include <string.h>
 #include <time.h>
 
-void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_chunks,
-                           int64_t chunk, int split)
+helix_status helix_exec_copy2d(helix_dev *d, void *dst, int64_t dpitch, const void *src, int64_t spitch,
+                               int64_t width, int64_t rows)
 {
-    for (int64_t c = 0; c < n_chunks; c++)
-        for (int64_t r = 0; r < rows; r++) {
-            const size_t packed = (size_t)((c * rows + r) * chunk);
-            const size_t wide = (size_t)((r * n_chunks + c) * chunk);
-            if (split) memcpy(dst + packed, src + wide, (size_t)chunk);
-            else memcpy(dst + wide, src + packed, (size_t)chunk);
-        }
+    return d->be->ops->copy2d(d->be, dst, dpitch, src, spitch, width, rows, HELIX_COPY_D2D);
+}
+
+helix_status helix_exec_split_cols(helix_dev *d, const char *src, char *dst, int64_t rows, int64_t n_chunks,
+                                   int64_t chunk, int split)
+{
+    helix_status st = HELIX_OK;
+    for (int64_t c = 0; c < n_chunks && !st; c++) {
+        char *packed = (split ? dst : (char *)src) + c * rows * chunk;
+        char *wide = (split ? (char *)src : dst) + c * chunk;
+        st = split ? helix_exec_copy2d(d, packed, chunk, wide, n_chunks * chunk, chunk, rows)
+                   : helix_exec_copy2d(d, wide, n_chunks * chunk, packed, chunk, chunk, rows);
+    }
+    return st;
+}
+
+helix_status helix_exec_gemm(helix_dev *d, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                             const void *B, int64_t ldb, const void *bias, void *C, int64_t ldc)
+{
+    const helix_gemm_args g = {M, N, K, d->t, d->t, d->t, A, B, bias, C, lda, ldb, ldc};
+    return d->be->ops->gemm(d->be, &g, d->work);
+}
+
+helix_status helix_exec_attend(helix_dev *d, const void *q, const void *k, const void *v, void *o,
+                               int64_t Lq, int64_t q_pos0, int64_t H, int64_t width)
+{
+    const helix_plan *p = d->plan;
+    helix_attn_args a;
+    memset(&a, 0, sizeof a);
+    a.B = p->cfg.batch; a.Lq = Lq; a.Lk = p->cfg.seq; a.H = H; a.width = width;
+    a.dtype = d->t; a.q = q; a.k = k; a.v = v; a.o = o;
+    a.scale = (float)p->scale; a.causal = p->cfg.causal; a.q_pos0 = q_pos0; a.kv_len = p->cfg.kv_len;
+    helix_attn_args_dense(&a);
+    return d->be->ops->attention(d->be, &a, d->work);
 }
 
 double helix_exec_phase(helix_dev *d, helix_phase ph)
 {
     d->ctr->phase = ph;
-    return helix_now();
+    return d->be->ops->now(d->be);
 }
 
-void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0) { d->tm[ph] += helix_now() - t0; }
+void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0) { d->tm[ph] += d->be->ops->now(d->be) - t0; }
 
 static void carve(helix_dev *d, char *arena)
 {
@@ -53,18 +80,6 @@ static void carve(helix_dev *d, char *arena)
     d->out = dp->out_bytes ? c : NULL;
 }
 
-static helix_status attend_sliced(helix_dev *d)
-{
-    const helix_plan *p = d->plan;
-    helix_attn_args a;
-    memset(&a, 0, sizeof a);
-    a.B = p->cfg.batch; a.Lq = a.Lk = p->cfg.seq; a.H = p->hg; a.width = p->ds;
-    a.dtype = d->t; a.q = d->q; a.k = d->k; a.v = d->v; a.o = d->o;
-    a.scale = (float)p->scale; a.causal = p->cfg.causal; a.kv_len = p->cfg.kv_len;
-    helix_attn_args_dense(&a);
-    return helix_attention_fwd(&a, d->work);
-}
-
 /* No W_O: all-gather the slices along the row into whole heads, then
  * column 0 gathers the head groups onto rank 0. */
 static helix_status aggregate_concat(helix_dev *d)
@@ -78,16 +93,14 @@ static helix_status aggregate_concat(helix_dev *d)
     double t0 = helix_exec_phase(d, HELIX_PHASE_ROW_GATHER);
     for (int64_t q = 0; q < m; q++) { cd[q] = (size_t)chunk; cd[m + q] = (size_t)(q * chunk); }
     helix_status st = helix_comm_allgatherv(d->row, d->o, (size_t)chunk, recv, cd, cd + m);
-    if (st == HELIX_OK)
-        helix_exec_split_cols(recv, whole, BL * p->hg, m, p->ds * es, 0);
+    if (st == HELIX_OK) st = helix_exec_split_cols(d, recv, whole, BL * p->hg, m, p->ds * es, 0);
     helix_exec_phase_end(d, HELIX_PHASE_ROW_GATHER, t0);
     if (st == HELIX_OK && d->dp.j == 0) {
         t0 = helix_exec_phase(d, HELIX_PHASE_COL_GATHER);
         char *groups = whole + grp;                       /* rank 0: [n][BL, hg*d] */
         for (int64_t q = 0; q < n; q++) { cd[q] = (size_t)grp; cd[n + q] = (size_t)(q * grp); }
         st = helix_comm_gatherv(d->col, whole, (size_t)grp, groups, cd, cd + n, 0);
-        if (st == HELIX_OK && d->dp.rank == 0)
-            helix_exec_split_cols(groups, d->out, BL, n, grp / BL, 0);
+        if (st == HELIX_OK && d->dp.rank == 0) st = helix_exec_split_cols(d, groups, d->out, BL, n, grp / BL, 0);
         helix_exec_phase_end(d, HELIX_PHASE_COL_GATHER, t0);
     }
     if (cd != cnt) free(cd);
@@ -101,14 +114,15 @@ helix_status helix_exec_attention_core(helix_dev *d, void *partial)
     const int64_t D = plan->D, BL = cfg->batch * cfg->seq, cols = plan->cols;
     helix_status st;
     double t0 = helix_exec_phase(d, HELIX_PHASE_QKV);
-    helix_gemm(BL, cols, D, d->t, d->x, D, d->t, d->wq, cols, d->bq, d->t, d->q, cols, d->work);
-    helix_gemm(BL, cols, D, d->t, d->x, D, d->t, d->wk, cols, d->bk, d->t, d->k, cols, d->work);
-    helix_gemm(BL, cols, D, d->t, d->x, D, d->t, d->wv, cols, d->bv, d->t, d->v, cols, d->work);
+    if ((st = helix_exec_gemm(d, BL, cols, D, d->x, D, d->wq, cols, d->bq, d->q, cols)) ||
+        (st = helix_exec_gemm(d, BL, cols, D, d->x, D, d->wk, cols, d->bk, d->k, cols)) ||
+        (st = helix_exec_gemm(d, BL, cols, D, d->x, D, d->wv, cols, d->bv, d->v, cols)))
+        return st;
     helix_exec_phase_end(d, HELIX_PHASE_QKV, t0);
 
     if (cfg->mode == HELIX_MODE_SLICED) {
         t0 = helix_exec_phase(d, HELIX_PHASE_ATTENTION);
-        st = attend_sliced(d);
+        st = helix_exec_attend(d, d->q, d->k, d->v, d->o, cfg->seq, 0, plan->hg, plan->ds);
         helix_exec_phase_end(d, HELIX_PHASE_ATTENTION, t0);
     } else if (cfg->exact_algo == HELIX_EXACT_REGATHER) {
         st = helix_exec_regather(d); /* books regather, attention, return itself */
@@ -119,9 +133,9 @@ helix_status helix_exec_attention_core(helix_dev *d, void *partial)
     }
     if (st || !partial) return st;
     t0 = helix_exec_phase(d, HELIX_PHASE_OUT_PROJ);
-    helix_gemm(BL, D, cols, d->t, d->o, cols, d->t, d->wo, D, d->bo, d->t, partial, D, d->work);
+    st = helix_exec_gemm(d, BL, D, cols, d->o, cols, d->wo, D, d->bo, partial, D);
     helix_exec_phase_end(d, HELIX_PHASE_OUT_PROJ, t0);
-    return HELIX_OK;
+    return st;
 }
 
 helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const helix_weights *w,
@@ -141,6 +155,8 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
     d.tm = stats ? stats->time_s : tm_local;
     d.t = plan->cfg.dtype;
     d.es = helix_dtype_size(d.t);
+    d.be = helix_backend_cpu();
+    helix_backend *be = d.be;
     const helix_config *cfg = &plan->cfg;
     const int64_t D = plan->D, BL = cfg->batch * cfg->seq;
     helix_status st;
@@ -163,23 +179,30 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
         return HELIX_ERR_INVALID;
     }
     /* One allocation, the size the plan computed; all ranks agree it worked. */
-    arena = aligned_alloc(64, (size_t)d.dp.peak_bytes);
+    helix_status ast = be->ops->alloc(be, d.dp.peak_bytes, (void **)&arena);
     int any_fail = 0;
-    st = helix_comm_any(world, arena == NULL, &any_fail);
+    st = helix_comm_any(world, ast != HELIX_OK || arena == NULL, &any_fail);
     if (st || any_fail) {
         snprintf(err->msg, sizeof err->msg, "%s", arena ? "another device could not allocate its memory"
                  : "could not allocate the device arena");
         if (!arena) snprintf(err->msg, sizeof err->msg, "device %d: could not allocate %lld bytes",
                              world->rank, (long long)d.dp.peak_bytes);
-        free(arena);
+        be->ops->free(be, arena);
         world->counters = saved;
         return st ? st : HELIX_ERR_NOMEM;
     }
-    memset(arena, 0, (size_t)d.dp.peak_bytes);   /* touch it now: page faults belong to setup, not to the pass */
+    /* touch it now: page faults belong to setup, not to the pass */
+    if ((st = be->ops->memset(be, arena, 0, d.dp.peak_bytes))) goto done;
     carve(&d, arena);
     if ((st = helix_comm_split(world, (int)d.dp.i, (int)d.dp.j, &d.row)) ||
         (st = helix_comm_split(world, (int)d.dp.j, (int)d.dp.i, &d.col))) {
         snprintf(err->msg, sizeof err->msg, "device %d: could not create row/column communicators", world->rank);
+        goto done;
+    }
+    if (!be->ops->host_memory) {
+        st = HELIX_ERR_UNSUPPORTED;
+        snprintf(err->msg, sizeof err->msg, "backend %s: weight shards for memory the host cannot address are not written yet",
+                 be->ops->name);
         goto done;
     }
     if (w->load) {
@@ -210,12 +233,12 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
     /* the forward pass starts together on every device, after setup */
     int ignored = 0;
     if ((st = helix_comm_any(world, 0, &ignored))) goto comm_fail;
-    const double t_pass = helix_now();
+    const double t_pass = be->ops->now(be);
 #define PHASE(ph) (t0 = helix_exec_phase(&d, (ph)))
 #define TOCK(ph) helix_exec_phase_end(&d, (ph), t0)
     PHASE(HELIX_PHASE_INPUT);
-    if (world->rank == 0) helix_from_f32(d.t, x, d.x, BL * D);
-    st = helix_comm_bcast(world, d.x, (size_t)(BL * D) * d.es, 0);
+    if (world->rank == 0) st = be->ops->upload_f32(be, d.x, d.t, x, BL * D);
+    if (st == HELIX_OK) st = helix_comm_bcast(world, d.x, (size_t)(BL * D) * d.es, 0);
     TOCK(HELIX_PHASE_INPUT);
     if (st) goto comm_fail;
 
@@ -231,8 +254,8 @@ helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const
         st = aggregate_concat(&d);
     }
     if (st) goto comm_fail;
-    if (world->rank == 0 && y) memcpy(y, d.out, (size_t)(BL * D) * d.es);
-    if (stats) stats->wall_s = helix_now() - t_pass;
+    if (world->rank == 0 && y && (st = be->ops->copy(be, y, d.out, BL * D * (int64_t)d.es, HELIX_COPY_D2H))) goto comm_fail;
+    if (stats) stats->wall_s = be->ops->now(be) - t_pass;
     goto done;
 comm_fail:
     snprintf(err->msg, sizeof err->msg, "device %d: %s in phase %s", world->rank,
@@ -244,7 +267,7 @@ done:
     }
     helix_comm_free(d.row);
     helix_comm_free(d.col);
-    free(arena);
+    be->ops->free(be, arena);
     world->counters = saved;
     return st;
 }

@@ -4,11 +4,13 @@
 
 #include "helix.h"
 #include "helix_comm.h"
+#include "helix_backend.h"
 
 typedef struct {
     const helix_plan *plan;
     helix_device_plan dp;
     helix_comm_t *world, *row, *col;
+    helix_backend *be;                           /* all compute and copies   */
     helix_dtype t;
     size_t es;
     helix_comm_counters *ctr;                    /* phase bookkeeping        */
@@ -37,10 +39,22 @@ helix_status helix_exec_regather(helix_dev *d);
 helix_status helix_exec_scores(helix_dev *d);
 
 /* Reshuffle between "wide" [rows][n_chunks][chunk] and "packed"
- * [n_chunks][rows][chunk]. split != 0: src is wide, dst packed; split == 0:
- * src is packed, dst wide. chunk is in bytes. */
-void helix_exec_split_cols(const char *src, char *dst, int64_t rows, int64_t n_chunks,
-                           int64_t chunk_bytes, int split);
+ * [n_chunks][rows][chunk] on the device (one 2-D copy per chunk).
+ * split != 0: src is wide, dst packed; split == 0: src is packed, dst
+ * wide. chunk is in bytes. */
+helix_status helix_exec_split_cols(helix_dev *d, const char *src, char *dst, int64_t rows, int64_t n_chunks,
+                                   int64_t chunk_bytes, int split);
+/* Device-to-device 2-D copy: rows of width bytes, pitches in bytes. */
+helix_status helix_exec_copy2d(helix_dev *d, void *dst, int64_t dpitch, const void *src, int64_t spitch,
+                               int64_t width, int64_t rows);
+/* Attention on the device: the plan's scale, causal mask and key padding,
+ * Lq queries from global position q_pos0 against all L keys, H heads of
+ * `width`, dense [B, L, H, width] buffers. */
+helix_status helix_exec_attend(helix_dev *d, const void *q, const void *k, const void *v, void *o,
+                               int64_t Lq, int64_t q_pos0, int64_t H, int64_t width);
+/* d->be's GEMM: C[M,N] = A[M,K] B[K,N] (+ bias), all of the run's dtype. */
+helix_status helix_exec_gemm(helix_dev *d, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                             const void *B, int64_t ldb, const void *bias, void *C, int64_t ldc);
 
 /* One device's part of a job; helix_exec_grid runs P of them on threads
  * over the in-process engine (threads: cap on ranks computing at once). */

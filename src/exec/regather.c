@@ -14,19 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static helix_status run_kernel(helix_dev *d, const void *q, const void *k, const void *v, void *o,
-                               int64_t Lq, int64_t q_pos0, int64_t H)
-{
-    const helix_plan *p = d->plan;
-    helix_attn_args a;
-    memset(&a, 0, sizeof a);
-    a.B = p->cfg.batch; a.Lq = Lq; a.Lk = p->cfg.seq; a.H = H; a.width = p->cfg.head_dim;
-    a.dtype = d->t; a.q = q; a.k = k; a.v = v; a.o = o;
-    a.scale = (float)p->scale; a.causal = p->cfg.causal; a.q_pos0 = q_pos0; a.kv_len = p->cfg.kv_len;
-    helix_attn_args_dense(&a);
-    return helix_attention_fwd(&a, d->work);
-}
-
 static helix_status by_heads(helix_dev *d)
 {
     const helix_plan *p = d->plan;
@@ -45,31 +32,28 @@ static helix_status by_heads(helix_dev *d)
     char *dst[3] = {qf, kf, vf};
     for (int x = 0; x < 3 && !st; x++) {
         /* send[p] = my slice of p's heads: [BL, hh, ds] (rows of src are hg*ds) */
-        for (int64_t q = 0; q < m; q++)
-            for (int64_t r = 0; r < BL; r++)
-                memcpy(send + q * chunk + r * hh * p->ds * es,
-                       (const char *)src[x] + (r * p->hg + q * hh) * p->ds * es, (size_t)(hh * p->ds * es));
-        st = helix_comm_alltoallv(d->row, send, cnt, cnt + m, recv, cnt, cnt + m);
+        for (int64_t q = 0; q < m && !st; q++)
+            st = helix_exec_copy2d(d, send + q * chunk, hh * p->ds * es, (const char *)src[x] + q * hh * p->ds * es,
+                                   p->hg * p->ds * es, hh * p->ds * es, BL);
+        if (!st) st = helix_comm_alltoallv(d->row, send, cnt, cnt + m, recv, cnt, cnt + m);
         /* recv[p] = slice p of my heads: [BL, hh, ds] -> [BL, hh, d] */
-        if (!st) helix_exec_split_cols(recv, dst[x], BL * hh, m, p->ds * es, 0);
+        if (!st) st = helix_exec_split_cols(d, recv, dst[x], BL * hh, m, p->ds * es, 0);
     }
     helix_exec_phase_end(d, HELIX_PHASE_REGATHER, t0);
     if (st) goto out;
 
     t0 = helix_exec_phase(d, HELIX_PHASE_ATTENTION);
-    st = run_kernel(d, qf, kf, vf, of, p->cfg.seq, 0, hh);
+    st = helix_exec_attend(d, qf, kf, vf, of, p->cfg.seq, 0, hh, p->cfg.head_dim);
     helix_exec_phase_end(d, HELIX_PHASE_ATTENTION, t0);
     if (st) goto out;
 
     t0 = helix_exec_phase(d, HELIX_PHASE_RETURN);
-    helix_exec_split_cols(of, send, BL * hh, m, p->ds * es, 1);    /* send[p] = slice p of my heads */
-    st = helix_comm_alltoallv(d->row, send, cnt, cnt + m, recv, cnt, cnt + m);
+    st = helix_exec_split_cols(d, of, send, BL * hh, m, p->ds * es, 1);    /* send[p] = slice p of my heads */
+    if (!st) st = helix_comm_alltoallv(d->row, send, cnt, cnt + m, recv, cnt, cnt + m);
     /* recv[p] = p's heads, my slice: into columns of heads p*hh.. of O */
-    if (!st)
-        for (int64_t q = 0; q < m; q++)
-            for (int64_t r = 0; r < BL; r++)
-                memcpy((char *)d->o + (r * p->hg + q * hh) * p->ds * es,
-                       recv + q * chunk + r * hh * p->ds * es, (size_t)(hh * p->ds * es));
+    for (int64_t q = 0; q < m && !st; q++)
+        st = helix_exec_copy2d(d, (char *)d->o + q * hh * p->ds * es, p->hg * p->ds * es, recv + q * chunk,
+                               hh * p->ds * es, hh * p->ds * es, BL);
     helix_exec_phase_end(d, HELIX_PHASE_RETURN, t0);
 out:
     free(cnt);
@@ -97,38 +81,38 @@ static helix_status by_queries(helix_dev *d)
     /* K, V: all-gather the slices, then [m][B*L, hg, ds] -> [B*L, hg, d] */
     for (int64_t q = 0; q < m; q++) { rc[q] = (size_t)(B * L * slice_row); rd[q] = (size_t)q * rc[q]; }
     st = helix_comm_allgatherv(d->row, d->k, rc[0], recv, rc, rd);
-    if (!st) helix_exec_split_cols(recv, kf, B * L * hg, m, ds * es, 0);
+    if (!st) st = helix_exec_split_cols(d, recv, kf, B * L * hg, m, ds * es, 0);
     if (!st) st = helix_comm_allgatherv(d->row, d->v, rc[0], recv, rc, rd);
-    if (!st) helix_exec_split_cols(recv, vf, B * L * hg, m, ds * es, 0);
+    if (!st) st = helix_exec_split_cols(d, recv, vf, B * L * hg, m, ds * es, 0);
     /* Q: peer p gets my slice of its query block; I get every slice of mine */
     if (!st) {
         size_t off = 0;
-        for (int64_t q = 0; q < m; q++) {
+        for (int64_t q = 0; q < m && !st; q++) {
             int64_t b0, e0;
             helix_split_range(L, m, q, &b0, &e0);
             sc[q] = (size_t)(B * (e0 - b0) * slice_row);
             sd[q] = off;
-            for (int64_t b = 0; b < B; b++)
-                memcpy(send + off + (size_t)(b * (e0 - b0) * slice_row),
-                       (const char *)d->q + (size_t)((b * L + b0) * slice_row), (size_t)((e0 - b0) * slice_row));
+            /* query rows b0..e0 of every batch row, side by side */
+            st = helix_exec_copy2d(d, send + off, (e0 - b0) * slice_row, (const char *)d->q + b0 * slice_row,
+                                   L * slice_row, (e0 - b0) * slice_row, B);
             off += sc[q];
             rc[q] = (size_t)(B * nq * slice_row);
             rd[q] = (size_t)q * rc[q];
         }
-        st = helix_comm_alltoallv(d->row, send, sc, sd, recv, rc, rd);
-        if (!st) helix_exec_split_cols(recv, qf, B * nq * hg, m, ds * es, 0);
+        if (!st) st = helix_comm_alltoallv(d->row, send, sc, sd, recv, rc, rd);
+        if (!st) st = helix_exec_split_cols(d, recv, qf, B * nq * hg, m, ds * es, 0);
     }
     helix_exec_phase_end(d, HELIX_PHASE_REGATHER, t0);
     if (st) goto out;
 
     t0 = helix_exec_phase(d, HELIX_PHASE_ATTENTION);
-    st = run_kernel(d, qf, kf, vf, of, nq, q0, hg);
+    st = helix_exec_attend(d, qf, kf, vf, of, nq, q0, hg, dd);
     helix_exec_phase_end(d, HELIX_PHASE_ATTENTION, t0);
     if (st) goto out;
 
     t0 = helix_exec_phase(d, HELIX_PHASE_RETURN);
     /* send[p] = slice p of my query block's outputs; recv[p] = my slice of p's block */
-    helix_exec_split_cols(of, send, B * nq * hg, m, ds * es, 1);
+    st = helix_exec_split_cols(d, of, send, B * nq * hg, m, ds * es, 1);
     size_t off = 0;
     for (int64_t q = 0; q < m; q++) {
         int64_t b0, e0;
@@ -139,15 +123,13 @@ static helix_status by_queries(helix_dev *d)
         rd[q] = off;
         off += rc[q];
     }
-    st = helix_comm_alltoallv(d->row, send, sc, sd, recv, rc, rd);
-    if (!st)
-        for (int64_t q = 0; q < m; q++) {
-            int64_t b0, e0;
-            helix_split_range(L, m, q, &b0, &e0);
-            for (int64_t b = 0; b < B; b++)
-                memcpy((char *)d->o + (size_t)((b * L + b0) * slice_row),
-                       recv + rd[q] + (size_t)(b * (e0 - b0) * slice_row), (size_t)((e0 - b0) * slice_row));
-        }
+    if (!st) st = helix_comm_alltoallv(d->row, send, sc, sd, recv, rc, rd);
+    for (int64_t q = 0; q < m && !st; q++) {
+        int64_t b0, e0;
+        helix_split_range(L, m, q, &b0, &e0);
+        st = helix_exec_copy2d(d, (char *)d->o + b0 * slice_row, L * slice_row, recv + rd[q],
+                               (e0 - b0) * slice_row, (e0 - b0) * slice_row, B);
+    }
     helix_exec_phase_end(d, HELIX_PHASE_RETURN, t0);
 out:
     free(cnt);

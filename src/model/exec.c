@@ -38,67 +38,17 @@ typedef struct {
 
 /* ------------------------------------------------------- element-wise */
 
-/* y = LN(a) * gamma + beta, row by row in f32 (eps 1e-5). */
-static void layernorm(mdev *m, const void *a, const void *g, const void *b, void *y, int64_t rows)
+static helix_status layernorm(mdev *m, const void *a, const void *g, const void *b, void *y, int64_t rows)
 {
-    const int64_t D = m->p->D;
-    float *u = m->fbuf, *gf = u + D, *bf = gf + D;
-    helix_to_f32(m->t, g, gf, D);
-    helix_to_f32(m->t, b, bf, D);
-    for (int64_t r = 0; r < rows; r++) {
-        helix_to_f32(m->t, (const char *)a + (size_t)(r * D) * m->es, u, D);
-        double mean = 0, var = 0;
-        for (int64_t c = 0; c < D; c++) mean += u[c];
-        mean /= (double)D;
-        for (int64_t c = 0; c < D; c++) var += ((double)u[c] - mean) * ((double)u[c] - mean);
-        const float inv = (float)(1.0 / sqrt(var / (double)D + 1e-5)), mu = (float)mean;
-        for (int64_t c = 0; c < D; c++) u[c] = (u[c] - mu) * inv * gf[c] + bf[c];
-        helix_from_f32(m->t, u, (char *)y + (size_t)(r * D) * m->es, D);
-    }
+    helix_backend *be = m->ad.be;
+    return be->ops->layernorm(be, m->t, a, g, b, y, rows, m->p->D, m->fbuf);
 }
 
 /* a += p (f32 arithmetic, storage dtype) */
-static void residual(mdev *m, void *a, const void *p, int64_t rows)
+static helix_status residual(mdev *m, void *a, const void *p, int64_t rows)
 {
-    const int64_t D = m->p->D;
-    float *u = m->fbuf, *v = u + D;
-    for (int64_t r = 0; r < rows; r++) {
-        char *ar = (char *)a + (size_t)(r * D) * m->es;
-        helix_to_f32(m->t, ar, u, D);
-        helix_to_f32(m->t, (const char *)p + (size_t)(r * D) * m->es, v, D);
-        for (int64_t c = 0; c < D; c++) u[c] += v[c];
-        helix_from_f32(m->t, u, ar, D);
-    }
-}
-
-void helix_gelu(float *v, int64_t n)
-{
-    for (int64_t c = 0; c < n; c++) v[c] = 0.5f * v[c] * (1.0f + erff(v[c] * 0.70710678118654752f));
-}
-
-void helix_activate(helix_act a, float *v, int64_t n)
-{
-    switch (a) {
-    case HELIX_ACT_GELU: helix_gelu(v, n); break;
-    case HELIX_ACT_GELU_TANH:
-        for (int64_t c = 0; c < n; c++)
-            v[c] = 0.5f * v[c] * (1.0f + tanhf(0.79788456080286536f * (v[c] + 0.044715f * v[c] * v[c] * v[c])));
-        break;
-    case HELIX_ACT_RELU:
-        for (int64_t c = 0; c < n; c++) v[c] = v[c] > 0 ? v[c] : v[c] == v[c] ? 0.0f : v[c];   /* NaN stays NaN */
-        break;
-    }
-}
-
-static void activate(mdev *m, void *h, int64_t rows, int64_t cols)
-{
-    float *u = m->fbuf + 3 * m->p->D;
-    for (int64_t r = 0; r < rows; r++) {
-        char *hr = (char *)h + (size_t)(r * cols) * m->es;
-        helix_to_f32(m->t, hr, u, cols);
-        helix_activate(m->p->model.act, u, cols);
-        helix_from_f32(m->t, u, hr, cols);
-    }
+    helix_backend *be = m->ad.be;
+    return be->ops->residual_add(be, m->t, a, p, rows, m->p->D, m->fbuf);
 }
 
 /* ------------------------------------------------------------ layout */
@@ -191,8 +141,9 @@ static helix_status block(mdev *m, const layer_shard *s, void *a)
     double t0;
     if (pre) {
         t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-        layernorm(m, a, s->ln1_g, s->ln1_b, m->xn, rows);
+        st = layernorm(m, a, s->ln1_g, s->ln1_b, m->xn, rows);
         helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
+        if (st) return st;
     }
 
     d->wq = s->wq; d->wk = s->wk; d->wv = s->wv; d->wo = s->wo;
@@ -201,24 +152,26 @@ static helix_status block(mdev *m, const layer_shard *s, void *a)
     if ((st = helix_exec_attention_core(d, m->partial)) || (st = allreduce(m, HELIX_PHASE_REDUCE))) return st;
 
     t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-    residual(m, a, m->partial, rows);
-    if (pre) layernorm(m, a, s->ln2_g, s->ln2_b, m->xn, rows);
-    else layernorm(m, a, s->ln1_g, s->ln1_b, a, rows);      /* post: a = LN1(a); the MLP reads a */
+    st = residual(m, a, m->partial, rows);
+    if (!st && pre) st = layernorm(m, a, s->ln2_g, s->ln2_b, m->xn, rows);
+    else if (!st) st = layernorm(m, a, s->ln1_g, s->ln1_b, a, rows);      /* post: a = LN1(a); the MLP reads a */
     helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
+    if (st) return st;
     void *mlp_in = pre ? m->xn : a;
 
     t0 = helix_exec_phase(&m->ad, HELIX_PHASE_MLP);
-    helix_gemm(rows, fc, D, m->t, mlp_in, D, m->t, s->w1, fc, s->b1, m->t, m->hidden, fc, d->work);
-    activate(m, m->hidden, rows, fc);
-    helix_gemm(rows, D, fc, m->t, m->hidden, fc, m->t, s->w2, D, s->b2, m->t, m->partial, D, d->work);
+    helix_backend *be = d->be;
+    if (!(st = helix_exec_gemm(d, rows, fc, D, mlp_in, D, s->w1, fc, s->b1, m->hidden, fc)) &&
+        !(st = be->ops->activate(be, p->model.act, m->t, m->hidden, rows, fc, m->fbuf + 3 * D)))
+        st = helix_exec_gemm(d, rows, D, fc, m->hidden, fc, s->w2, D, s->b2, m->partial, D);
     helix_exec_phase_end(&m->ad, HELIX_PHASE_MLP, t0);
-    if ((st = allreduce(m, HELIX_PHASE_MLP_REDUCE))) return st;
+    if (st || (st = allreduce(m, HELIX_PHASE_MLP_REDUCE))) return st;
 
     t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-    residual(m, a, m->partial, rows);
-    if (!pre) layernorm(m, a, s->ln2_g, s->ln2_b, a, rows);
+    st = residual(m, a, m->partial, rows);
+    if (!st && !pre) st = layernorm(m, a, s->ln2_g, s->ln2_b, a, rows);
     helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
-    return HELIX_OK;
+    return st;
 }
 
 /* ------------------------------------------------------ communicators */
@@ -271,20 +224,21 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
     for (int64_t l = dp->layer_begin; l < dp->layer_end; l++)
         shard_layer(m, &w->layer[l], &m->ls[l - dp->layer_begin]);
 
+    helix_backend *be = m->ad.be;
     if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* start together */
-    const double start = helix_now();
+    const double start = be->ops->now(be);
     double t0;
     for (int64_t k = 0; k < p->mb; k++) {
         char *a = m->act;
         if (dp->stage == 0) {            /* micro-batch k of X streams in from rank 0 */
             t0 = helix_exec_phase(&m->ad, HELIX_PHASE_INPUT);
-            if (rank == 0) helix_from_f32(m->t, x + k * rows * D, a, rows * D);
-            st = helix_comm_bcast(m->tg, a, chunk, 0);
+            st = rank == 0 ? be->ops->upload_f32(be, a, m->t, x + k * rows * D, rows * D) : HELIX_OK;
+            if (!st) st = helix_comm_bcast(m->tg, a, chunk, 0);
             helix_exec_phase_end(&m->ad, HELIX_PHASE_INPUT, t0);
         } else {
             t0 = helix_exec_phase(&m->ad, HELIX_PHASE_P2P);
             st = helix_comm_bcast(m->prev, a, chunk, 0);
-            if (k == 0) stats->bubble_s += helix_now() - t0;     /* pipeline fill */
+            if (k == 0) stats->bubble_s += be->ops->now(be) - t0;     /* pipeline fill */
             else helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
         }
         if (st) return st;
@@ -296,25 +250,25 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
             helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
             if (st) return st;
         } else if (m->out) {
-            memcpy(m->out + k * chunk, a, chunk);
+            if ((st = be->ops->copy(be, m->out + k * chunk, a, (int64_t)chunk, HELIX_COPY_D2D))) return st;
         } else if (rank == 0 && y) {
-            helix_to_f32(m->t, a, y + k * rows * D, rows * D);
+            if ((st = be->ops->download_f32(be, y + k * rows * D, a, m->t, rows * D))) return st;
         }
     }
-    t0 = helix_now();
+    t0 = be->ops->now(be);
     if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* end together */
-    if (S > 1 && dp->stage < S - 1) stats->bubble_s += helix_now() - t0;   /* pipeline drain */
+    if (S > 1 && dp->stage < S - 1) stats->bubble_s += be->ops->now(be) - t0;   /* pipeline drain */
     if (S > 1) {
         /* Y from the last stage to rank 0, a micro-batch at a time */
         t0 = helix_exec_phase(&m->ad, HELIX_PHASE_OUTPUT);
         for (int64_t k = 0; k < p->mb && st == HELIX_OK; k++) {
             st = helix_comm_bcast(m->outc, rank == 0 ? m->act : m->out + k * chunk, chunk, 1);
-            if (st == HELIX_OK && rank == 0 && y) helix_to_f32(m->t, m->act, y + k * rows * D, rows * D);
+            if (st == HELIX_OK && rank == 0 && y) st = be->ops->download_f32(be, y + k * rows * D, m->act, m->t, rows * D);
         }
         helix_exec_phase_end(&m->ad, HELIX_PHASE_OUTPUT, t0);
         if (st) return st;
     }
-    stats->wall_s = helix_now() - start;
+    stats->wall_s = be->ops->now(be) - start;
     return HELIX_OK;
 }
 
@@ -342,18 +296,23 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     helix_model_plan_device(p, world->rank, &m.dp);
     helix_dev *d = &m.ad;
     d->plan = &p->attn; d->dp = m.dp.attn; d->t = m.t; d->es = m.es; d->ctr = &m.ctr; d->tm = stats->time_s;
+    helix_backend *be = d->be = helix_backend_cpu();
 
-    char *arena = aligned_alloc(64, (size_t)m.dp.peak_bytes);
+    char *arena = NULL;
+    helix_status ast = be->ops->alloc(be, m.dp.peak_bytes, (void **)&arena);
     int any_fail = 0;
-    helix_status st = helix_comm_any(world, arena == NULL, &any_fail);
+    helix_status st = helix_comm_any(world, ast != HELIX_OK || arena == NULL, &any_fail);
     if (st || any_fail) {
         if (!arena) helix_errf(err, HELIX_ERR_NOMEM, "device %d: could not allocate %lld bytes", world->rank, (long long)m.dp.peak_bytes);
         else helix_errf(err, HELIX_ERR_NOMEM, "device %d: another device could not allocate its memory", world->rank);
-        free(arena);
+        be->ops->free(be, arena);
         world->counters = saved;
         return st ? st : HELIX_ERR_NOMEM;
     }
-    if ((st = carve(&m, arena))) {
+    if (!be->ops->host_memory) {
+        st = helix_errf(err, HELIX_ERR_UNSUPPORTED, "backend %s: weight shards for memory the host cannot address are not written yet",
+                        be->ops->name);
+    } else if ((st = carve(&m, arena))) {
         helix_errf(err, st, "device %d: out of memory for bookkeeping", world->rank);
     } else if ((st = make_comms(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
@@ -369,7 +328,7 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     helix_comm_free(d->col);
     helix_comm_free(m.tg);
     free(m.ls);
-    free(arena);
+    be->ops->free(be, arena);
     world->counters = saved;
     return st;
 }
