@@ -200,6 +200,9 @@ typedef struct {
     void *load_ctx;
 } helix_weights;
 
+/* First column of W_Q/W_K/W_V (and row of W_O) that device `rank` holds
+ * for its local head k: (i*hg + k)*d + j*ds. */
+int64_t helix_shard_col0(const helix_plan *plan, int64_t rank, int64_t k);
 /* Copy device `rank`'s column block of a [D, D] projection, converting to
  * dtype: dst is [D, hg*ds]. */
 void helix_shard_cols(const helix_plan *plan, int64_t rank, const float *w,
@@ -312,6 +315,9 @@ typedef struct {
     double time_s[HELIX_NPHASES];
     helix_traffic phase[HELIX_NPHASES];
     int64_t arena_bytes;       /* what the device actually allocated */
+    int64_t peak_rss_bytes;    /* the OS's peak resident memory (VmHWM) of
+                                  this device's process when the pass ended
+                                  (in-process: one process for all devices) */
     double wall_s;             /* the forward pass: from a barrier after setup
                                   (arena, weight shards, communicators) to
                                   this device's end */
@@ -325,6 +331,10 @@ struct helix_comm;
 helix_status helix_device_run(const helix_plan *plan, struct helix_comm *world,
                               const helix_weights *w, const float *x, void *y,
                               helix_device_stats *stats, helix_err *err);
+
+/* The OS's peak resident memory of this process so far (Linux VmHWM),
+ * bytes; -1 where the OS does not say. */
+int64_t helix_peak_rss_bytes(void);
 
 /* All P devices in this process, one thread each; at most `threads` of them
  * compute at the same time (0: number of online CPUs). stats: [P]. */

@@ -194,6 +194,14 @@ void helix_st_model_close(helix_st_model *m);
  * helix_model_weights_bytes(D, F, layers, bias): check it fits first. */
 helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int allow_nonfinite, helix_dtype as,
                                  helix_model_weights *out, helix_err *err);
+/* The same checks as helix_st_model_load (NaN/Inf, overflow of `as`; the
+ * same first offender named), streaming: nothing is kept. */
+helix_status helix_st_model_check(const helix_st_model *m, int64_t layers, helix_dtype as, helix_err *err);
+/* A helix_layer_loader (ctx: the helix_st_model): one device's shards of
+ * one layer read straight from the file, no value checks (run
+ * helix_st_model_check first). */
+helix_status helix_st_model_shard_load(void *ctx, const helix_model_plan *plan, int64_t trank, int64_t layer,
+                                       helix_dtype t, const helix_layer_shard *dst, helix_err *err);
 
 #ifdef __cplusplus
 }

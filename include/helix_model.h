@@ -75,7 +75,7 @@ typedef struct {
 helix_status helix_layout_parse(const char *s, helix_layout *out, helix_err *err);
 void helix_layout_name(const helix_layout *l, char *buf, size_t n);
 
-typedef struct {
+typedef struct helix_model_plan_s {
     helix_model_config model;
     helix_layout layout;
     int64_t D, F, P;
@@ -121,9 +121,34 @@ typedef struct {
     const float *w1, *b1, *w2, *b2;
 } helix_layer_weights;
 
+/* One device's shards of one layer, in the layout its kernels read
+ * (storage type of the run; cols = plan->attn.cols, fc = plan->fcols, r =
+ * the tensor rank): wq, wk, wv [D, cols] and wo [cols, D] as helix_shard_*
+ * cut them for attention device r, bq/bk/bv [cols], ln*_g/_b [D], w1
+ * [D, fc] = FC1 columns r*fc.., w2 [fc, D] = FC2 rows r*fc.., b1 [fc];
+ * bo, b2 [D] on tensor rank 0 only. Unused pointers are NULL. */
+typedef struct {
+    void *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+    void *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
+    void *w1, *b1, *w2, *b2;
+} helix_layer_shard;
+
+struct helix_model_plan_s;
+/* Fills one device's shards of layer `layer` from wherever the weights
+ * live (a file, a seeded generator); called by each device for its own
+ * layers only, possibly from several threads at once. */
+typedef helix_status (*helix_layer_loader)(void *ctx, const struct helix_model_plan_s *plan, int64_t trank,
+                                           int64_t layer, helix_dtype t, const helix_layer_shard *dst,
+                                           helix_err *err);
+
+/* Either full f32 weights (layer: [layers]) that each device cuts its
+ * shards from, or a loader each device calls for its own shards (layer
+ * may then be NULL: no process holds the whole model). */
 typedef struct {
     int64_t D, F, layers;
-    const helix_layer_weights *layer;   /* [layers] */
+    const helix_layer_weights *layer;   /* [layers], or NULL with load  */
+    helix_layer_loader load;
+    void *load_ctx;
 } helix_model_weights;
 
 typedef struct {
@@ -132,6 +157,7 @@ typedef struct {
     double wall_s;        /* start barrier to end barrier              */
     double bubble_s;      /* pipeline fill + drain waits               */
     int64_t arena_bytes;
+    int64_t peak_rss_bytes;   /* VmHWM of the device's process at its end (helix_peak_rss_bytes) */
 } helix_model_stats;
 
 /* One device's part of the forward pass (world: size P). x: f32 [B,L,D]
@@ -159,6 +185,13 @@ helix_status helix_model_ref(const helix_model_config *mc, int64_t heads, int64_
 helix_status helix_model_weights_random(const helix_model_config *mc, uint64_t seed,
                                         helix_model_weights *out, helix_err *err);
 void helix_model_weights_free(helix_model_weights *w);
+/* The same numbers as helix_model_weights_random, generated per shard by
+ * the devices that use them (splitmix64 is addressable: element k of the
+ * stream needs no other element), so no process holds the whole model.
+ * ctx is the caller's and must outlive the runs. */
+typedef struct { uint64_t seed; int64_t D, F, layers; int bias; } helix_model_seeded;
+void helix_model_weights_seeded(const helix_model_config *mc, uint64_t seed, helix_model_seeded *ctx,
+                                helix_model_weights *out);
 /* Bytes of f32 weights for D, F, layers (-1 on bad sizes or overflow), and
  * zeroed weights of that shape in one allocation (biases only when bias),
  * for filling in place (the pointers are const only to readers). */

@@ -82,6 +82,8 @@ typedef struct {
     int64_t nonfinite;                /* NaN/Inf outputs */
     float *y;
     int64_t *rank_sent, *rank_recv;   /* [P]: all phases */
+    int64_t rss;                      /* max over ranks of the process's VmHWM */
+    int64_t *rank_rss;                /* [P] */
 } lrow;
 
 static const helix_phase compute_ph[] = {HELIX_PHASE_QKV, HELIX_PHASE_ATTENTION, HELIX_PHASE_OUT_PROJ, HELIX_PHASE_NORM,
@@ -98,8 +100,10 @@ static void summarize(lrow *r, const helix_model_stats *st)
     r->bytes_match = 1;
     r->rank_sent = calloc((size_t)P, sizeof(int64_t));
     r->rank_recv = calloc((size_t)P, sizeof(int64_t));
+    r->rank_rss = calloc((size_t)P, sizeof(int64_t));
     for (int64_t k = 0; k < P; k++) {
         const helix_model_stats *s = &st[k];
+        if (r->rank_rss) r->rank_rss[k] = s->peak_rss_bytes;
         for (int ph = 0; ph < HELIX_NPHASES && r->rank_sent && r->rank_recv; ph++) {
             r->rank_sent[k] += s->phase[ph].sent_bytes;
             r->rank_recv[k] += s->phase[ph].recv_bytes;
@@ -121,6 +125,7 @@ static void summarize(lrow *r, const helix_model_stats *st)
         if (ar > r->b_allreduce) r->b_allreduce = ar;
         if (pp > r->b_p2p) r->b_p2p = pp;
         if (s->arena_bytes > r->peak) r->peak = s->arena_bytes;
+        if (s->peak_rss_bytes > r->rss) r->rss = s->peak_rss_bytes;
         helix_model_device_plan dp;
         helix_model_plan_device(&r->plan, k, &dp);
         for (int ph = 0; ph < HELIX_NPHASES; ph++)
@@ -192,15 +197,16 @@ static double pct(double a, double w) { return w > 0 ? 100 * a / w : 0; }
 
 static void print_row(const lrow *r)
 {
-    char h1[32];
+    char h1[32], h2[32];
     if (r->error[0]) { printf("  %-22s  %s\n", r->name, r->error); return; }
     char wrong[24];
     if (r->wrong < 0) snprintf(wrong, sizeof wrong, "-");
     else snprintf(wrong, sizeof wrong, "%lld", (long long)r->wrong);
-    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f | %9.2f %9.2f %9.2f %9.2f %7s | %10s | %9.2e %6s\n", r->name,
+    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f | %9.2f %9.2f %9.2f %9.2f %7s | %10s %10s | %9.2e %6s\n", r->name,
            r->tok_s, 1e3 * r->wall_s, pct(r->compute_s, r->wall_s), pct(r->comm_s, r->wall_s), pct(r->bubble_s, r->wall_s),
            pct(r->idle_s, r->wall_s), r->b_input / 1e6, r->b_attn / 1e6, r->b_allreduce / 1e6, r->b_p2p / 1e6,
-           r->bytes_match ? "= plan" : "DIFFERS", run_human_bytes(r->peak, h1), r->rel, wrong);
+           r->bytes_match ? "= plan" : "DIFFERS", run_human_bytes(r->peak, h1), r->rss < 0 ? "-" : run_human_bytes(r->rss, h2),
+           r->rel, wrong);
     fflush(stdout);
 }
 
@@ -300,6 +306,12 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
             jw_end_arr(&j);
         }
         jw_int(&j, "peak_bytes_per_device", r->peak);
+        jw_int(&j, "peak_rss_bytes", r->rss);
+        if (r->rank_rss) {
+            jw_arr(&j, "peak_rss_bytes_per_rank");
+            for (int64_t q = 0; q < r->plan.P; q++) jw_int(&j, NULL, r->rank_rss[q]);
+            jw_end_arr(&j);
+        }
         if (r->wrong >= 0) { jw_num(&j, "max_rel_err", r->rel); jw_int(&j, "wrong", r->wrong); }
         jw_int(&j, "nonfinite_outputs", r->nonfinite);
         jw_end_obj(&j);
@@ -422,9 +434,10 @@ int cmd_layouts(int argc, char **argv)
     if (!user_list) default_layouts(P, list, sizeof list);
 
     /* the model and the input settle the sizes before any layout is planned */
-    helix_model_weights w;
+    model_weights w;
     float *x = NULL;
     mi.seed = seed;
+    mi.check = check;
     mi.given_heads = set[0]; mi.given_norm = set_norm; mi.given_act = set_act;
     mi.given_head_dim = set[1]; mi.given_ffn = set[2]; mi.given_layers = set[3];
     mi.given_batch = set[4]; mi.given_seq = set[5]; mi.given_dtype = set[6]; mi.given_bias = set[7];
@@ -472,14 +485,14 @@ int cmd_layouts(int argc, char **argv)
     }
     if (n_invalid) {
         if (root) fprintf(stderr, "helix: nothing was run; fix or drop the layouts named above\n");
-        helix_model_weights_free(&w);
+        model_weights_close(&w);
         free(x);
         if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
         return EXIT_USAGE;
     }
     if (nr == 0) {
         if (root) fprintf(stderr, "helix: --layouts: no layout given\n");
-        helix_model_weights_free(&w);
+        model_weights_close(&w);
         free(x);
         if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
         return EXIT_USAGE;
@@ -503,10 +516,12 @@ int cmd_layouts(int argc, char **argv)
         printf("# time split: mean over ranks, %% of the forward pass's wall time (max rank): compute, comm (collectives,\n"
                "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
         printf("# bytes: MB sent per rank (max over ranks) by kind; '= plan' when every rank's every phase and its arena\n"
-               "#   equal the plan's prediction; #wrong: outputs off the float64 reference by more than %.0e x max|ref|\n#\n",
+               "#   equal the plan's prediction; arena: the largest device arena; rss: the OS's peak resident memory (VmHWM) of\n"
+               "#   a rank's process, max over ranks (in-process: the one process of all devices, and the high-water mark\n"
+               "#   since it started); #wrong: outputs off the float64 reference by more than %.0e x max|ref|\n#\n",
                run_tolerance(mc.dtype));
-        printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %7s | %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
-               "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "bytes", "peak_mem", "max_err",
+        printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %7s | %10s %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
+               "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "bytes", "arena", "rss", "max_err",
                "#wrong");
     }
     helix_model_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
@@ -534,7 +549,7 @@ int cmd_layouts(int argc, char **argv)
         r->y = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
         helix_status st;
         if (mpi) {
-            st = helix_model_device_run(&r->plan, world, &w, x, r->y, stats, &err);
+            st = helix_model_device_run(&r->plan, world, &w.run, x, r->y, stats, &err);
             if (st) { fprintf(stderr, "helix: rank %d: %s\n", rank, err.msg); fflush(stderr); helix_mpi_abort(EXIT_RUNTIME); }
             size_t *cd = calloc(2 * (size_t)P, sizeof *cd);
             helix_model_stats mine = stats[0];
@@ -542,12 +557,12 @@ int cmd_layouts(int argc, char **argv)
             if (!cd || helix_comm_gatherv(world, &mine, sizeof mine, stats, cd, cd + P, 0)) helix_mpi_abort(EXIT_RUNTIME);
             free(cd);
         } else {
-            st = helix_model_grid_run(&r->plan, &w, x, r->y, (int)threads, stats, &err);
+            st = helix_model_grid_run(&r->plan, &w.run, x, r->y, (int)threads, stats, &err);
             if (st) { snprintf(r->error, sizeof r->error, "failed: %s", err.msg); runtime_fail = 1; print_row(r); continue; }
         }
         if (root) {
             summarize(r, stats);
-            if (check && check_row(r, &refs, &mc, &w, x)) runtime_fail = 1;
+            if (check && check_row(r, &refs, &mc, &w.full, x)) runtime_fail = 1;
             for (int64_t q = 0; q < BL * D; q++) r->nonfinite += !(r->y[q] - r->y[q] == 0);
             print_row(r);
             if (r->nonfinite)
@@ -601,11 +616,11 @@ int cmd_layouts(int argc, char **argv)
             }
         }
     }
-    for (int k = 0; k < nr; k++) { free(rows[k].y); free(rows[k].rank_sent); free(rows[k].rank_recv); }
+    for (int k = 0; k < nr; k++) { free(rows[k].y); free(rows[k].rank_sent); free(rows[k].rank_recv); free(rows[k].rank_rss); }
     for (int k = 0; k < refs.n; k++) free(refs.ref[k]);
     free(stats);
     free(x);
-    helix_model_weights_free(&w);
+    model_weights_close(&w);
     if (mpi) {
         int agree = 0;
         helix_comm_any(world, any_wrong || any_diff || runtime_fail, &agree);

@@ -95,51 +95,60 @@ static int settle_from_file(const model_inputs_opts *o, const helix_st_model *m,
     return EXIT_OK;
 }
 
-static int memory_check(const helix_model_config *mc, int root, helix_comm_t *world)
+static int memory_check(const helix_model_config *mc, int root, int full, helix_comm_t *world)
 {
     int64_t D = 0, xb = 0;
     const int over = __builtin_mul_overflow(mc->heads, mc->head_dim, &D) || __builtin_mul_overflow(D, mc->batch, &xb) ||
                      __builtin_mul_overflow(xb, mc->seq, &xb) || __builtin_mul_overflow(xb, (int64_t)4, &xb);
-    const int64_t wb = over ? -1 : helix_model_weights_bytes(D, mc->ffn, mc->layers, mc->bias);
-    if (!root) xb = 0;            /* x: f32 [B, L, D] on rank 0 */
+    const int64_t wb = over ? -1 : full ? helix_model_weights_bytes(D, mc->ffn, mc->layers, mc->bias) : 0;
+    if (!root) xb = 0;            /* x: f32 [B, L, D] on rank 0; the full weights too, for --check */
     char why[256] = "", b1[32];
     int fits = wb >= 0;
     if (!fits) snprintf(why, sizeof why, "the sizes overflow");
     else fits = world ? cli_mpi_fits(world, wb + xb, why, sizeof why) : cli_host_fits(wb + xb, why, sizeof why);
     if (fits) return EXIT_OK;
     if (root)
-        fprintf(stderr, "helix: the model's f32 weights (%s per rank) and input do not fit: %s\n",
+        fprintf(stderr, "helix: the model's f32 weights for the --check reference (%s on rank 0) and input do not fit: %s\n",
                 run_human_bytes(wb < 0 ? 0 : wb, b1), why);
     return EXIT_USAGE;
 }
 
+void model_weights_close(model_weights *w)
+{
+    helix_model_weights_free(&w->full);
+    if (w->have_m) helix_st_model_close(&w->m);
+    if (w->have_f) helix_st_close(&w->f);
+    memset(w, 0, sizeof *w);
+}
+
 int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int root, helix_comm_t *world,
-                      helix_model_weights *w, float **x)
+                      model_weights *w, float **x)
 {
     memset(w, 0, sizeof *w);
     *x = NULL;
     helix_err err = {{0}};
-    helix_st_file f;
-    helix_st_model m;
-    int have_f = 0, have_m = 0, rc = EXIT_OK;
+    helix_st_file *f = &w->f;
+    helix_st_model *m = &w->m;
+    int rc = EXIT_OK;
+    const int full = root && o->check;
     if (o->weights) {
-        if (helix_st_open(o->weights, &f, &err)) {
+        if (helix_st_open(o->weights, f, &err)) {
             if (root) fprintf(stderr, "helix: %s\n", err.msg);
             rc = EXIT_USAGE;
         } else {
-            have_f = 1;
-            if (helix_st_model_find(&f, o->prefix, &m, &err)) {
+            w->have_f = 1;
+            if (helix_st_model_find(f, o->prefix, m, &err)) {
                 if (root) fprintf(stderr, "helix: %s\n", err.msg);
                 rc = EXIT_USAGE;
             } else {
-                have_m = 1;
-                rc = settle_from_file(o, &m, mc);
+                w->have_m = 1;
+                rc = settle_from_file(o, m, mc);
             }
         }
         rc = cli_agree(world, rc, root, "read the weights (is the file on every node?)");
     }
     /* every rank opened its own copy of the path: it must be the same file */
-    if (rc == EXIT_OK && world && have_f) rc = cli_mpi_same_file(world, &f, root);
+    if (rc == EXIT_OK && world && w->have_f) rc = cli_mpi_same_file(world, f, root);
     /* the input: rank 0 reads its header, everyone learns B and L; its data
      * are read after the memory check */
     helix_array xa;
@@ -166,7 +175,7 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
         mc->batch = verdict[1];
         mc->seq = verdict[2];
     }
-    if (rc == EXIT_OK) rc = memory_check(mc, root, world);
+    if (rc == EXIT_OK) rc = memory_check(mc, root, full, world);
     if (rc == EXIT_OK && o->input) {
         if (root) {
             rc = run_read_x_data(o->input, mc->dtype, o->allow_nonfinite, &xa);
@@ -175,16 +184,26 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
         rc = cli_agree(world, rc, root, "read the input");
     }
     if (rc == EXIT_OK) {
-        if (have_m) {
-            if (root) fprintf(stderr, "  loading %lld layers from %s (%s, D=%lld, F=%lld%s)...\n", (long long)mc->layers,
-                              o->weights, m.pattern, (long long)m.D, (long long)m.F, m.bias ? ", biases" : "");
-            if (helix_st_model_load(&m, mc->layers, o->allow_nonfinite, mc->dtype, w, &err)) {
-                if (root) fprintf(stderr, "helix: %s%s\n", err.msg,
-                                  strstr(err.msg, "non-finite") || strstr(err.msg, "overflows") ? "; refusing (--allow-nonfinite to run anyway)" : "");
+        /* the devices: their own shards, from the file or the generator */
+        if (w->have_m) {
+            w->run = (helix_model_weights){m->D, m->F, mc->layers, NULL, helix_st_model_shard_load, m};
+        } else {
+            helix_model_weights_seeded(mc, (uint64_t)o->seed, &w->seeded, &w->run);
+        }
+        /* rank 0: the values checked (a file), and the full model for --check */
+        if (root && w->have_m) {
+            if (full) fprintf(stderr, "  loading %lld layers from %s (%s, D=%lld, F=%lld%s) for the reference...\n",
+                              (long long)mc->layers, o->weights, m->pattern, (long long)m->D, (long long)m->F,
+                              m->bias ? ", biases" : "");
+            helix_status st = full ? helix_st_model_load(m, mc->layers, o->allow_nonfinite, mc->dtype, &w->full, &err)
+                              : o->allow_nonfinite ? HELIX_OK : helix_st_model_check(m, mc->layers, mc->dtype, &err);
+            if (st) {
+                fprintf(stderr, "helix: %s%s\n", err.msg,
+                        strstr(err.msg, "non-finite") || strstr(err.msg, "overflows") ? "; refusing (--allow-nonfinite to run anyway)" : "");
                 rc = EXIT_USAGE;
             }
-        } else if (helix_model_weights_random(mc, (uint64_t)o->seed, w, &err)) {
-            if (root) fprintf(stderr, "helix: %s\n", err.msg);
+        } else if (full && helix_model_weights_random(mc, (uint64_t)o->seed, &w->full, &err)) {
+            fprintf(stderr, "helix: %s\n", err.msg);
             rc = EXIT_RUNTIME;
         }
         rc = cli_agree(world, rc, root, "load the weights");
@@ -204,10 +223,8 @@ int model_inputs_load(const model_inputs_opts *o, helix_model_config *mc, int ro
     }
     if (world) rc = cli_agree(world, rc, root, "allocate the input");
     if (have_x) helix_array_free(&xa);
-    if (have_m) helix_st_model_close(&m);
-    if (have_f) helix_st_close(&f);
     if (rc != EXIT_OK) {
-        helix_model_weights_free(w);
+        model_weights_close(w);
         free(*x);
         *x = NULL;
     }

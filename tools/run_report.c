@@ -64,10 +64,10 @@ void run_print_tables(run_result *r)
         printf("  %-11s %12.3f %16lld %16lld\n", helix_phase_name((helix_phase)ph), 1e3 * t, (long long)s,
                (long long)rcv);
     }
-    printf("#\n# %4s %7s %16s %16s %16s %14s\n", "rank", "(i,j)", "sent_bytes", "recv_bytes", "predicted",
-           "peak_mem");
+    printf("#\n# %4s %7s %16s %16s %16s %14s %14s\n", "rank", "(i,j)", "sent_bytes", "recv_bytes", "predicted",
+           "arena", "rss");
     r->bytes_match = 1;
-    char hb[32];
+    char hb[32], hr[32];
     for (int64_t k = 0; k < P; k++) {
         helix_device_plan dp;
         helix_plan_device(r->plan, k, &dp);
@@ -82,14 +82,17 @@ void run_print_tables(run_result *r)
         r->bytes_match &= same;
         char ij[48];
         snprintf(ij, sizeof ij, "(%lld,%lld)", (long long)dp.i, (long long)dp.j);
-        printf("  %4lld %7s %16lld %16lld %16s %14s\n", (long long)k, ij, (long long)s, (long long)rcv,
-               same ? "= plan" : "MISMATCH", run_human_bytes(r->stats[k].arena_bytes, hb));
+        const int64_t rss = r->stats[k].peak_rss_bytes;
+        printf("  %4lld %7s %16lld %16lld %16s %14s %14s\n", (long long)k, ij, (long long)s, (long long)rcv,
+               same ? "= plan" : "MISMATCH", run_human_bytes(r->stats[k].arena_bytes, hb), rss < 0 ? "-" : run_human_bytes(rss, hr));
     }
     printf("#\n# time: %.3f s wall for the forward pass on %lld devices (slowest device, from a start barrier after\n"
            "#   setup); %.3f s with setup (arenas, weight shards, communicators)\n", run_pass_s(r), (long long)P,
            r->elapsed_s);
     printf("# bytes: %s the plan's prediction on every rank and phase\n",
            r->bytes_match ? "match" : "DO NOT match");
+    printf("# memory: arena = the device's one allocation (= plan); rss = the OS's peak resident memory (VmHWM) of\n"
+           "#   its process%s\n", !strcmp(r->engine, "mpi") ? "" : " (in-process: one process for all devices)");
 }
 
 double run_pass_s(const run_result *r)
@@ -177,6 +180,9 @@ int run_write_json(const run_result *r)
     jw_obj(&j, "memory");
     jw_arr(&j, "per_device_peak_bytes");
     for (int64_t k = 0; k < P; k++) jw_int(&j, NULL, r->stats[k].arena_bytes);
+    jw_end_arr(&j);
+    jw_arr(&j, "per_rank_peak_rss_bytes");
+    for (int64_t k = 0; k < P; k++) jw_int(&j, NULL, r->stats[k].peak_rss_bytes);
     jw_end_arr(&j);
     jw_end_obj(&j);
     jw_end_obj(&j);

@@ -264,6 +264,7 @@ done:
     if (stats) {
         memcpy(stats->phase, ctr.bytes, sizeof ctr.bytes);
         stats->arena_bytes = d.dp.peak_bytes;
+        stats->peak_rss_bytes = helix_peak_rss_bytes();
     }
     helix_comm_free(d.row);
     helix_comm_free(d.col);

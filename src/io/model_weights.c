@@ -244,7 +244,8 @@ static helix_status read_t(const helix_st_file *f, const helix_st_tensor *t, int
             snprintf(at, sizeof at, "[%lld, %lld]", (long long)(row0 + o), (long long)bad);
             return nonfinite(f, t, row[bad], as, at, err);
         }
-        for (int64_t r = 0; r < cols; r++) dst[r * rows + o] = row[r];
+        if (dst)
+            for (int64_t r = 0; r < cols; r++) dst[r * rows + o] = row[r];
     }
     return HELIX_OK;
 }
@@ -310,5 +311,88 @@ helix_status helix_st_model_load(const helix_st_model *m, int64_t layers, int al
     }
     free(row);
     if (st) helix_model_weights_free(out);
+    return st;
+}
+
+helix_status helix_st_model_check(const helix_st_model *m, int64_t layers, helix_dtype as, helix_err *err)
+{
+    if (layers < 1 || layers > m->layers)
+        return helix_errf(err, HELIX_ERR_INVALID, "%s has %lld layers; %lld asked for", m->file->path, (long long)m->layers,
+                          (long long)layers);
+    const int64_t D = m->D, F = m->F, n = D > F ? D : F;
+    float *row = malloc(sizeof(float) * (size_t)n), *vec = malloc(sizeof(float) * (size_t)n);
+    helix_status st = row && vec ? HELIX_OK : helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
+    const helix_st_file *f = m->file;
+    /* the order helix_st_model_load reads in, so the first bad value named is the same */
+    for (int64_t l = 0; !st && l < layers; l++) {
+        const helix_st_layer *L = &m->layer[l];
+        const helix_st_attn *a = &L->attn;
+        st = read_v(f, L->ln1_g, 0, D, vec, 1, 1, as, err);
+        if (!st) st = read_v(f, L->ln1_b, 0, D, vec, 0, 1, as, err);
+        if (!st) st = read_v(f, L->ln2_g, 0, D, vec, 1, 1, as, err);
+        if (!st) st = read_v(f, L->ln2_b, 0, D, vec, 0, 1, as, err);
+        if (!st) st = read_t(f, a->q.t, a->q.row0, D, D, NULL, row, 1, as, err);
+        if (!st) st = read_t(f, a->k.t, a->k.row0, D, D, NULL, row, 1, as, err);
+        if (!st) st = read_t(f, a->v.t, a->v.row0, D, D, NULL, row, 1, as, err);
+        if (!st) st = read_t(f, a->o.t, 0, D, D, NULL, row, 1, as, err);
+        if (!st) st = read_t(f, L->w1, 0, F, D, NULL, row, 1, as, err);
+        if (!st) st = read_t(f, L->w2, 0, D, F, NULL, row, 1, as, err);
+        if (!st && m->bias) {
+            st = read_v(f, a->bq.t, a->bq.row0, D, vec, 0, 1, as, err);
+            if (!st) st = read_v(f, a->bk.t, a->bk.row0, D, vec, 0, 1, as, err);
+            if (!st) st = read_v(f, a->bv.t, a->bv.row0, D, vec, 0, 1, as, err);
+            if (!st) st = read_v(f, a->bo.t, 0, D, vec, 0, 1, as, err);
+            if (!st) st = read_v(f, L->b1, 0, F, vec, 0, 1, as, err);
+            if (!st) st = read_v(f, L->b2, 0, D, vec, 0, 1, as, err);
+        }
+    }
+    free(row);
+    free(vec);
+    return st;
+}
+
+/* n values of t from element first (fill when t is NULL) into dst at element at, as type ty */
+static helix_status put_v(const helix_st_file *f, const helix_st_tensor *t, int64_t first, int64_t n, float fill,
+                          float *row, helix_dtype ty, void *dst, int64_t at, helix_err *err)
+{
+    helix_status st = read_v(f, t, first, n, row, fill, 0, ty, err);
+    if (!st) helix_from_f32(ty, row, (char *)dst + (size_t)at * helix_dtype_size(ty), n);
+    return st;
+}
+
+helix_status helix_st_model_shard_load(void *ctx, const helix_model_plan *p, int64_t r, int64_t l, helix_dtype ty,
+                                       const helix_layer_shard *s, helix_err *err)
+{
+    const helix_st_model *m = (const helix_st_model *)ctx;
+    const int64_t D = m->D, F = m->F, fc = p->fcols;
+    if (D != p->D || F != p->F || l < 0 || l >= m->layers)
+        return helix_errf(err, HELIX_ERR_INVALID, "%s (D=%lld F=%lld, %lld layers) does not match the plan", m->file->path,
+                          (long long)D, (long long)F, (long long)m->layers);
+    const helix_st_layer *L = &m->layer[l];
+    const helix_st_file *f = m->file;
+    /* the attention shards exactly as helix run --weights reads them */
+    helix_status st = helix_st_attn_load((void *)&L->attn, &p->attn, r, ty, s->wq, s->wk, s->wv, s->bq, s->bk, s->bv,
+                                         s->wo, s->bo, err);
+    if (st) return st;
+    float *row = malloc(sizeof(float) * (size_t)(D > F ? D : F));
+    if (!row) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
+    const size_t es = helix_dtype_size(ty);
+    st = put_v(f, L->ln1_g, 0, D, 1, row, ty, s->ln1_g, 0, err);
+    if (!st) st = put_v(f, L->ln1_b, 0, D, 0, row, ty, s->ln1_b, 0, err);
+    if (!st) st = put_v(f, L->ln2_g, 0, D, 1, row, ty, s->ln2_g, 0, err);
+    if (!st) st = put_v(f, L->ln2_b, 0, D, 0, row, ty, s->ln2_b, 0, err);
+    /* FC1 columns r*fc.. of helix's [D, F] = rows of PyTorch's [F, D] */
+    for (int64_t c = 0; !st && c < fc; c++) {
+        st = helix_st_read_f32(f, NULL, L->w1, (r * fc + c) * D, D, row, err);
+        for (int64_t k = 0; !st && k < D; k++) helix_from_f32(ty, row + k, (char *)s->w1 + (size_t)(k * fc + c) * es, 1);
+    }
+    /* FC2 rows r*fc.. of helix's [F, D] = columns of PyTorch's [D, F]: a piece of each row */
+    for (int64_t o = 0; !st && o < D; o++) {
+        st = helix_st_read_f32(f, NULL, L->w2, o * F + r * fc, fc, row, err);
+        for (int64_t c = 0; !st && c < fc; c++) helix_from_f32(ty, row + c, (char *)s->w2 + (size_t)(c * D + o) * es, 1);
+    }
+    if (!st && s->b1) st = put_v(f, L->b1, r * fc, fc, 0, row, ty, s->b1, 0, err);
+    if (!st && s->b2) st = put_v(f, L->b2, 0, D, 0, row, ty, s->b2, 0, err);
+    free(row);
     return st;
 }

@@ -131,11 +131,7 @@ helix_status helix_st_attn_find(const helix_st_file *f, const char *prefix, heli
     return HELIX_OK;
 }
 
-static int64_t col0(const helix_plan *p, int64_t rank, int64_t k)
-{
-    int64_t m = p->cfg.slices, i = rank / m, j = rank % m;
-    return (i * p->hg + k) * p->cfg.head_dim + j * p->ds;
-}
+#define col0 helix_shard_col0   /* src/plan/shard.c */
 
 /* dst [D, cols] = the device's rows of W_pt, transposed */
 static helix_status load_cols(const helix_st_attn *a, const helix_st_view *v, const helix_plan *p, int64_t rank,

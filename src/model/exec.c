@@ -16,11 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    void *ln1_g, *ln1_b, *ln2_g, *ln2_b;
-    void *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
-    void *w1, *b1, *w2, *b2;
-} layer_shard;
+typedef helix_layer_shard layer_shard;
 
 typedef struct {
     const helix_model_plan *p;
@@ -91,30 +87,54 @@ static helix_status carve(mdev *m, char *arena)
     return HELIX_OK;
 }
 
-static void shard_layer(mdev *m, const helix_layer_weights *w, const layer_shard *s)
+/* The loader over full f32 weights: cut this device's shards of layer l. */
+static helix_status shard_full(void *ctx, const helix_model_plan *p, int64_t r, int64_t l, helix_dtype t,
+                               const layer_shard *s, helix_err *err)
 {
-    const helix_model_plan *p = m->p;
-    const int64_t D = p->D, F = p->F, fc = p->fcols, r = m->dp.trank;
+    (void)err;
+    const helix_layer_weights *w = &((const helix_model_weights *)ctx)->layer[l];
+    const int64_t D = p->D, F = p->F, fc = p->fcols;
+    const size_t es = helix_dtype_size(t);
     const helix_plan *ap = &p->attn;
-    helix_shard_cols(ap, r, w->wq, s->wq, m->t);
-    helix_shard_cols(ap, r, w->wk, s->wk, m->t);
-    helix_shard_cols(ap, r, w->wv, s->wv, m->t);
-    helix_shard_rows(ap, r, w->wo, s->wo, m->t);
+    helix_shard_cols(ap, r, w->wq, s->wq, t);
+    helix_shard_cols(ap, r, w->wk, s->wk, t);
+    helix_shard_cols(ap, r, w->wv, s->wv, t);
+    helix_shard_rows(ap, r, w->wo, s->wo, t);
     if (s->bq) {
-        helix_shard_bias(ap, r, w->bq, s->bq, m->t);
-        helix_shard_bias(ap, r, w->bk, s->bk, m->t);
-        helix_shard_bias(ap, r, w->bv, s->bv, m->t);
+        helix_shard_bias(ap, r, w->bq, s->bq, t);
+        helix_shard_bias(ap, r, w->bk, s->bk, t);
+        helix_shard_bias(ap, r, w->bv, s->bv, t);
     }
-    if (s->bo) helix_from_f32(m->t, w->bo, s->bo, D);
-    helix_from_f32(m->t, w->ln1_g, s->ln1_g, D);
-    helix_from_f32(m->t, w->ln1_b, s->ln1_b, D);
-    helix_from_f32(m->t, w->ln2_g, s->ln2_g, D);
-    helix_from_f32(m->t, w->ln2_b, s->ln2_b, D);
+    if (s->bo) helix_from_f32(t, w->bo, s->bo, D);
+    helix_from_f32(t, w->ln1_g, s->ln1_g, D);
+    helix_from_f32(t, w->ln1_b, s->ln1_b, D);
+    helix_from_f32(t, w->ln2_g, s->ln2_g, D);
+    helix_from_f32(t, w->ln2_b, s->ln2_b, D);
     for (int64_t k = 0; k < D; k++)          /* FC1 columns [r*fc, (r+1)*fc) */
-        helix_from_f32(m->t, w->w1 + k * F + r * fc, (char *)s->w1 + (size_t)(k * fc) * m->es, fc);
-    helix_from_f32(m->t, w->w2 + r * fc * D, s->w2, fc * D);   /* FC2 rows, contiguous */
-    if (s->b1) helix_from_f32(m->t, w->b1 + r * fc, s->b1, fc);
-    if (s->b2) helix_from_f32(m->t, w->b2, s->b2, D);
+        helix_from_f32(t, w->w1 + k * F + r * fc, (char *)s->w1 + (size_t)(k * fc) * es, fc);
+    helix_from_f32(t, w->w2 + r * fc * D, s->w2, fc * D);   /* FC2 rows, contiguous */
+    if (s->b1) helix_from_f32(t, w->b1 + r * fc, s->b1, fc);
+    if (s->b2) helix_from_f32(t, w->b2, s->b2, D);
+    return HELIX_OK;
+}
+
+/* Every device fills its own layers' shards (from the loader, or cut from
+ * full weights); all agree it worked before anyone goes on. */
+static helix_status load_shards(mdev *m, const helix_model_weights *w, helix_err *err)
+{
+    const helix_model_device_plan *dp = &m->dp;
+    helix_layer_loader load = w->load ? w->load : shard_full;
+    void *ctx = w->load ? w->load_ctx : (void *)w;
+    helix_err lerr = {{0}};
+    helix_status ls = HELIX_OK;
+    for (int64_t l = dp->layer_begin; l < dp->layer_end && !ls; l++)
+        ls = load(ctx, m->p, dp->trank, l, m->t, &m->ls[l - dp->layer_begin], &lerr);
+    int any = 0;
+    helix_status st = helix_comm_any(m->world, ls != HELIX_OK, &any);
+    if (!st && any) st = ls ? ls : HELIX_ERR_ABORTED;
+    if (st && ls) helix_errf(err, st, "device %d: loading weights: %.400s", m->world->rank, lerr.msg);
+    else if (st) helix_errf(err, st, "device %d: another device could not load its weights", m->world->rank);
+    return st;
 }
 
 /* ------------------------------------------------------------- block */
@@ -211,8 +231,7 @@ static helix_status make_comms(mdev *m)
 
 /* ----------------------------------------------------------- the pass */
 
-static helix_status forward(mdev *m, const helix_model_weights *w, const float *x, float *y,
-                            helix_model_stats *stats)
+static helix_status forward(mdev *m, const float *x, float *y, helix_model_stats *stats)
 {
     const helix_model_plan *p = m->p;
     const helix_model_device_plan *dp = &m->dp;
@@ -221,8 +240,6 @@ static helix_status forward(mdev *m, const helix_model_weights *w, const float *
     const int rank = m->world->rank;
     helix_status st;
     int any = 0;
-    for (int64_t l = dp->layer_begin; l < dp->layer_end; l++)
-        shard_layer(m, &w->layer[l], &m->ls[l - dp->layer_begin]);
 
     helix_backend *be = m->ad.be;
     if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* start together */
@@ -280,7 +297,7 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     memset(stats, 0, sizeof *stats);
     if (world->size != p->P)
         return helix_errf(err, HELIX_ERR_INVALID, "%d ranks, but the layout needs %lld devices", world->size, (long long)p->P);
-    if (!w || w->D != p->D || w->F != p->F || w->layers != p->model.layers || !w->layer)
+    if (!w || w->D != p->D || w->F != p->F || w->layers != p->model.layers || (!w->layer && !w->load))
         return helix_errf(err, HELIX_ERR_INVALID, "weights do not match the model (D=%lld F=%lld layers=%lld; plan D=%lld F=%lld layers=%lld)",
                           (long long)(w ? w->D : 0), (long long)(w ? w->F : 0), (long long)(w ? w->layers : 0),
                           (long long)p->D, (long long)p->F, (long long)p->model.layers);
@@ -316,11 +333,14 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
         helix_errf(err, st, "device %d: out of memory for bookkeeping", world->rank);
     } else if ((st = make_comms(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
-    } else if ((st = forward(&m, w, x, y, stats))) {
+    } else if ((st = load_shards(&m, w, err))) {
+        /* err says which device */
+    } else if ((st = forward(&m, x, y, stats))) {
         helix_errf(err, st, "device %d: %s in phase %s", world->rank, helix_status_str(st), helix_phase_name(m.ctr.phase));
     }
     memcpy(stats->phase, m.ctr.bytes, sizeof m.ctr.bytes);
     stats->arena_bytes = m.dp.peak_bytes;
+    stats->peak_rss_bytes = helix_peak_rss_bytes();
     helix_comm_free(m.outc);
     helix_comm_free(m.pair_a);
     helix_comm_free(m.pair_b);

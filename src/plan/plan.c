@@ -136,8 +136,8 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
     o->i = rank / m;
     o->j = rank % m;
     o->head0 = o->i * hg;
-    o->col_stride = d;
-    o->col_first = o->head0 * d + o->j * ds;
+    o->col_first = helix_shard_col0(plan, rank, 0);
+    o->col_stride = helix_shard_col0(plan, rank, 1) - o->col_first;   /* = d */
 
     /* weights: three column blocks [D, cols], biases, W_O rows [cols, D] */
     o->weight_bytes = 3 * D * cols * es;

@@ -4,11 +4,13 @@
  * of W_O. Exactly 1/P of each matrix. */
 #include "helix.h"
 
-static int64_t col0(const helix_plan *p, int64_t rank, int64_t k)
+/* The one place the layout's column formula is written. */
+int64_t helix_shard_col0(const helix_plan *p, int64_t rank, int64_t k)
 {
     int64_t m = p->cfg.slices, i = rank / m, j = rank % m;
     return (i * p->hg + k) * p->cfg.head_dim + j * p->ds;
 }
+#define col0 helix_shard_col0
 
 void helix_shard_cols(const helix_plan *p, int64_t rank, const float *w, void *dst, helix_dtype t)
 {
