@@ -320,7 +320,9 @@ typedef struct {
                                   (in-process: one process for all devices) */
     double wall_s;             /* the forward pass: from a barrier after setup
                                   (arena, weight shards, communicators) to
-                                  this device's end */
+                                  this device's end (pipelines: to the end
+                                  barrier, then Y's return to rank 0) */
+    double bubble_s;           /* pipelines: fill + drain waits (0 otherwise) */
 } helix_device_stats;
 
 struct helix_comm;
@@ -335,6 +337,8 @@ helix_status helix_device_run(const helix_plan *plan, struct helix_comm *world,
 /* The OS's peak resident memory of this process so far (Linux VmHWM),
  * bytes; -1 where the OS does not say. */
 int64_t helix_peak_rss_bytes(void);
+/* Memory the OS could give this host's processes now (MemAvailable); -1 if unknown. */
+int64_t helix_mem_available_bytes(void);
 
 /* All P devices in this process, one thread each; at most `threads` of them
  * compute at the same time (0: number of online CPUs). stats: [P]. */

@@ -47,7 +47,13 @@ helix_status helix_act_parse(const char *s, helix_act *out);
 const char *helix_norm_name(helix_norm n);
 const char *helix_act_name(helix_act a);
 
+/* What one layer of the plan is: a whole transformer block, or one
+ * attention layer alone (helix.h's `helix run`: W_O's partials reduced
+ * onto rank 0, or without W_O the heads concatenated onto rank 0). */
+typedef enum { HELIX_BLOCK_LAYER = 0, HELIX_BLOCK_ATTENTION } helix_block;
+
 typedef struct {
+    helix_block block;         /* [LAYER]                        */
     int64_t heads, head_dim;   /* h, d: D = h*d                  */
     int64_t ffn;               /* F: MLP hidden width            */
     int64_t layers;
@@ -106,6 +112,9 @@ typedef struct {
 } helix_model_device_plan;
 
 helix_model_config helix_model_config_default(void);
+/* The plan of one attention layer alone (block ATTENTION, one layer,
+ * layout helix n x m) for cfg: what helix_device_run executes. */
+helix_status helix_model_plan_attention(const helix_config *cfg, helix_model_plan *plan, helix_err *err);
 /* Validate model + layout for P devices and derive the plan (no allocation). */
 helix_status helix_model_plan_init(const helix_model_config *mc, const helix_layout *lay, int64_t P,
                                    helix_model_plan *plan, helix_err *err);
@@ -151,14 +160,8 @@ typedef struct {
     void *load_ctx;
 } helix_model_weights;
 
-typedef struct {
-    double time_s[HELIX_NPHASES];
-    helix_traffic phase[HELIX_NPHASES];
-    double wall_s;        /* start barrier to end barrier              */
-    double bubble_s;      /* pipeline fill + drain waits               */
-    int64_t arena_bytes;
-    int64_t peak_rss_bytes;   /* VmHWM of the device's process at its end (helix_peak_rss_bytes) */
-} helix_model_stats;
+/* One device's statistics: the same record for every plan (helix.h). */
+typedef helix_device_stats helix_model_stats;
 
 /* One device's part of the forward pass (world: size P). x: f32 [B,L,D]
  * on rank 0; y: f32 [B,L,D] written on rank 0. */

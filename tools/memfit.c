@@ -7,18 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* MemAvailable from /proc/meminfo in bytes; -1 if unknown. */
-int64_t cli_mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return -1;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return kb < 0 ? -1 : (int64_t)kb * 1024;
-}
+/* MemAvailable in bytes; -1 if unknown. */
+int64_t cli_mem_available(void) { return helix_mem_available_bytes(); }
 
 int cli_host_fits(int64_t need, char *why, size_t why_n)
 {

@@ -5,6 +5,7 @@
 #include "helix.h"
 #include "helix_comm.h"
 #include "helix_backend.h"
+#include "helix_model.h"
 
 typedef struct {
     const helix_plan *plan;
@@ -36,6 +37,9 @@ void helix_exec_phase_end(helix_dev *d, helix_phase ph, double t0);
  * product [BL, D] (+ d->bo where set). Books phases QKV .. OUT_PROJ. */
 helix_status helix_exec_attention_core(helix_dev *d, void *partial);
 helix_status helix_exec_regather(helix_dev *d);
+/* No W_O: all-gather the slices along the row into whole heads, then
+ * column 0 gathers the head groups into d->out on rank 0. */
+helix_status helix_exec_concat_heads(helix_dev *d);
 helix_status helix_exec_scores(helix_dev *d);
 
 /* Reshuffle between "wide" [rows][n_chunks][chunk] and "packed"
@@ -55,6 +59,14 @@ helix_status helix_exec_attend(helix_dev *d, const void *q, const void *k, const
 /* d->be's GEMM: C[M,N] = A[M,K] B[K,N] (+ bias), all of the run's dtype. */
 helix_status helix_exec_gemm(helix_dev *d, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
                              const void *B, int64_t ldb, const void *bias, void *C, int64_t ldc);
+
+/* Layer loaders over weights the caller holds whole: full f32 model
+ * weights (ctx: helix_model_weights), and attention weights (ctx:
+ * helix_weights: its own loader when set, else cut from its matrices). */
+helix_status helix_shards_from_full(void *ctx, const helix_model_plan *p, int64_t trank, int64_t layer, helix_dtype t,
+                                    const helix_layer_shard *s, helix_err *err);
+helix_status helix_shards_attention(void *ctx, const helix_model_plan *p, int64_t trank, int64_t layer, helix_dtype t,
+                                    const helix_layer_shard *s, helix_err *err);
 
 /* One device's part of a job; helix_exec_grid runs P of them on threads
  * over the in-process engine (threads: cap on ranks computing at once). */

@@ -86,25 +86,3 @@ helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ct
     if (g.first != HELIX_OK && err) *err = g.err;
     return g.first;
 }
-
-typedef struct {
-    const helix_plan *plan;
-    const helix_weights *w;
-    const float *x;
-    void *y;
-    helix_device_stats *stats;
-} attn_job;
-
-static helix_status attn_rank(void *ctx, helix_comm_t *comm, int rank, helix_err *err)
-{
-    attn_job *j = (attn_job *)ctx;
-    return helix_device_run(j->plan, comm, j->w, rank == 0 ? j->x : NULL, rank == 0 ? j->y : NULL,
-                            j->stats ? &j->stats[rank] : NULL, err);
-}
-
-helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, const float *x, void *y,
-                            int threads, helix_device_stats *stats, helix_err *err)
-{
-    attn_job j = {plan, w, x, y, stats};
-    return helix_exec_grid((int)plan->P, threads, attn_rank, &j, err);
-}

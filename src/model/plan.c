@@ -173,6 +173,25 @@ static void add(helix_traffic *t, helix_traffic x, int64_t times)
     t->recv_bytes += x.recv_bytes * times;
 }
 
+helix_status helix_model_plan_attention(const helix_config *cfg, helix_model_plan *plan, helix_err *err)
+{
+    if (!cfg || !plan) return helix_errf(err, HELIX_ERR_INVALID, "helix_model_plan_attention: NULL argument");
+    memset(plan, 0, sizeof *plan);
+    helix_status st = helix_plan_init(cfg, &plan->attn, err);
+    if (st) return st;
+    helix_model_config *mc = &plan->model;
+    mc->block = HELIX_BLOCK_ATTENTION;
+    mc->heads = cfg->heads; mc->head_dim = cfg->head_dim; mc->layers = 1;
+    mc->batch = cfg->batch; mc->seq = cfg->seq; mc->dtype = cfg->dtype;
+    mc->causal = cfg->causal; mc->bias = cfg->bias;
+    plan->layout = (helix_layout){HELIX_LAYOUT_HELIX, cfg->groups, cfg->slices, cfg->mode, cfg->exact_algo, 0, 0, 1};
+    plan->D = plan->attn.D;
+    plan->P = plan->T = plan->attn.P;
+    plan->S = plan->mb = 1;
+    plan->Bm = cfg->batch;
+    return HELIX_OK;
+}
+
 helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)
 {
     if (!p || !o || rank < 0 || rank >= p->P) return HELIX_ERR_INVALID;
@@ -186,6 +205,19 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
     helix_split_range(c->layers, S, o->stage, &o->layer_begin, &o->layer_end);
     const int64_t nl = o->layer_end - o->layer_begin;
     helix_plan_device(&p->attn, o->trank, &o->attn);
+    if (c->block == HELIX_BLOCK_ATTENTION) {
+        /* the attention device's own buffers and traffic, in the same arena order */
+        const helix_device_plan *a = &o->attn;
+        o->weight_bytes = a->weight_bytes;
+        o->act_bytes = a->x_bytes;
+        o->attn_bytes = helix_al64(a->qkv_bytes) + helix_al64(a->o_bytes) + helix_al64(a->exchange_bytes);
+        o->kernel_bytes = a->kernel_bytes;
+        o->partial_bytes = a->agg_bytes;
+        o->out_bytes = a->out_bytes;
+        o->peak_bytes = a->peak_bytes;
+        memcpy(o->phase, a->phase, sizeof o->phase);
+        return HELIX_OK;
+    }
 
     /* per layer: attention shards (+ b_O on tensor rank 0), LN1/LN2 gamma
      * and beta, FC1 columns [D, fc] (+ b1), FC2 rows [fc, D] (+ b2 on

@@ -203,7 +203,7 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
     }
 
     if (c->out_proj) {
-        o->agg_bytes = BL * D * es + helix_comm_reduce_scratch_bytes(BL * D, (int)P, c->dtype);
+        o->agg_bytes = helix_al64(BL * D * es) + helix_comm_reduce_scratch_bytes(BL * D, (int)P, c->dtype);
         o->phase[HELIX_PHASE_REDUCE] = helix_traffic_reduce(BL * D, (int)P, (int)rank, 0, (size_t)es);
     } else {
         int64_t grp = BL * hg * d * es;                      /* one head group, all slices */

@@ -1,13 +1,18 @@
-/* exec.c (model) — one device's forward pass through whole layers, for
- * either layout (helix_model.h): take the shards of its layers, receive
- * X (stage 0) or each micro-batch from the previous stage, run its blocks
- * (LN, attention core of helix.h, all-reduce, residual, LN, MLP,
- * all-reduce, residual), hand the micro-batch on, and finally return Y to
- * rank 0. Micro-batches of X stream in from rank 0 one at a time. One
- * arena of exactly the plan's size; every phase timed and its
- * bytes counted. */
+/* run.c — the one executor: one device's forward pass for every plan
+ * (helix_model.h), attention-only (`helix run`) or whole layers, helix
+ * n x m or TP x PP. Take the shards of its layers (from a loader, or cut
+ * from full weights), receive X (stage 0) or each micro-batch from the
+ * previous stage, run its blocks, hand the micro-batch on, and finally
+ * deliver Y on rank 0.
+ *   layer block:     LN, attention core, all-reduce, residual, LN, MLP,
+ *                    all-reduce, residual (pre- or post-LN)
+ *   attention block: the attention core, then W_O partials reduced onto
+ *                    rank 0, or (no W_O) the heads concatenated onto rank 0
+ * One arena of exactly the plan's size; every phase timed through the
+ * backend's clock and its bytes counted. Compute, copies and memory go
+ * through helix_backend.h only. */
 #include "helix_model.h"
-#include "../exec/exec-impl.h"
+#include "exec-impl.h"
 #include "../core/err-impl.h"
 #include "../core/util-impl.h"
 
@@ -30,6 +35,7 @@ typedef struct {
     layer_shard *ls;           /* [layers of this device] */
     char *act, *xn, *hidden, *partial, *scratch, *out;
     float *fbuf;               /* f32 rows for LN / GELU (in the kernel workspace) */
+    int attn_only;             /* HELIX_BLOCK_ATTENTION                       */
 } mdev;
 
 /* ------------------------------------------------------- element-wise */
@@ -55,7 +61,8 @@ static helix_status carve(mdev *m, char *arena)
     const helix_model_device_plan *dp = &m->dp;
     const int64_t D = p->D, fc = p->fcols, cols = p->attn.cols, es = (int64_t)m->es;
     const int64_t nl = dp->layer_end - dp->layer_begin;
-    const int bias = p->model.bias, t0 = dp->trank == 0;
+    const int bias = p->model.bias, t0 = dp->trank == 0, layer = !m->attn_only;
+    const int out_proj = p->attn.cfg.out_proj;
     m->ls = calloc((size_t)(nl > 0 ? nl : 1), sizeof *m->ls);
     if (!m->ls) return HELIX_ERR_NOMEM;
     char *c = arena;
@@ -64,8 +71,9 @@ static helix_status carve(mdev *m, char *arena)
         layer_shard *s = &m->ls[l];
         TAKE(s->wq, D * cols); TAKE(s->wk, D * cols); TAKE(s->wv, D * cols);
         if (bias) { TAKE(s->bq, cols); TAKE(s->bk, cols); TAKE(s->bv, cols); }
-        TAKE(s->wo, cols * D);
-        if (bias && t0) TAKE(s->bo, D);
+        if (out_proj) TAKE(s->wo, cols * D);
+        if (out_proj && bias && t0) TAKE(s->bo, D);
+        if (!layer) continue;
         TAKE(s->ln1_g, D); TAKE(s->ln1_b, D); TAKE(s->ln2_g, D); TAKE(s->ln2_b, D);
         TAKE(s->w1, D * fc); TAKE(s->w2, fc * D);
         if (bias) TAKE(s->b1, fc);
@@ -82,49 +90,16 @@ static helix_status carve(mdev *m, char *arena)
     d->exch = c; c += helix_al64(dp->attn.exchange_bytes);
     m->hidden = c; c += helix_al64(dp->hidden_bytes);
     d->work = c; m->fbuf = (float *)c; c += helix_al64(dp->kernel_bytes);
-    m->partial = c; m->scratch = c + helix_al64(BmL * D * es); c += helix_al64(dp->partial_bytes);
-    m->out = dp->out_bytes ? c : NULL;
-    return HELIX_OK;
-}
-
-/* The loader over full f32 weights: cut this device's shards of layer l. */
-static helix_status shard_full(void *ctx, const helix_model_plan *p, int64_t r, int64_t l, helix_dtype t,
-                               const layer_shard *s, helix_err *err)
-{
-    (void)err;
-    const helix_layer_weights *w = &((const helix_model_weights *)ctx)->layer[l];
-    const int64_t D = p->D, F = p->F, fc = p->fcols;
-    const size_t es = helix_dtype_size(t);
-    const helix_plan *ap = &p->attn;
-    helix_shard_cols(ap, r, w->wq, s->wq, t);
-    helix_shard_cols(ap, r, w->wk, s->wk, t);
-    helix_shard_cols(ap, r, w->wv, s->wv, t);
-    helix_shard_rows(ap, r, w->wo, s->wo, t);
-    if (s->bq) {
-        helix_shard_bias(ap, r, w->bq, s->bq, t);
-        helix_shard_bias(ap, r, w->bk, s->bk, t);
-        helix_shard_bias(ap, r, w->bv, s->bv, t);
-    }
-    if (s->bo) helix_from_f32(t, w->bo, s->bo, D);
-    helix_from_f32(t, w->ln1_g, s->ln1_g, D);
-    helix_from_f32(t, w->ln1_b, s->ln1_b, D);
-    helix_from_f32(t, w->ln2_g, s->ln2_g, D);
-    helix_from_f32(t, w->ln2_b, s->ln2_b, D);
-    for (int64_t k = 0; k < D; k++)          /* FC1 columns [r*fc, (r+1)*fc) */
-        helix_from_f32(t, w->w1 + k * F + r * fc, (char *)s->w1 + (size_t)(k * fc) * es, fc);
-    helix_from_f32(t, w->w2 + r * fc * D, s->w2, fc * D);   /* FC2 rows, contiguous */
-    if (s->b1) helix_from_f32(t, w->b1 + r * fc, s->b1, fc);
-    if (s->b2) helix_from_f32(t, w->b2, s->b2, D);
+    m->partial = d->agg = c; m->scratch = c + helix_al64(BmL * D * es); c += helix_al64(dp->partial_bytes);
+    m->out = d->out = dp->out_bytes ? c : NULL;
     return HELIX_OK;
 }
 
 /* Every device fills its own layers' shards (from the loader, or cut from
  * full weights); all agree it worked before anyone goes on. */
-static helix_status load_shards(mdev *m, const helix_model_weights *w, helix_err *err)
+static helix_status load_shards(mdev *m, helix_layer_loader load, void *ctx, helix_err *err)
 {
     const helix_model_device_plan *dp = &m->dp;
-    helix_layer_loader load = w->load ? w->load : shard_full;
-    void *ctx = w->load ? w->load_ctx : (void *)w;
     helix_err lerr = {{0}};
     helix_status ls = HELIX_OK;
     for (int64_t l = dp->layer_begin; l < dp->layer_end && !ls; l++)
@@ -194,6 +169,24 @@ static helix_status block(mdev *m, const layer_shard *s, void *a)
     return st;
 }
 
+/* The attention block alone: the core, then W_O's partial products summed
+ * onto rank 0, or the heads concatenated onto rank 0 (d->out). */
+static helix_status attention_block(mdev *m, const layer_shard *s, void *a)
+{
+    helix_dev *d = &m->ad;
+    const helix_plan *ap = &m->p->attn;
+    d->wq = s->wq; d->wk = s->wk; d->wv = s->wv; d->wo = s->wo;
+    d->bq = s->bq; d->bk = s->bk; d->bv = s->bv; d->bo = s->bo;
+    d->x = a;
+    helix_status st = helix_exec_attention_core(d, ap->cfg.out_proj ? m->partial : NULL);
+    if (st) return st;
+    if (!ap->cfg.out_proj) return helix_exec_concat_heads(d);
+    double t0 = helix_exec_phase(d, HELIX_PHASE_REDUCE);
+    st = helix_comm_reduce_sum(m->tg, m->partial, m->out, ap->cfg.batch * ap->cfg.seq * ap->D, m->t, 0, m->scratch);
+    helix_exec_phase_end(d, HELIX_PHASE_REDUCE, t0);
+    return st;
+}
+
 /* ------------------------------------------------------ communicators */
 
 /* Tensor group (all ranks of a stage), the attention row/column inside it,
@@ -231,7 +224,9 @@ static helix_status make_comms(mdev *m)
 
 /* ----------------------------------------------------------- the pass */
 
-static helix_status forward(mdev *m, const float *x, float *y, helix_model_stats *stats)
+/* y: f32 (layers) or the run's storage type (attention block: what the
+ * reduce or the gather left in `out`, as it is). */
+static helix_status forward(mdev *m, const float *x, void *y, helix_device_stats *stats)
 {
     const helix_model_plan *p = m->p;
     const helix_model_device_plan *dp = &m->dp;
@@ -260,8 +255,10 @@ static helix_status forward(mdev *m, const float *x, float *y, helix_model_stats
         }
         if (st) return st;
         for (int64_t l = 0; l < dp->layer_end - dp->layer_begin; l++)
-            if ((st = block(m, &m->ls[l], a))) return st;
-        if (dp->stage < S - 1) {
+            if ((st = m->attn_only ? attention_block(m, &m->ls[l], a) : block(m, &m->ls[l], a))) return st;
+        if (m->attn_only) {
+            if (rank == 0 && y && (st = be->ops->copy(be, y, m->out, (int64_t)chunk, HELIX_COPY_D2H))) return st;
+        } else if (dp->stage < S - 1) {
             t0 = helix_exec_phase(&m->ad, HELIX_PHASE_P2P);
             st = helix_comm_bcast(m->next, a, chunk, 0);
             helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
@@ -269,18 +266,19 @@ static helix_status forward(mdev *m, const float *x, float *y, helix_model_stats
         } else if (m->out) {
             if ((st = be->ops->copy(be, m->out + k * chunk, a, (int64_t)chunk, HELIX_COPY_D2D))) return st;
         } else if (rank == 0 && y) {
-            if ((st = be->ops->download_f32(be, y + k * rows * D, a, m->t, rows * D))) return st;
+            if ((st = be->ops->download_f32(be, (float *)y + k * rows * D, a, m->t, rows * D))) return st;
         }
     }
-    t0 = be->ops->now(be);
-    if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* end together */
-    if (S > 1 && dp->stage < S - 1) stats->bubble_s += be->ops->now(be) - t0;   /* pipeline drain */
     if (S > 1) {
+        t0 = be->ops->now(be);
+        if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* end together */
+        if (dp->stage < S - 1) stats->bubble_s += be->ops->now(be) - t0;   /* pipeline drain */
         /* Y from the last stage to rank 0, a micro-batch at a time */
         t0 = helix_exec_phase(&m->ad, HELIX_PHASE_OUTPUT);
         for (int64_t k = 0; k < p->mb && st == HELIX_OK; k++) {
             st = helix_comm_bcast(m->outc, rank == 0 ? m->act : m->out + k * chunk, chunk, 1);
-            if (st == HELIX_OK && rank == 0 && y) st = be->ops->download_f32(be, y + k * rows * D, m->act, m->t, rows * D);
+            if (st == HELIX_OK && rank == 0 && y)
+                st = be->ops->download_f32(be, (float *)y + k * rows * D, m->act, m->t, rows * D);
         }
         helix_exec_phase_end(&m->ad, HELIX_PHASE_OUTPUT, t0);
         if (st) return st;
@@ -289,18 +287,13 @@ static helix_status forward(mdev *m, const float *x, float *y, helix_model_stats
     return HELIX_OK;
 }
 
-helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *world, const helix_model_weights *w,
-                                    const float *x, float *y, helix_model_stats *stats, helix_err *err)
+/* One device's pass of plan p over world: the shards come from load(ctx). */
+static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, helix_layer_loader load, void *ctx,
+                               const float *x, void *y, helix_device_stats *stats, helix_err *err)
 {
-    helix_model_stats local;
+    helix_device_stats local;
     if (!stats) stats = &local;
     memset(stats, 0, sizeof *stats);
-    if (world->size != p->P)
-        return helix_errf(err, HELIX_ERR_INVALID, "%d ranks, but the layout needs %lld devices", world->size, (long long)p->P);
-    if (!w || w->D != p->D || w->F != p->F || w->layers != p->model.layers || (!w->layer && !w->load))
-        return helix_errf(err, HELIX_ERR_INVALID, "weights do not match the model (D=%lld F=%lld layers=%lld; plan D=%lld F=%lld layers=%lld)",
-                          (long long)(w ? w->D : 0), (long long)(w ? w->F : 0), (long long)(w ? w->layers : 0),
-                          (long long)p->D, (long long)p->F, (long long)p->model.layers);
     mdev m;
     memset(&m, 0, sizeof m);
     m.p = p;
@@ -308,6 +301,7 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     m.t = p->model.dtype;
     m.es = helix_dtype_size(m.t);
     m.tm = stats->time_s;
+    m.attn_only = p->model.block == HELIX_BLOCK_ATTENTION;
     helix_comm_counters *saved = world->counters;
     world->counters = &m.ctr;
     helix_model_plan_device(p, world->rank, &m.dp);
@@ -315,6 +309,7 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     d->plan = &p->attn; d->dp = m.dp.attn; d->t = m.t; d->es = m.es; d->ctr = &m.ctr; d->tm = stats->time_s;
     helix_backend *be = d->be = helix_backend_cpu();
 
+    /* one allocation, the size the plan computed; all ranks agree it worked */
     char *arena = NULL;
     helix_status ast = be->ops->alloc(be, m.dp.peak_bytes, (void **)&arena);
     int any_fail = 0;
@@ -329,11 +324,13 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     if (!be->ops->host_memory) {
         st = helix_errf(err, HELIX_ERR_UNSUPPORTED, "backend %s: weight shards for memory the host cannot address are not written yet",
                         be->ops->name);
+    } else if ((st = be->ops->memset(be, arena, 0, m.dp.peak_bytes))) {   /* page faults belong to setup */
+        helix_errf(err, st, "device %d: could not clear its arena", world->rank);
     } else if ((st = carve(&m, arena))) {
         helix_errf(err, st, "device %d: out of memory for bookkeeping", world->rank);
     } else if ((st = make_comms(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
-    } else if ((st = load_shards(&m, w, err))) {
+    } else if ((st = load_shards(&m, load, ctx, err))) {
         /* err says which device */
     } else if ((st = forward(&m, x, y, stats))) {
         helix_errf(err, st, "device %d: %s in phase %s", world->rank, helix_status_str(st), helix_phase_name(m.ctr.phase));
@@ -353,24 +350,87 @@ helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *wor
     return st;
 }
 
+static helix_status check_model(const helix_model_plan *p, int ranks, const helix_model_weights *w, helix_err *err)
+{
+    if (ranks != p->P)
+        return helix_errf(err, HELIX_ERR_INVALID, "%d ranks, but the layout needs %lld devices", ranks, (long long)p->P);
+    if (p->model.block != HELIX_BLOCK_LAYER)
+        return helix_errf(err, HELIX_ERR_INVALID, "this plan is for one attention layer (helix_device_run)");
+    if (!w || w->D != p->D || w->F != p->F || w->layers != p->model.layers || (!w->layer && !w->load))
+        return helix_errf(err, HELIX_ERR_INVALID, "weights do not match the model (D=%lld F=%lld layers=%lld; plan D=%lld F=%lld layers=%lld)",
+                          (long long)(w ? w->D : 0), (long long)(w ? w->F : 0), (long long)(w ? w->layers : 0),
+                          (long long)p->D, (long long)p->F, (long long)p->model.layers);
+    return HELIX_OK;
+}
+
+/* The attention weights fit the plan; mp: its one-layer attention plan. */
+static helix_status check_attention(const helix_plan *plan, int ranks, const helix_weights *w, helix_model_plan *mp,
+                                    helix_err *err)
+{
+    const helix_config *cfg = &plan->cfg;
+    if (ranks != plan->P)
+        return helix_errf(err, HELIX_ERR_INVALID, "%d ranks, but the grid n x m = %lld x %lld needs %lld", ranks,
+                          (long long)cfg->groups, (long long)cfg->slices, (long long)plan->P);
+    if (w->D != plan->D || (!w->load && (!w->wq || !w->wk || !w->wv || (cfg->out_proj && !w->wo) ||
+        (cfg->bias && (!w->bq || !w->bk || !w->bv || (cfg->out_proj && !w->bo))))))
+        return helix_errf(err, HELIX_ERR_INVALID, "weights do not match the plan (D=%lld, plan D=%lld, W_O %s, biases %s)",
+                          (long long)w->D, (long long)plan->D, cfg->out_proj ? "required" : "unused",
+                          cfg->bias ? "required" : "unused");
+    return helix_model_plan_attention(cfg, mp, err);
+}
+
+helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *world, const helix_model_weights *w,
+                                    const float *x, float *y, helix_model_stats *stats, helix_err *err)
+{
+    if (stats) memset(stats, 0, sizeof *stats);
+    helix_status st = check_model(p, world->size, w, err);
+    if (st) return st;
+    return run_device(p, world, w->load ? w->load : helix_shards_from_full, w->load ? w->load_ctx : (void *)w, x, y,
+                      stats, err);
+}
+
+helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const helix_weights *w, const float *x,
+                              void *y, helix_device_stats *stats, helix_err *err)
+{
+    if (stats) memset(stats, 0, sizeof *stats);
+    helix_model_plan mp;
+    helix_status st = check_attention(plan, world->size, w, &mp, err);
+    if (st) return st;
+    return run_device(&mp, world, helix_shards_attention, (void *)w, x, y, stats, err);
+}
+
+/* All P devices of a job as threads of this process. */
 typedef struct {
     const helix_model_plan *p;
-    const helix_model_weights *w;
+    helix_layer_loader load;
+    void *ctx;
     const float *x;
-    float *y;
-    helix_model_stats *stats;
-} model_job;
+    void *y;
+    helix_device_stats *stats;
+} grid_job;
 
-static helix_status model_rank(void *ctx, helix_comm_t *comm, int rank, helix_err *err)
+static helix_status job_rank(void *ctx, helix_comm_t *comm, int rank, helix_err *err)
 {
-    model_job *j = (model_job *)ctx;
-    return helix_model_device_run(j->p, comm, j->w, rank == 0 ? j->x : NULL, rank == 0 ? j->y : NULL,
-                                  j->stats ? &j->stats[rank] : NULL, err);
+    grid_job *j = (grid_job *)ctx;
+    return run_device(j->p, comm, j->load, j->ctx, rank == 0 ? j->x : NULL, rank == 0 ? j->y : NULL,
+                      j->stats ? &j->stats[rank] : NULL, err);
+}
+
+helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, const float *x, void *y,
+                            int threads, helix_device_stats *stats, helix_err *err)
+{
+    helix_model_plan mp;
+    helix_status st = check_attention(plan, (int)plan->P, w, &mp, err);
+    if (st) return st;
+    grid_job j = {&mp, helix_shards_attention, (void *)w, x, y, stats};
+    return helix_exec_grid((int)mp.P, threads, job_rank, &j, err);
 }
 
 helix_status helix_model_grid_run(const helix_model_plan *p, const helix_model_weights *w, const float *x, float *y,
                                   int threads, helix_model_stats *stats, helix_err *err)
 {
-    model_job j = {p, w, x, y, stats};
-    return helix_exec_grid((int)p->P, threads, model_rank, &j, err);
+    helix_status st = check_model(p, (int)p->P, w, err);
+    if (st) return st;
+    grid_job j = {p, w->load ? w->load : helix_shards_from_full, w->load ? w->load_ctx : (void *)w, x, y, stats};
+    return helix_exec_grid((int)p->P, threads, job_rank, &j, err);
 }
