@@ -239,8 +239,28 @@ typedef struct {
     const char *bound;                         /* "compute", "communication", "bubble" */
 } helix_prediction;
 
-/* Cost model (see src/model/cost.c for the formulas). */
+/* Cost model (see src/planner/cost.c for the formulas). */
 void helix_model_predict(const helix_model_plan *plan, const helix_hw *hw, helix_prediction *out);
+
+/* One layout the planner considers. */
+typedef struct {
+    char name[48];
+    helix_layout lay;
+    helix_model_plan plan;
+    helix_prediction pr;
+    int ok;               /* plan is legal */
+    char why[600];
+} helix_candidate;
+/* The legal layouts of mc on P devices (at most max): helix n x m, sliced
+ * and exact, and TP x PP; returns how many. */
+int helix_candidates(helix_candidate *cs, int max, const helix_model_config *mc, int64_t P);
+/* Plan and predict c's layout with the micro-batch count that fits and
+ * runs fastest (fixed_mb > 0: that one only), else the one needing the
+ * least memory; c->ok = 0 with c->why when no count gives a legal plan. */
+void helix_candidate_evaluate(helix_candidate *c, const helix_model_config *mc, int64_t P, const helix_hw *hw,
+                              int64_t fixed_mb);
+/* qsort order: fitting before not, legal before not, then by tokens/s. */
+int helix_candidate_cmp(const void *a, const void *b);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ static const char *plan_help =
     "(helix n x m sliced and exact, TP x PP, pure TP, pure PP), the tokens/s of\n"
     "one forward pass, where the time goes, the bytes each device sends inside\n"
     "and between nodes, and its memory; picks the micro-batch count that fits\n"
-    "and runs fastest; ranks the layouts. Formulas: src/model/cost.c.\n"
+    "and runs fastest; ranks the layouts. Formulas: src/planner/cost.c.\n"
     "  --preset NAME     paper: h=16 d=512 F=32768 2 layers B=1024 L=10000 f16, 16 devices\n"
     "  --heads H --head-dim d --ffn F --layers N --batch B --seq L   model   [16 64 4096 2 4 1024]\n"
     "  --dtype T         f32, bf16 or f16 (fp32, fp16 too)             [f32]\n"
@@ -48,14 +48,7 @@ static const char *plan_help =
     "                    (a file from another CPU is refused). Exit 1 when the\n"
     "                    bytes differ or the median time error is above 25%%\n";
 
-typedef struct {
-    char name[48];
-    helix_layout lay;
-    helix_model_plan plan;
-    helix_prediction pr;
-    int ok;               /* plan is legal */
-    char why[600];
-} cand;
+typedef helix_candidate cand;
 
 /* a path too long for the buffer is cut and then simply not found */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -95,68 +88,6 @@ static void print_cand(int rank, const cand *c)
            (long long)c->plan.mb, p->tokens_per_s, p->total_s, 100 * p->compute_s / p->total_s, 100 * p->comm_s / p->total_s,
            100 * p->bubble_s / p->total_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9, p->mem_bytes / 1e9,
            p->fits ? "yes" : "NO: ", p->fits ? "" : p->why);
-}
-
-static int by_speed(const void *a, const void *b)
-{
-    const cand *x = (const cand *)a, *y = (const cand *)b;
-    int fx = x->ok && x->pr.fits, fy = y->ok && y->pr.fits;
-    if (fx != fy) return fy - fx;
-    if (x->ok != y->ok) return y->ok - x->ok;
-    double tx = x->ok ? x->pr.tokens_per_s : 0, ty = y->ok ? y->pr.tokens_per_s : 0;
-    return tx < ty ? 1 : tx > ty ? -1 : 0;
-}
-
-/* Plan and predict one layout, choosing the micro-batch count: the
- * fastest that fits, else the one needing the least memory. */
-static void evaluate(cand *c, const helix_model_config *mc, int64_t P, const helix_hw *hw, int64_t fixed_mb)
-{
-    helix_err e = {{0}};
-    c->ok = 0;
-    int have = 0;
-    cand best;
-    memset(&best, 0, sizeof best);
-    for (int64_t k = 1; k <= mc->batch; k++) {
-        if (mc->batch % k || (fixed_mb && k != fixed_mb)) continue;
-        helix_layout l = c->lay;
-        l.microbatches = k;
-        helix_model_plan pl;
-        if (helix_model_plan_init(mc, &l, P, &pl, &e)) { if (!have) snprintf(c->why, sizeof c->why, "invalid: %s", e.msg); continue; }
-        helix_prediction pr;
-        helix_model_predict(&pl, hw, &pr);
-        int better = !have || (pr.fits && (!best.pr.fits || pr.tokens_per_s > best.pr.tokens_per_s)) ||
-                     (!pr.fits && !best.pr.fits && pr.mem_bytes < best.pr.mem_bytes);
-        if (better) { best.plan = pl; best.pr = pr; have = 1; }
-    }
-    if (have) { c->plan = best.plan; c->pr = best.pr; c->ok = 1; }
-}
-
-static int enumerate(cand *cs, int max, const helix_model_config *mc, int64_t P)
-{
-    int n = 0;
-    for (int64_t g = 1; g <= P && n + 2 < max; g++) {
-        if (P % g) continue;
-        for (int mode = 0; mode < 2; mode++) {
-            cand *c = &cs[n];
-            memset(c, 0, sizeof *c);
-            c->lay.kind = HELIX_LAYOUT_HELIX; c->lay.groups = g; c->lay.slices = P / g;
-            c->lay.mode = mode ? HELIX_MODE_EXACT : HELIX_MODE_SLICED; c->lay.microbatches = 1;
-            if (mc->heads % g || mc->head_dim % (P / g)) continue;
-            if (P / g == 1 && mode == 0) continue;             /* m = 1: sliced is exact, and = TP */
-            if (P / g == 1) continue;                          /* helix P x 1 is tpP, listed below */
-            n++;
-        }
-    }
-    for (int64_t t = 1; t <= P && n < max; t++) {
-        if (P % t) continue;
-        cand *c = &cs[n];
-        memset(c, 0, sizeof *c);
-        c->lay.kind = HELIX_LAYOUT_TPPP; c->lay.tp = t; c->lay.pp = P / t; c->lay.microbatches = 1;
-        if (mc->heads % t || mc->layers < P / t) continue;
-        n++;
-    }
-    for (int k = 0; k < n; k++) helix_layout_name(&cs[k].lay, cs[k].name, sizeof cs[k].name);
-    return n;
 }
 
 /* ------------------------------------------------------------ validate */
@@ -439,7 +370,7 @@ int cmd_plan(int argc, char **argv)
             helix_layout_name(&cd->lay, cd->name, sizeof cd->name);
         }
     } else {
-        n = enumerate(cs, 256, &mc, P);
+        n = helix_candidates(cs, 256, &mc, P);
     }
     if (n == 0) {
         fprintf(stderr, "helix: no layout is legal for h=%lld d=%lld, %lld layers on %lld devices: helix n x m needs n | h "
@@ -447,8 +378,8 @@ int cmd_plan(int argc, char **argv)
                 (long long)mc.head_dim, (long long)mc.layers, (long long)P);
         return EXIT_USAGE;
     }
-    for (int k = 0; k < n; k++) if (!cs[k].why[0]) evaluate(&cs[k], &mc, P, &hw, fixed_mb);
-    qsort(cs, (size_t)n, sizeof cs[0], by_speed);
+    for (int k = 0; k < n; k++) if (!cs[k].why[0]) helix_candidate_evaluate(&cs[k], &mc, P, &hw, fixed_mb);
+    qsort(cs, (size_t)n, sizeof cs[0], helix_candidate_cmp);
 
     const int64_t D = mc.heads * mc.head_dim;
     printf("# helix %s plan: %lld devices of %s (%lld per node; %s)\n", HELIX_VERSION, (long long)P, hw.name,
@@ -457,7 +388,7 @@ int cmd_plan(int argc, char **argv)
            paper ? " (--preset paper)" : "", (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn,
            (long long)mc.layers, (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype),
            mc.causal ? " causal" : "", helix_model_flops(&mc) / 1e12);
-    printf("# predictions of the cost model (src/model/cost.c): mb = micro-batches chosen (fastest that fits);\n"
+    printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"
            "#   time split on the critical path; GB (1e9 bytes) sent per device inside a node / between nodes; memory per\n"
            "#   device in GB\n#\n");
     printf("# %4s %-24s %5s %12s %10s %6s %6s %6s | %10s %10s | %10s %s\n", "rank", "layout", "mb", "tokens/s", "time_s",

@@ -1,7 +1,7 @@
 /* shards.c — the layer loaders over weights a caller holds whole: each
  * device cuts its own shards (src/plan/shard.c's layout) and converts them
  * to the run's storage type. Loaders that read a file or generate per
- * shard live with their source (src/io, src/model/weights.c). */
+ * shard live with their source (src/io, src/io/seeded.c). */
 #include "exec-impl.h"
 
 /* The attention shards of device r from full f32 matrices (biases and

@@ -29,13 +29,6 @@ helix_config helix_config_default(void)
     return c;
 }
 
-void helix_split_range(int64_t total, int64_t parts, int64_t idx, int64_t *b, int64_t *e)
-{
-    int64_t q = total / parts, r = total % parts;
-    *b = idx * q + (idx < r ? idx : r);
-    *e = *b + q + (idx < r ? 1 : 0);
-}
-
 /* a*b*c*... with overflow and bound checks; returns -1 if over the bound. */
 static int64_t checked_prod(int count, ...)
 {

@@ -1,6 +1,6 @@
-/* weights.c (model) — full-precision weights for a whole model in one
+/* seeded.c — full-precision weights for a whole model in one
  * allocation, laid out layer after layer; random ones from a seed
- * (splitmix64). */
+ * (splitmix64), whole or generated shard by shard (helix_model_weights_seeded). */
 #include "helix_model.h"
 #include "../core/err-impl.h"
 
