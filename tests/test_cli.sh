@@ -112,8 +112,9 @@ if grep -qE "^# overhead: [0-9.]+ s wall / [0-9.]+ s for the same kernels alone 
    "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d['overhead_ratio'] > 0 and d['kernels_alone_s'] > 0 else 1)" "$tmp"
 then ok; else bad "--overhead: $out"; fi
 rm -f "$tmp"
+# exact/scores too: its program's compute steps (scores halves) run alone
 out=$("$HELIX" run --seq 64 --overhead --exact-algo scores 2>/dev/null)
-grep -q "^# overhead: not measured" <<<"$out" && ok || bad "--overhead with scores: $out"
+grep -qE "^# overhead: [0-9.]+ s wall / [0-9.]+ s for the same kernels alone .* = [0-9.]+$" <<<"$out" && ok || bad "--overhead with scores: $out"
 
 # the GPU path is compiled and linked wherever the CUDA toolkit is installed
 # (CI has it under /usr/local/cuda, without a GPU); without a GPU it says so

@@ -3,7 +3,8 @@
  * helix n x m (sliced vs the h*m-head reference, exact by regather and by
  * score reduce vs the h-head reference), TP x PP with micro-batches, pure
  * TP, pure PP; f32/bf16/f16, causal, biases. Every rank's counted bytes
- * must equal the plan's phase by phase, its arena the plan's peak; bad
+ * must equal the plan's (its program's) phase by phase, the program's
+ * equal a closed form written here, its arena the plan's peak; bad
  * layouts are refused with a message. */
 #include "check.h"
 #include "helix_model.h"
@@ -11,6 +12,41 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The traffic of one device in closed form, written from the layouts'
+ * definitions (helix_model.h), independently of the program that src/plan
+ * emits and the executor runs: the plan's prediction must equal it. */
+static void add(helix_traffic *t, helix_traffic x, int64_t times)
+{
+    t->sent_bytes += x.sent_bytes * times;
+    t->recv_bytes += x.recv_bytes * times;
+}
+
+static void closed_form(const helix_model_plan *p, const helix_model_device_plan *o, helix_traffic ph[HELIX_NPHASES])
+{
+    const helix_model_config *c = &p->model;
+    const int64_t D = p->D, T = p->T, S = p->S, es = (int64_t)helix_dtype_size(c->dtype);
+    const int64_t BL = c->batch * c->seq, BmL = p->Bm * c->seq, nl = o->layer_end - o->layer_begin;
+    memset(ph, 0, sizeof(helix_traffic) * HELIX_NPHASES);
+    /* X goes from rank 0 to its tensor group (stage 0), a micro-batch at a time */
+    const int64_t X = BL * D * es;
+    if (o->stage == 0 && T > 1) add(&ph[HELIX_PHASE_INPUT], (helix_traffic){o->trank == 0 ? X * (T - 1) : 0, o->trank == 0 ? 0 : X}, 1);
+    /* each layer, each micro-batch: the attention exchange (helix_plan_device's
+     * closed form), then two all-reduces of [Bm, L, D] over the tensor group */
+    const int64_t reps = nl * p->mb;
+    add(&ph[HELIX_PHASE_REGATHER], o->attn.phase[HELIX_PHASE_REGATHER], reps);
+    add(&ph[HELIX_PHASE_ATTENTION], o->attn.phase[HELIX_PHASE_ATTENTION], reps);
+    add(&ph[HELIX_PHASE_RETURN], o->attn.phase[HELIX_PHASE_RETURN], reps);
+    helix_traffic ar = helix_traffic_allreduce(BmL * D, (int)T, (int)o->trank, (size_t)es);
+    add(&ph[HELIX_PHASE_REDUCE], ar, reps);
+    add(&ph[HELIX_PHASE_MLP_REDUCE], ar, reps);
+    /* pipeline: every micro-batch crosses each stage boundary once, tensor
+     * rank r to tensor rank r; the last stage's tensor rank 0 returns Y */
+    if (o->stage > 0) ph[HELIX_PHASE_P2P].recv_bytes = X;
+    if (o->stage < S - 1) ph[HELIX_PHASE_P2P].sent_bytes = X;
+    if (S > 1 && o->out_bytes) ph[HELIX_PHASE_OUTPUT].sent_bytes = X;
+    if (S > 1 && o->rank == 0) ph[HELIX_PHASE_OUTPUT].recv_bytes = X;
+}
 
 static double tol(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
 
@@ -59,6 +95,12 @@ static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb
                     bytes_ok = 0;
                 }
             arena_ok &= st[r].arena_bytes == dp.peak_bytes;
+            helix_traffic cf[HELIX_NPHASES];
+            closed_form(&p, &dp, cf);
+            int same = 1;
+            for (int ph = 0; ph < HELIX_NPHASES; ph++)
+                same &= cf[ph].sent_bytes == dp.phase[ph].sent_bytes && cf[ph].recv_bytes == dp.phase[ph].recv_bytes;
+            CHECK(same, "%s rank %lld: the program's traffic differs from the closed form", name, (long long)r);
         }
         CHECK(bytes_ok, "%s: counted bytes differ from the plan", name);
         CHECK(arena_ok, "%s: arena differs from the plan", name);

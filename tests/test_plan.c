@@ -1,6 +1,7 @@
 /* test_plan.c — validation messages, the weight partition and the plan's
  * sizes. */
 #include "check.h"
+#include "helix_model.h"
 #include "helix.h"
 
 #include <string.h>
@@ -104,5 +105,46 @@ int main(void)
                       helix_phase_name((helix_phase)ph), (long long)s, (long long)rv);
             }
         }
+
+    /* the program (what the executor runs) moves exactly the bytes of the
+     * attention plan's closed form, on every rank and phase */
+    const int64_t grids[][2] = {{1, 1}, {1, 4}, {4, 1}, {2, 2}, {2, 4}, {4, 4}, {2, 8}};
+    int checked = 0, differ = 0;
+    for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++)
+        for (int mo = 0; mo < 3; mo++)
+            for (int wo = 0; wo < 2; wo++)
+                for (int ca = 0; ca < 2; ca++)
+                    for (int lk = 0; lk < 2; lk++) {
+                        c = helix_config_default();
+                        c.heads = 8; c.head_dim = 16; c.groups = grids[gi][0]; c.slices = grids[gi][1];
+                        c.seq = lk ? 70 : 5; c.batch = lk ? 1 : 3; c.dtype = lk ? HELIX_BF16 : HELIX_F32;
+                        c.mode = modes[mo]; c.exact_algo = algos[mo]; c.out_proj = wo; c.causal = ca;
+                        helix_model_plan mp;
+                        if (helix_plan_init(&c, &p, &e) || helix_model_plan_attention(&c, &mp, &e)) {
+                            CHECK(0, "grid %lldx%lld: %s", (long long)c.groups, (long long)c.slices, e.msg);
+                            continue;
+                        }
+                        for (int64_t r = 0; r < p.P; r++) {
+                            helix_model_device_plan md;
+                            helix_plan_device(&p, r, &dp);
+                            helix_model_plan_device(&mp, r, &md);
+                            for (int ph = 0; ph < HELIX_NPHASES; ph++)
+                                if (md.phase[ph].sent_bytes != dp.phase[ph].sent_bytes ||
+                                    md.phase[ph].recv_bytes != dp.phase[ph].recv_bytes) {
+                                    if (!differ++)
+                                        fprintf(stderr, "  grid %lldx%lld mode %d wo %d causal %d L %lld rank %lld %s: "
+                                                "program %lld/%lld, closed form %lld/%lld\n", (long long)c.groups,
+                                                (long long)c.slices, mo, wo, ca, (long long)c.seq, (long long)r,
+                                                helix_phase_name((helix_phase)ph), (long long)md.phase[ph].sent_bytes,
+                                                (long long)md.phase[ph].recv_bytes, (long long)dp.phase[ph].sent_bytes,
+                                                (long long)dp.phase[ph].recv_bytes);
+                                }
+                            CHECK(md.peak_bytes == dp.peak_bytes, "grid %lldx%lld rank %lld: arena %lld != %lld",
+                                  (long long)c.groups, (long long)c.slices, (long long)r, (long long)md.peak_bytes,
+                                  (long long)dp.peak_bytes);
+                            checked++;
+                        }
+                    }
+    CHECK(differ == 0, "%d of %d device programs move other bytes than the closed form", differ, checked);
     return test_summary();
 }

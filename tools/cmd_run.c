@@ -339,7 +339,7 @@ int cmd_run(int argc, char **argv)
                            " = %.2f\n#   (framework cost: copies, collectives, waiting; the kernels' own time is %.0f%% of the wall)\n",
                            run_pass_s(&r), r.kernels_s, th, run_pass_s(&r) / r.kernels_s, 100 * r.kernels_s / run_pass_s(&r));
                 else
-                    printf("# overhead: not measured (exact/scores has no single attention kernel per device, or no memory)\n");
+                    printf("# overhead: not measured (no memory for the devices' private arenas)\n");
             }
         }
         rc = r.bytes_match ? EXIT_OK : EXIT_CHECK;

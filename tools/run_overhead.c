@@ -1,11 +1,13 @@
 /* run_overhead.c — `helix run --overhead`: how much of the run's wall time
- * its kernels explain. The same kernel calls every device makes (three QKV
- * GEMMs, its attention at the shape the plan gives it, the W_O GEMM) are
- * run again alone, on private buffers, with as many devices at once as the
- * grid ran (`--threads`), the way `helix bench kernels` runs them; the
- * ratio wall / kernels-alone is the framework's cost (copies, collectives,
- * waiting, scheduling). */
+ * its kernels explain. Every device's program (helix_program.h) has its
+ * compute steps run again alone — the same kernel calls at the same shapes,
+ * on a private arena, copies and collectives left out — with as many
+ * devices at once as the grid ran (`--threads`), the way `helix bench
+ * kernels` runs them; the ratio wall / kernels-alone is the framework's
+ * cost (copies, collectives, waiting, scheduling). */
 #include "run.h"
+#include "helix_backend.h"
+#include "helix_program.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,92 +15,60 @@
 #include <string.h>
 
 typedef struct {
-    const helix_plan *p;
+    const helix_model_plan *p;
+    const helix_program *prog;    /* [P] */
     atomic_llong next;
-    int fail;
+    atomic_int fail;
 } ov_job;
 
 typedef struct {
     ov_job *job;
-    char *x, *w, *q, *k, *v, *o, *part, *gws, *aws;
+    void *arena;
 } ov_worker;
-
-/* One device's attention shape (exact/scores has no single kernel call). */
-static int attn_shape(const helix_plan *p, int64_t rank, int64_t *H, int64_t *Lq, int64_t *q0, int64_t *width)
-{
-    helix_device_plan dp;
-    if (helix_plan_device(p, rank, &dp)) return -1;
-    *Lq = p->cfg.seq; *q0 = 0;
-    if (p->cfg.mode == HELIX_MODE_SLICED) { *H = p->hg; *width = p->ds; return 0; }
-    if (p->cfg.exact_algo != HELIX_EXACT_REGATHER) return -1;
-    *width = p->cfg.head_dim;
-    if (p->regather == HELIX_REGATHER_HEADS) { *H = dp.rg_head_end - dp.rg_head_begin; return 0; }
-    *H = p->hg; *Lq = dp.rg_q_end - dp.rg_q_begin; *q0 = dp.rg_q_begin;
-    return 0;
-}
 
 static void *ov_run(void *arg)
 {
     ov_worker *wk = arg;
-    const helix_plan *p = wk->job->p;
-    const helix_config *c = &p->cfg;
-    const int64_t BL = c->batch * c->seq, D = p->D, cols = p->cols;
-    const helix_dtype t = c->dtype;
+    ov_job *j = wk->job;
     for (;;) {
-        const long long rank = atomic_fetch_add(&wk->job->next, 1);
-        if (rank >= p->P) break;
-        helix_gemm(BL, cols, D, t, wk->x, D, t, wk->w, cols, NULL, t, wk->q, cols, wk->gws);
-        helix_gemm(BL, cols, D, t, wk->x, D, t, wk->w, cols, NULL, t, wk->k, cols, wk->gws);
-        helix_gemm(BL, cols, D, t, wk->x, D, t, wk->w, cols, NULL, t, wk->v, cols, wk->gws);
-        int64_t H = 0, Lq = 0, q0 = 0, width = 0;
-        if (attn_shape(p, rank, &H, &Lq, &q0, &width)) { wk->job->fail = 1; break; }
-        helix_attn_args a;
-        memset(&a, 0, sizeof a);
-        a.B = c->batch; a.Lq = Lq; a.Lk = c->seq; a.H = H; a.width = width; a.dtype = t;
-        a.q = wk->q; a.k = wk->k; a.v = wk->v; a.o = wk->o;
-        a.scale = (float)p->scale; a.causal = c->causal; a.q_pos0 = q0; a.kv_len = c->kv_len;
-        helix_attn_args_dense(&a);
-        if (H > 0 && Lq > 0 && helix_attention_fwd(&a, wk->aws)) wk->job->fail = 1;
-        if (c->out_proj) helix_gemm(BL, D, cols, t, wk->o, cols, t, wk->w, D, NULL, t, wk->part, D, wk->gws);
+        const long long rank = atomic_fetch_add(&j->next, 1);
+        if (rank >= j->p->P) break;
+        if (helix_program_run_compute(j->p, &j->prog[rank], wk->arena, helix_backend_cpu())) atomic_store(&j->fail, 1);
     }
     return NULL;
 }
 
-double run_kernels_alone(const helix_plan *p, int threads, int reps)
+double run_kernels_alone(const helix_plan *plan, int threads, int reps)
 {
-    for (int64_t r = 0; r < p->P; r++) {
-        int64_t H, Lq, q0, width;
-        if (attn_shape(p, r, &H, &Lq, &q0, &width)) return -1;
+    helix_model_plan p;
+    helix_err err = {{0}};
+    if (helix_model_plan_attention(&plan->cfg, &p, &err)) return -1;
+    helix_program *prog = calloc((size_t)p.P, sizeof *prog);
+    int64_t arena = 0;
+    int ok = prog != NULL;
+    for (int64_t r = 0; ok && r < p.P; r++) {
+        ok = helix_program_build(&p, r, &prog[r], &err) == HELIX_OK;
+        if (ok && prog[r].arena_bytes > arena) arena = prog[r].arena_bytes;
     }
-    const helix_config *c = &p->cfg;
-    const int64_t BL = c->batch * c->seq, D = p->D, wide = p->cols > D ? p->cols : D;
-    const size_t es = helix_dtype_size(c->dtype);
-    /* a device's q/k/v/o hold at most BL x (hg * head_dim) values (whole heads after a regather) */
-    const int64_t qn = BL * (p->hg * c->head_dim > p->cols ? p->hg * c->head_dim : p->cols);
-    int64_t gws = helix_gemm_workspace_bytes(BL, wide, wide, c->dtype, c->dtype, c->dtype);
-    const int64_t aws = helix_attention_workspace_bytes(c->head_dim);
     if (threads < 1) threads = 1;
-    if (threads > p->P) threads = (int)p->P;
-    ov_job job = {p, 0, 0};
-    ov_worker *wk = calloc((size_t)threads, sizeof *wk);
-    int ok = wk != NULL;
+    if (threads > p.P) threads = (int)p.P;
+    helix_backend *be = helix_backend_cpu();
+    ov_job job = {&p, prog, 0, 0};
+    ov_worker *wk = ok ? calloc((size_t)threads, sizeof *wk) : NULL;
+    ok = wk != NULL;
+    const helix_dtype t = plan->cfg.dtype;
+    const size_t es = helix_dtype_size(t);
     for (int k = 0; ok && k < threads; k++) {
-        ov_worker *w = &wk[k];
-        w->job = &job;
-        w->x = calloc((size_t)(BL * D), es);
-        w->w = calloc((size_t)(D * wide), es);
-        w->q = calloc((size_t)qn, es); w->k = calloc((size_t)qn, es); w->v = calloc((size_t)qn, es);
-        w->o = calloc((size_t)qn, es);
-        w->part = calloc((size_t)(BL * D), es);
-        w->gws = gws ? aligned_alloc(64, (size_t)((gws + 63) / 64 * 64)) : NULL;
-        w->aws = aligned_alloc(64, (size_t)((aws + 63) / 64 * 64));
-        ok = w->x && w->w && w->q && w->k && w->v && w->o && w->part && (!gws || w->gws) && w->aws;
+        wk[k].job = &job;
+        ok = be->ops->alloc(be, arena, &wk[k].arena) == HELIX_OK && wk[k].arena;
         /* small non-zero values, so nothing runs on denormals or zeros only */
-        for (int64_t e = 0; ok && e < BL * D; e++) { float f = (float)((e % 13) - 6) * 0.01f; helix_from_f32(c->dtype, &f, w->x + e * es, 1); }
-        for (int64_t e = 0; ok && e < D * wide; e++) { float f = (float)((e % 7) - 3) * 0.01f; helix_from_f32(c->dtype, &f, w->w + e * es, 1); }
+        for (int64_t e = 0; ok && e < arena / (int64_t)es; e++) {
+            float f = (float)((e % 13) - 6) * 0.01f;
+            helix_from_f32(t, &f, (char *)wk[k].arena + e * (int64_t)es, 1);
+        }
     }
     double best = -1;
-    double *times = malloc(sizeof(double) * (size_t)(reps + 1));
+    double *times = ok ? malloc(sizeof(double) * (size_t)(reps + 1)) : NULL;
     for (int rep = -1; ok && times && rep < reps; rep++) {   /* one warm-up */
         atomic_store(&job.next, 0);
         pthread_t tid[256];
@@ -109,15 +79,14 @@ double run_kernels_alone(const helix_plan *p, int threads, int reps)
         for (int k = 1; k < nt; k++) pthread_join(tid[k], NULL);
         if (rep >= 0) times[rep] = cli_now() - t0;
     }
-    if (ok && times && !job.fail) {
+    if (ok && times && !atomic_load(&job.fail)) {
         qsort(times, (size_t)reps, sizeof *times, bench_cmp_d);
         best = times[reps / 2];
     }
     free(times);
-    for (int k = 0; wk && k < threads; k++) {
-        ov_worker *w = &wk[k];
-        free(w->x); free(w->w); free(w->q); free(w->k); free(w->v); free(w->o); free(w->part); free(w->gws); free(w->aws);
-    }
+    for (int k = 0; wk && k < threads; k++) be->ops->free(be, wk[k].arena);
     free(wk);
+    for (int64_t r = 0; prog && r < p.P; r++) helix_program_free(&prog[r]);
+    free(prog);
     return best;
 }

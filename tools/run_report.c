@@ -1,8 +1,18 @@
 /* run_report.c — what `helix run` prints: the configuration, a table per
  * phase, a line per rank, and the JSON summary. */
 #include "run.h"
+#include "helix_program.h"
 
 #include <string.h>
+
+/* Device `rank`'s plan, with its traffic as its program predicts it (what
+ * the executor runs; helix_plan_device's closed form is the tests' oracle). */
+static void predicted(const helix_plan *plan, int64_t rank, helix_device_plan *dp)
+{
+    helix_plan_device(plan, rank, dp);
+    helix_model_plan mp;
+    if (helix_model_plan_attention(&plan->cfg, &mp, NULL) == HELIX_OK) helix_program_traffic(&mp, rank, dp->phase);
+}
 
 const char *run_human_bytes(int64_t b, char *buf)
 {
@@ -70,7 +80,7 @@ void run_print_tables(run_result *r)
     char hb[32], hr[32];
     for (int64_t k = 0; k < P; k++) {
         helix_device_plan dp;
-        helix_plan_device(r->plan, k, &dp);
+        predicted(r->plan, k, &dp);
         int64_t s = 0, rcv = 0;
         int same = 1;
         for (int ph = 0; ph < HELIX_NPHASES; ph++) {
@@ -155,7 +165,7 @@ int run_write_json(const run_result *r)
     jw_arr(&j, "per_rank");
     for (int64_t k = 0; k < P; k++) {
         helix_device_plan dp;
-        helix_plan_device(r->plan, k, &dp);
+        predicted(r->plan, k, &dp);
         int64_t s = 0, rcv = 0;
         jw_obj(&j, NULL);
         jw_int(&j, "rank", k); jw_int(&j, "i", dp.i); jw_int(&j, "j", dp.j);

@@ -1,191 +1,31 @@
-/* run.c — the one executor: one device's forward pass for every plan
- * (helix_model.h), attention-only (`helix run`) or whole layers, helix
- * n x m or TP x PP. Take the shards of its layers (from a loader, or cut
- * from full weights), receive X (stage 0) or each micro-batch from the
- * previous stage, run its blocks, hand the micro-batch on, and finally
- * deliver Y on rank 0.
- *   layer block:     LN, attention core, all-reduce, residual, LN, MLP,
- *                    all-reduce, residual (pre- or post-LN)
- *   attention block: the attention core, then W_O partials reduced onto
- *                    rank 0, or (no W_O) the heads concatenated onto rank 0
- * One arena of exactly the plan's size; every phase timed through the
- * backend's clock and its bytes counted. Compute, copies and memory go
- * through helix_backend.h only. */
-#include "helix_model.h"
+/* run.c — the one executor: it runs a device's program (helix_program.h)
+ * step by step, for every plan: attention-only (`helix run`) or whole
+ * layers, helix n x m or TP x PP. It allocates the arena the plan sized,
+ * makes the communicators the program names, has every device fill its
+ * own layer shards (from a loader, or cut from full weights), then
+ * dispatches each step: compute, copies and memory to the backend
+ * (helix_backend.h), collectives to the communicator (helix_comm.h). Each
+ * step's time goes to its phase (or the pipeline bubble) by the backend's
+ * clock; the communicator counts each step's bytes, which the caller
+ * compares with the program's prediction. */
+#include "helix_program.h"
 #include "exec-impl.h"
 #include "../core/err-impl.h"
 #include "../core/util-impl.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef helix_layer_shard layer_shard;
-
 typedef struct {
     const helix_model_plan *p;
     helix_model_device_plan dp;
-    helix_comm_t *world, *tg, *pair_a, *pair_b, *prev, *next, *outc;
-    helix_dev ad;              /* the attention device inside the tensor group */
+    helix_program prog;
+    helix_comm_t *world, *g[HELIX_NGROUPS], *pair_a, *pair_b;
+    helix_backend *be;
     helix_comm_counters ctr;
-    double *tm;
-    helix_dtype t;
-    size_t es;
-    layer_shard *ls;           /* [layers of this device] */
-    char *act, *xn, *hidden, *partial, *scratch, *out;
-    float *fbuf;               /* f32 rows for LN / GELU (in the kernel workspace) */
-    int attn_only;             /* HELIX_BLOCK_ATTENTION                       */
+    char *arena;
 } mdev;
-
-/* ------------------------------------------------------- element-wise */
-
-static helix_status layernorm(mdev *m, const void *a, const void *g, const void *b, void *y, int64_t rows)
-{
-    helix_backend *be = m->ad.be;
-    return be->ops->layernorm(be, m->t, a, g, b, y, rows, m->p->D, m->fbuf);
-}
-
-/* a += p (f32 arithmetic, storage dtype) */
-static helix_status residual(mdev *m, void *a, const void *p, int64_t rows)
-{
-    helix_backend *be = m->ad.be;
-    return be->ops->residual_add(be, m->t, a, p, rows, m->p->D, m->fbuf);
-}
-
-/* ------------------------------------------------------------ layout */
-
-static helix_status carve(mdev *m, char *arena)
-{
-    const helix_model_plan *p = m->p;
-    const helix_model_device_plan *dp = &m->dp;
-    const int64_t D = p->D, fc = p->fcols, cols = p->attn.cols, es = (int64_t)m->es;
-    const int64_t nl = dp->layer_end - dp->layer_begin;
-    const int bias = p->model.bias, t0 = dp->trank == 0, layer = !m->attn_only;
-    const int out_proj = p->attn.cfg.out_proj;
-    m->ls = calloc((size_t)(nl > 0 ? nl : 1), sizeof *m->ls);
-    if (!m->ls) return HELIX_ERR_NOMEM;
-    char *c = arena;
-#define TAKE(ptr, n) do { (ptr) = c; c += (n) * es; } while (0)
-    for (int64_t l = 0; l < nl; l++) {
-        layer_shard *s = &m->ls[l];
-        TAKE(s->wq, D * cols); TAKE(s->wk, D * cols); TAKE(s->wv, D * cols);
-        if (bias) { TAKE(s->bq, cols); TAKE(s->bk, cols); TAKE(s->bv, cols); }
-        if (out_proj) TAKE(s->wo, cols * D);
-        if (out_proj && bias && t0) TAKE(s->bo, D);
-        if (!layer) continue;
-        TAKE(s->ln1_g, D); TAKE(s->ln1_b, D); TAKE(s->ln2_g, D); TAKE(s->ln2_b, D);
-        TAKE(s->w1, D * fc); TAKE(s->w2, fc * D);
-        if (bias) TAKE(s->b1, fc);
-        if (bias && t0) TAKE(s->b2, D);
-    }
-#undef TAKE
-    c = arena + helix_al64(dp->weight_bytes);
-    m->act = c; c += helix_al64(dp->act_bytes);
-    m->xn = c; c += helix_al64(dp->norm_bytes);
-    const int64_t BmL = p->Bm * p->model.seq;
-    helix_dev *d = &m->ad;
-    d->q = c; d->k = c + BmL * cols * es; d->v = c + 2 * BmL * cols * es; c += helix_al64(dp->attn.qkv_bytes);
-    d->o = c; c += helix_al64(dp->attn.o_bytes);
-    d->exch = c; c += helix_al64(dp->attn.exchange_bytes);
-    m->hidden = c; c += helix_al64(dp->hidden_bytes);
-    d->work = c; m->fbuf = (float *)c; c += helix_al64(dp->kernel_bytes);
-    m->partial = d->agg = c; m->scratch = c + helix_al64(BmL * D * es); c += helix_al64(dp->partial_bytes);
-    m->out = d->out = dp->out_bytes ? c : NULL;
-    return HELIX_OK;
-}
-
-/* Every device fills its own layers' shards (from the loader, or cut from
- * full weights); all agree it worked before anyone goes on. */
-static helix_status load_shards(mdev *m, helix_layer_loader load, void *ctx, helix_err *err)
-{
-    const helix_model_device_plan *dp = &m->dp;
-    helix_err lerr = {{0}};
-    helix_status ls = HELIX_OK;
-    for (int64_t l = dp->layer_begin; l < dp->layer_end && !ls; l++)
-        ls = load(ctx, m->p, dp->trank, l, m->t, &m->ls[l - dp->layer_begin], &lerr);
-    int any = 0;
-    helix_status st = helix_comm_any(m->world, ls != HELIX_OK, &any);
-    if (!st && any) st = ls ? ls : HELIX_ERR_ABORTED;
-    if (st && ls) helix_errf(err, st, "device %d: loading weights: %.400s", m->world->rank, lerr.msg);
-    else if (st) helix_errf(err, st, "device %d: another device could not load its weights", m->world->rank);
-    return st;
-}
-
-/* ------------------------------------------------------------- block */
-
-/* Sum the partial products [Bm*L, D] over the tensor group, booked to ph. */
-static helix_status allreduce(mdev *m, helix_phase ph)
-{
-    double t0 = helix_exec_phase(&m->ad, ph);
-    helix_status st = helix_comm_allreduce_sum(m->tg, m->partial, m->p->Bm * m->p->model.seq * m->p->D, m->t, m->scratch);
-    helix_exec_phase_end(&m->ad, ph, t0);
-    return st;
-}
-
-/* One block on the residual stream a. Pre-LN normalises into xn before
- * each sub-layer; post-LN feeds a itself and normalises a in place after
- * each residual add (layernorm reads a row before it writes it). */
-static helix_status block(mdev *m, const layer_shard *s, void *a)
-{
-    const helix_model_plan *p = m->p;
-    const int64_t D = p->D, fc = p->fcols, rows = p->Bm * p->model.seq;
-    const int pre = p->model.norm == HELIX_NORM_PRE;
-    helix_dev *d = &m->ad;
-    helix_status st;
-    double t0;
-    if (pre) {
-        t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-        st = layernorm(m, a, s->ln1_g, s->ln1_b, m->xn, rows);
-        helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
-        if (st) return st;
-    }
-
-    d->wq = s->wq; d->wk = s->wk; d->wv = s->wv; d->wo = s->wo;
-    d->bq = s->bq; d->bk = s->bk; d->bv = s->bv; d->bo = s->bo;
-    d->x = pre ? m->xn : a;
-    if ((st = helix_exec_attention_core(d, m->partial)) || (st = allreduce(m, HELIX_PHASE_REDUCE))) return st;
-
-    t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-    st = residual(m, a, m->partial, rows);
-    if (!st && pre) st = layernorm(m, a, s->ln2_g, s->ln2_b, m->xn, rows);
-    else if (!st) st = layernorm(m, a, s->ln1_g, s->ln1_b, a, rows);      /* post: a = LN1(a); the MLP reads a */
-    helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
-    if (st) return st;
-    void *mlp_in = pre ? m->xn : a;
-
-    t0 = helix_exec_phase(&m->ad, HELIX_PHASE_MLP);
-    helix_backend *be = d->be;
-    if (!(st = helix_exec_gemm(d, rows, fc, D, mlp_in, D, s->w1, fc, s->b1, m->hidden, fc)) &&
-        !(st = be->ops->activate(be, p->model.act, m->t, m->hidden, rows, fc, m->fbuf + 3 * D)))
-        st = helix_exec_gemm(d, rows, D, fc, m->hidden, fc, s->w2, D, s->b2, m->partial, D);
-    helix_exec_phase_end(&m->ad, HELIX_PHASE_MLP, t0);
-    if (st || (st = allreduce(m, HELIX_PHASE_MLP_REDUCE))) return st;
-
-    t0 = helix_exec_phase(&m->ad, HELIX_PHASE_NORM);
-    st = residual(m, a, m->partial, rows);
-    if (!st && !pre) st = layernorm(m, a, s->ln2_g, s->ln2_b, a, rows);
-    helix_exec_phase_end(&m->ad, HELIX_PHASE_NORM, t0);
-    return st;
-}
-
-/* The attention block alone: the core, then W_O's partial products summed
- * onto rank 0, or the heads concatenated onto rank 0 (d->out). */
-static helix_status attention_block(mdev *m, const layer_shard *s, void *a)
-{
-    helix_dev *d = &m->ad;
-    const helix_plan *ap = &m->p->attn;
-    d->wq = s->wq; d->wk = s->wk; d->wv = s->wv; d->wo = s->wo;
-    d->bq = s->bq; d->bk = s->bk; d->bv = s->bv; d->bo = s->bo;
-    d->x = a;
-    helix_status st = helix_exec_attention_core(d, ap->cfg.out_proj ? m->partial : NULL);
-    if (st) return st;
-    if (!ap->cfg.out_proj) return helix_exec_concat_heads(d);
-    double t0 = helix_exec_phase(d, HELIX_PHASE_REDUCE);
-    st = helix_comm_reduce_sum(m->tg, m->partial, m->out, ap->cfg.batch * ap->cfg.seq * ap->D, m->t, 0, m->scratch);
-    helix_exec_phase_end(d, HELIX_PHASE_REDUCE, t0);
-    return st;
-}
 
 /* ------------------------------------------------------ communicators */
 
@@ -199,12 +39,13 @@ static helix_status make_comms(mdev *m)
     const int64_t T = m->p->T, S = m->p->S, P = m->p->P, s = m->dp.stage, r = m->dp.trank;
     const int rank = m->world->rank;
     helix_status st;
-    if ((st = helix_comm_split(m->world, (int)s, (int)r, &m->tg))) return st;
+    helix_comm_t **g = m->g;
+    g[HELIX_GROUP_WORLD] = m->world;
+    if ((st = helix_comm_split(m->world, (int)s, (int)r, &g[HELIX_GROUP_TENSOR]))) return st;
     const helix_device_plan *ap = &m->dp.attn;
-    if ((st = helix_comm_split(m->tg, (int)ap->i, (int)ap->j, &m->ad.row)) ||
-        (st = helix_comm_split(m->tg, (int)ap->j, (int)ap->i, &m->ad.col)))
+    if ((st = helix_comm_split(g[HELIX_GROUP_TENSOR], (int)ap->i, (int)ap->j, &g[HELIX_GROUP_ROW])) ||
+        (st = helix_comm_split(g[HELIX_GROUP_TENSOR], (int)ap->j, (int)ap->i, &g[HELIX_GROUP_COL])))
         return st;
-    m->ad.world = m->tg;
     if (S == 1) return HELIX_OK;
     for (int parity = 0; parity < 2; parity++) {
         /* boundary b with b % 2 == parity: stage b sends, stage b+1 receives */
@@ -215,73 +56,145 @@ static helix_status make_comms(mdev *m)
         int color = b >= 0 ? (int)(b * T + r) : (int)(P + rank);
         helix_comm_t **dst = parity ? &m->pair_b : &m->pair_a;
         if ((st = helix_comm_split(m->world, color, key, dst))) return st;
-        if (b == s) m->next = *dst;
-        else if (b >= 0) m->prev = *dst;
+        if (b == s) g[HELIX_GROUP_NEXT] = *dst;
+        else if (b >= 0) g[HELIX_GROUP_PREV] = *dst;
     }
     const int in_out = rank == 0 || (s == S - 1 && r == 0);
-    return helix_comm_split(m->world, in_out ? 0 : 1 + rank, rank == 0 ? 0 : 1, &m->outc);
+    return helix_comm_split(m->world, in_out ? 0 : 1 + rank, rank == 0 ? 0 : 1, &g[HELIX_GROUP_OUT]);
 }
 
-/* ----------------------------------------------------------- the pass */
+/* ------------------------------------------------------------ loading */
 
-/* y: f32 (layers) or the run's storage type (attention block: what the
- * reduce or the gather left in `out`, as it is). */
+/* Every device fills its own layers' shards (where the program put them);
+ * all agree it worked before anyone goes on. */
+static helix_status load_shards(mdev *m, helix_layer_loader load, void *ctx, helix_err *err)
+{
+    const helix_model_device_plan *dp = &m->dp;
+    helix_err lerr = {{0}};
+    helix_status ls = HELIX_OK;
+    for (int64_t l = 0; l < m->prog.n_layers && !ls; l++) {
+        const helix_shard_offsets *o = &m->prog.layer[l];
+        const int64_t *off = &o->ln1_g;
+        helix_layer_shard s;                  /* the same fields in the same order */
+        _Static_assert(sizeof s / sizeof(void *) == sizeof *o / sizeof(int64_t), "shard fields");
+        void **ptr = &s.ln1_g;
+        for (size_t k = 0; k < sizeof s / sizeof(void *); k++) ptr[k] = off[k] >= 0 ? m->arena + off[k] : NULL;
+        ls = load(ctx, m->p, dp->trank, dp->layer_begin + l, m->p->model.dtype, &s, &lerr);
+    }
+    int any = 0;
+    helix_status st = helix_comm_any(m->world, ls != HELIX_OK, &any);
+    if (!st && any) st = ls ? ls : HELIX_ERR_ABORTED;
+    if (st && ls) helix_errf(err, st, "device %d: loading weights: %.400s", m->world->rank, lerr.msg);
+    else if (st) helix_errf(err, st, "device %d: another device could not load its weights", m->world->rank);
+    return st;
+}
+
+/* ---------------------------------------------------------- the steps */
+
+typedef struct {
+    const float *x;
+    void *y;
+} host_io;
+
+static void *at(mdev *m, const host_io *io, helix_ref r)
+{
+    switch (r.mem) {
+    case HELIX_MEM_ARENA: return m->arena + r.off;
+    case HELIX_MEM_X: return io->x ? (char *)io->x + r.off : NULL;
+    case HELIX_MEM_Y: return io->y ? (char *)io->y + r.off : NULL;
+    default: return NULL;
+    }
+}
+
+static helix_status run_step(mdev *m, const helix_step *s, const host_io *io)
+{
+    helix_backend *be = m->be;
+    const helix_backend_ops *ops = be->ops;
+    const helix_config *cfg = &m->p->attn.cfg;
+    void *a = at(m, io, s->a), *b = at(m, io, s->b), *c = at(m, io, s->c), *d = at(m, io, s->d), *e = at(m, io, s->e);
+    void *work = m->arena + m->prog.work;
+    helix_comm_t *g = s->kind >= HELIX_STEP_BCAST ? m->g[s->group] : NULL;
+    const size_t *cnt = m->prog.pool + s->counts;
+    const int64_t gs = s->group_size;
+    switch (s->kind) {
+    case HELIX_STEP_GEMM: {
+        const helix_gemm_args ga = {s->M, s->N, s->K, s->t, s->t, s->t, a, b, d, c, s->lda, s->ldb, s->ldc};
+        return ops->gemm(be, &ga, work);
+    }
+    case HELIX_STEP_ATTENTION: {
+        helix_attn_args aa;
+        memset(&aa, 0, sizeof aa);
+        aa.B = cfg->batch; aa.Lq = s->Lq; aa.Lk = cfg->seq; aa.H = s->H; aa.width = s->width;
+        aa.dtype = s->t; aa.q = a; aa.k = b; aa.v = c; aa.o = d;
+        aa.scale = (float)m->p->attn.scale; aa.causal = cfg->causal; aa.q_pos0 = s->q_pos0; aa.kv_len = cfg->kv_len;
+        helix_attn_args_dense(&aa);
+        return ops->attention(be, &aa, work);
+    }
+    case HELIX_STEP_SCORES:
+    case HELIX_STEP_SOFTMAX_V: {
+        const helix_scores_args sa = {
+            .B = cfg->batch, .L = cfg->seq, .H = s->H, .width = s->width, .dtype = s->t, .q = a, .k = b, .v = c, .o = d,
+            .b = s->b_row, .q0 = s->q0, .nq = s->nq, .lk = s->lk, .scale = (float)m->p->attn.scale,
+            .causal = cfg->causal, .kv_len = cfg->kv_len, .sc = (float *)e};
+        return s->kind == HELIX_STEP_SCORES ? ops->partial_scores(be, &sa, work) : ops->softmax_v(be, &sa, work);
+    }
+    case HELIX_STEP_LAYERNORM: return ops->layernorm(be, s->t, a, b, c, d, s->M, s->N, work);
+    case HELIX_STEP_ACTIVATE: return ops->activate(be, m->p->model.act, s->t, a, s->M, s->N, e);
+    case HELIX_STEP_RESIDUAL: return ops->residual_add(be, s->t, a, b, s->M, s->N, work);
+    case HELIX_STEP_UPLOAD: return ops->upload_f32(be, c, s->t, (const float *)a, s->n);
+    case HELIX_STEP_DOWNLOAD:
+        if (!c) return HELIX_OK;                                   /* the caller wants no Y */
+        if (m->p->model.block == HELIX_BLOCK_ATTENTION)            /* Y as stored */
+            return ops->copy(be, c, a, s->n * (int64_t)helix_dtype_size(s->t), HELIX_COPY_D2H);
+        return ops->download_f32(be, (float *)c, a, s->t, s->n);
+    case HELIX_STEP_COPY: return ops->copy2d(be, c, s->ldc, a, s->lda, s->N, s->M, HELIX_COPY_D2D);
+    case HELIX_STEP_BCAST: return helix_comm_bcast(g, a, (size_t)s->n, s->root);
+    case HELIX_STEP_ALLGATHERV: return helix_comm_allgatherv(g, a, (size_t)s->n, c, cnt + 2 * gs, cnt + 3 * gs);
+    case HELIX_STEP_ALLTOALLV: return helix_comm_alltoallv(g, a, cnt, cnt + gs, c, cnt + 2 * gs, cnt + 3 * gs);
+    case HELIX_STEP_GATHERV: return helix_comm_gatherv(g, a, (size_t)s->n, c, cnt + 2 * gs, cnt + 3 * gs, s->root);
+    case HELIX_STEP_ALLREDUCE: return helix_comm_allreduce_sum(g, a, s->n, s->t, d);
+    case HELIX_STEP_REDUCE: return helix_comm_reduce_sum(g, a, c, s->n, s->t, s->root, d);
+    case HELIX_STEP_BARRIER: {
+        int any = 0;
+        return helix_comm_any(g, 0, &any);
+    }
+    default: return HELIX_ERR_INTERNAL;
+    }
+}
+
+helix_status helix_program_run_compute(const helix_model_plan *p, const helix_program *prog, void *arena, helix_backend *be)
+{
+    mdev m;
+    memset(&m, 0, sizeof m);
+    m.p = p;
+    m.prog = *prog;
+    m.be = be;
+    m.arena = arena;
+    const host_io io = {NULL, NULL};
+    for (int64_t k = 0; k < prog->n_steps; k++) {
+        if (!helix_step_is_compute(prog->steps[k].kind)) continue;
+        helix_status st = run_step(&m, &prog->steps[k], &io);
+        if (st) return st;
+    }
+    return HELIX_OK;
+}
+
+/* The program, step by step; each step's time to its phase or the bubble. */
 static helix_status forward(mdev *m, const float *x, void *y, helix_device_stats *stats)
 {
-    const helix_model_plan *p = m->p;
-    const helix_model_device_plan *dp = &m->dp;
-    const int64_t D = p->D, S = p->S, rows = p->Bm * p->model.seq;
-    const size_t chunk = (size_t)(rows * D) * m->es;
-    const int rank = m->world->rank;
-    helix_status st;
-    int any = 0;
-
-    helix_backend *be = m->ad.be;
-    if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* start together */
-    const double start = be->ops->now(be);
-    double t0;
-    for (int64_t k = 0; k < p->mb; k++) {
-        char *a = m->act;
-        if (dp->stage == 0) {            /* micro-batch k of X streams in from rank 0 */
-            t0 = helix_exec_phase(&m->ad, HELIX_PHASE_INPUT);
-            st = rank == 0 ? be->ops->upload_f32(be, a, m->t, x + k * rows * D, rows * D) : HELIX_OK;
-            if (!st) st = helix_comm_bcast(m->tg, a, chunk, 0);
-            helix_exec_phase_end(&m->ad, HELIX_PHASE_INPUT, t0);
-        } else {
-            t0 = helix_exec_phase(&m->ad, HELIX_PHASE_P2P);
-            st = helix_comm_bcast(m->prev, a, chunk, 0);
-            if (k == 0) stats->bubble_s += be->ops->now(be) - t0;     /* pipeline fill */
-            else helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
-        }
+    helix_backend *be = m->be;
+    const host_io io = {x, y};
+    double start = be->ops->now(be);
+    for (int64_t k = 0; k < m->prog.n_steps; k++) {
+        const helix_step *s = &m->prog.steps[k];
+        m->ctr.phase = s->phase;
+        const double t0 = be->ops->now(be);
+        helix_status st = run_step(m, s, &io);
         if (st) return st;
-        for (int64_t l = 0; l < dp->layer_end - dp->layer_begin; l++)
-            if ((st = m->attn_only ? attention_block(m, &m->ls[l], a) : block(m, &m->ls[l], a))) return st;
-        if (m->attn_only) {
-            if (rank == 0 && y && (st = be->ops->copy(be, y, m->out, (int64_t)chunk, HELIX_COPY_D2H))) return st;
-        } else if (dp->stage < S - 1) {
-            t0 = helix_exec_phase(&m->ad, HELIX_PHASE_P2P);
-            st = helix_comm_bcast(m->next, a, chunk, 0);
-            helix_exec_phase_end(&m->ad, HELIX_PHASE_P2P, t0);
-            if (st) return st;
-        } else if (m->out) {
-            if ((st = be->ops->copy(be, m->out + k * chunk, a, (int64_t)chunk, HELIX_COPY_D2D))) return st;
-        } else if (rank == 0 && y) {
-            if ((st = be->ops->download_f32(be, (float *)y + k * rows * D, a, m->t, rows * D))) return st;
-        }
-    }
-    if (S > 1) {
-        t0 = be->ops->now(be);
-        if ((st = helix_comm_any(m->world, 0, &any))) return st;     /* end together */
-        if (dp->stage < S - 1) stats->bubble_s += be->ops->now(be) - t0;   /* pipeline drain */
-        /* Y from the last stage to rank 0, a micro-batch at a time */
-        t0 = helix_exec_phase(&m->ad, HELIX_PHASE_OUTPUT);
-        for (int64_t k = 0; k < p->mb && st == HELIX_OK; k++) {
-            st = helix_comm_bcast(m->outc, rank == 0 ? m->act : m->out + k * chunk, chunk, 1);
-            if (st == HELIX_OK && rank == 0 && y)
-                st = be->ops->download_f32(be, (float *)y + k * rows * D, m->act, m->t, rows * D);
-        }
-        helix_exec_phase_end(&m->ad, HELIX_PHASE_OUTPUT, t0);
-        if (st) return st;
+        const double t1 = be->ops->now(be);
+        if (s->flags & HELIX_STEP_BUBBLE) stats->bubble_s += t1 - t0;
+        else if (!(s->flags & HELIX_STEP_UNTIMED)) stats->time_s[s->phase] += t1 - t0;
+        if (s->flags & HELIX_STEP_START) start = t1;
     }
     stats->wall_s = be->ops->now(be) - start;
     return HELIX_OK;
@@ -298,36 +211,29 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
     memset(&m, 0, sizeof m);
     m.p = p;
     m.world = world;
-    m.t = p->model.dtype;
-    m.es = helix_dtype_size(m.t);
-    m.tm = stats->time_s;
-    m.attn_only = p->model.block == HELIX_BLOCK_ATTENTION;
     helix_comm_counters *saved = world->counters;
     world->counters = &m.ctr;
     helix_model_plan_device(p, world->rank, &m.dp);
-    helix_dev *d = &m.ad;
-    d->plan = &p->attn; d->dp = m.dp.attn; d->t = m.t; d->es = m.es; d->ctr = &m.ctr; d->tm = stats->time_s;
-    helix_backend *be = d->be = helix_backend_cpu();
-
+    helix_backend *be = m.be = helix_backend_cpu();
+    helix_status st = helix_program_build(p, world->rank, &m.prog, err);
     /* one allocation, the size the plan computed; all ranks agree it worked */
-    char *arena = NULL;
-    helix_status ast = be->ops->alloc(be, m.dp.peak_bytes, (void **)&arena);
+    helix_status ast = st ? st : be->ops->alloc(be, m.dp.peak_bytes, (void **)&m.arena);
     int any_fail = 0;
-    helix_status st = helix_comm_any(world, ast != HELIX_OK || arena == NULL, &any_fail);
-    if (st || any_fail) {
-        if (!arena) helix_errf(err, HELIX_ERR_NOMEM, "device %d: could not allocate %lld bytes", world->rank, (long long)m.dp.peak_bytes);
+    helix_status cst = helix_comm_any(world, ast != HELIX_OK || m.arena == NULL, &any_fail);
+    if (cst || any_fail) {
+        if (st) { /* err says why */ }
+        else if (!m.arena) helix_errf(err, HELIX_ERR_NOMEM, "device %d: could not allocate %lld bytes", world->rank, (long long)m.dp.peak_bytes);
         else helix_errf(err, HELIX_ERR_NOMEM, "device %d: another device could not allocate its memory", world->rank);
-        be->ops->free(be, arena);
+        be->ops->free(be, m.arena);
+        helix_program_free(&m.prog);
         world->counters = saved;
-        return st ? st : HELIX_ERR_NOMEM;
+        return cst ? cst : st ? st : HELIX_ERR_NOMEM;
     }
     if (!be->ops->host_memory) {
         st = helix_errf(err, HELIX_ERR_UNSUPPORTED, "backend %s: weight shards for memory the host cannot address are not written yet",
                         be->ops->name);
-    } else if ((st = be->ops->memset(be, arena, 0, m.dp.peak_bytes))) {   /* page faults belong to setup */
+    } else if ((st = be->ops->memset(be, m.arena, 0, m.dp.peak_bytes))) {   /* page faults belong to setup */
         helix_errf(err, st, "device %d: could not clear its arena", world->rank);
-    } else if ((st = carve(&m, arena))) {
-        helix_errf(err, st, "device %d: out of memory for bookkeeping", world->rank);
     } else if ((st = make_comms(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
     } else if ((st = load_shards(&m, load, ctx, err))) {
@@ -338,14 +244,12 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
     memcpy(stats->phase, m.ctr.bytes, sizeof m.ctr.bytes);
     stats->arena_bytes = m.dp.peak_bytes;
     stats->peak_rss_bytes = helix_peak_rss_bytes();
-    helix_comm_free(m.outc);
+    for (int k = HELIX_GROUP_TENSOR; k < HELIX_NGROUPS; k++)
+        if (k != HELIX_GROUP_PREV && k != HELIX_GROUP_NEXT) helix_comm_free(m.g[k]);
     helix_comm_free(m.pair_a);
     helix_comm_free(m.pair_b);
-    helix_comm_free(d->row);
-    helix_comm_free(d->col);
-    helix_comm_free(m.tg);
-    free(m.ls);
-    be->ops->free(be, arena);
+    helix_program_free(&m.prog);
+    be->ops->free(be, m.arena);
     world->counters = saved;
     return st;
 }

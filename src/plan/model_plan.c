@@ -3,6 +3,8 @@
  * sends and receives per phase. The attention part is helix.h's own plan
  * over one tensor group; everything else is written out below. */
 #include "helix_model.h"
+#include "helix_program.h"
+#include "plan-impl.h"
 #include "../core/err-impl.h"
 #include "../core/util-impl.h"
 
@@ -167,12 +169,6 @@ helix_status helix_model_plan_init(const helix_model_config *mc, const helix_lay
     return HELIX_OK;
 }
 
-static void add(helix_traffic *t, helix_traffic x, int64_t times)
-{
-    t->sent_bytes += x.sent_bytes * times;
-    t->recv_bytes += x.recv_bytes * times;
-}
-
 helix_status helix_model_plan_attention(const helix_config *cfg, helix_model_plan *plan, helix_err *err)
 {
     if (!cfg || !plan) return helix_errf(err, HELIX_ERR_INVALID, "helix_model_plan_attention: NULL argument");
@@ -192,7 +188,8 @@ helix_status helix_model_plan_attention(const helix_config *cfg, helix_model_pla
     return HELIX_OK;
 }
 
-helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)
+/* Shapes and buffer sizes of device `rank` (everything but traffic). */
+static helix_status sizes(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)
 {
     if (!p || !o || rank < 0 || rank >= p->P) return HELIX_ERR_INVALID;
     const helix_model_config *c = &p->model;
@@ -206,7 +203,7 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
     const int64_t nl = o->layer_end - o->layer_begin;
     helix_plan_device(&p->attn, o->trank, &o->attn);
     if (c->block == HELIX_BLOCK_ATTENTION) {
-        /* the attention device's own buffers and traffic, in the same arena order */
+        /* the attention device's own buffers, in the same arena order */
         const helix_device_plan *a = &o->attn;
         o->weight_bytes = a->weight_bytes;
         o->act_bytes = a->x_bytes;
@@ -215,7 +212,6 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
         o->partial_bytes = a->agg_bytes;
         o->out_bytes = a->out_bytes;
         o->peak_bytes = a->peak_bytes;
-        memcpy(o->phase, a->phase, sizeof o->phase);
         return HELIX_OK;
     }
 
@@ -241,28 +237,18 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
     o->peak_bytes = helix_al64(o->weight_bytes) + helix_al64(o->act_bytes) +
                     helix_al64(o->norm_bytes) + o->attn_bytes + helix_al64(o->hidden_bytes) +
                     helix_al64(o->kernel_bytes) + helix_al64(o->partial_bytes) + helix_al64(o->out_bytes);
-
-    /* traffic. X goes from rank 0 to its tensor group (stage 0), a
-     * micro-batch at a time */
-    const int64_t X = BL * D * es;
-    if (o->stage == 0) {
-        helix_traffic in = {o->trank == 0 ? X * (T - 1) : 0, o->trank == 0 ? 0 : X};
-        if (T > 1) add(&o->phase[HELIX_PHASE_INPUT], in, 1);
-    }
-    /* each layer, each micro-batch: the attention exchange, then two
-     * all-reduces of [Bm, L, D] over the tensor group */
-    const int64_t reps = nl * p->mb;
-    add(&o->phase[HELIX_PHASE_REGATHER], o->attn.phase[HELIX_PHASE_REGATHER], reps);
-    add(&o->phase[HELIX_PHASE_ATTENTION], o->attn.phase[HELIX_PHASE_ATTENTION], reps);
-    add(&o->phase[HELIX_PHASE_RETURN], o->attn.phase[HELIX_PHASE_RETURN], reps);
-    helix_traffic ar = helix_traffic_allreduce(BmL * D, (int)T, (int)o->trank, (size_t)es);
-    add(&o->phase[HELIX_PHASE_REDUCE], ar, reps);
-    add(&o->phase[HELIX_PHASE_MLP_REDUCE], ar, reps);
-    /* pipeline: every micro-batch crosses each stage boundary once, tensor
-     * rank r to tensor rank r; the last stage's tensor rank 0 returns Y */
-    if (o->stage > 0) o->phase[HELIX_PHASE_P2P].recv_bytes = X;
-    if (o->stage < S - 1) o->phase[HELIX_PHASE_P2P].sent_bytes = X;
-    if (S > 1 && o->out_bytes) o->phase[HELIX_PHASE_OUTPUT].sent_bytes = X;
-    if (S > 1 && rank == 0) o->phase[HELIX_PHASE_OUTPUT].recv_bytes = X;
     return HELIX_OK;
+}
+
+helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)
+{
+    helix_status st = sizes(p, rank, o);
+    if (st) return st;
+    /* traffic: what the device's program (src/plan/program.c) moves */
+    return helix_program_traffic(p, rank, o->phase);
+}
+
+helix_status helix_model_plan_sizes(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)
+{
+    return sizes(p, rank, o);
 }
