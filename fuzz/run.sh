@@ -16,7 +16,7 @@ work=${HELIX_FUZZ_DIR:-$(mktemp -d)}
 mkdir -p "$work"
 CC=${CLANG:-clang}
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$src/include"
-io="$src/src/io/npy.c $src/src/io/file.c $src/src/io/safetensors.c $src/src/io/weights.c $src/src/io/model_weights.c $src/src/io/seeded.c $src/src/plan/shard.c $src/src/core/dtype.c $src/src/core/status.c $src/src/kernels/isa.c"
+io="$src/src/io/npy.c $src/src/io/file.c $src/src/io/safetensors.c $src/src/io/weights.c $src/src/io/model_weights.c $src/src/io/seeded.c $src/src/plan/shard.c $src/src/core/rng.c $src/src/core/dtype.c $src/src/core/status.c $src/src/kernels/isa.c"
 $CC $flags "$src/fuzz/fuzz_safetensors.c" $io -ljansson -lm -o "$work/fuzz_safetensors"
 $CC $flags "$src/fuzz/fuzz_npy.c" $io -ljansson -lm -o "$work/fuzz_npy"
 /usr/bin/python3 "$src/tests/io/make_files.py" "$work/files" >/dev/null

@@ -214,6 +214,29 @@ void helix_shard_bias(const helix_plan *plan, int64_t rank, const float *b,
 void helix_shard_rows(const helix_plan *plan, int64_t rank, const float *w,
                       void *dst, helix_dtype dtype);
 
+/* The seeded generator behind every random value helix makes: splitmix64,
+ * uniform on [-a, a). Value k of the stream that starts at state s is
+ * helix_uniform(&s', a) with s' = helix_uniform_skip(s, k): any part of a
+ * stream is generated without the rest. */
+float helix_uniform(uint64_t *state, float a);
+uint64_t helix_uniform_skip(uint64_t state, int64_t n);
+
+/* Random attention weights generated shard by shard (a helix_shard_loader
+ * with this as ctx): from stream state `state`, skipping `first` values
+ * (the input drawn before them), W_Q, W_K, W_V, W_O [D, D] uniform on
+ * [-a_weight, a_weight), then b_Q, b_K, b_V, b_O [D] on [-a_bias, a_bias),
+ * each value rounded to `dtype` (the run's, so a reference given the same
+ * values sees what the devices see). No process holds the whole matrices. */
+typedef struct {
+    uint64_t state;
+    int64_t first, D;
+    float a_weight, a_bias;
+    helix_dtype dtype;
+} helix_attention_seeded;
+helix_status helix_attention_seeded_load(void *ctx, const struct helix_plan_s *plan, int64_t rank, helix_dtype t,
+                                         void *wq, void *wk, void *wv, void *bq, void *bk, void *bv, void *wo,
+                                         void *bo, helix_err *err);
+
 /* ------------------------------------------------------------- reference */
 
 /* Plain single-device MHA in double precision, the oracle every fast path

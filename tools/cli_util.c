@@ -46,16 +46,9 @@ int cli_double(const char *opt, const char *s, double *out)
     return 0;
 }
 
-float cli_uniform(cli_rng *r, float a)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return a * (2.0f * (float)((double)(z >> 11) * (1.0 / 9007199254740992.0)) - 1.0f);
-}
+float cli_uniform(cli_rng *r, float a) { return helix_uniform(&r->s, a); }
 
-void cli_rng_skip(cli_rng *r, uint64_t n) { r->s += n * 0x9e3779b97f4a7c15ull; }
+void cli_rng_skip(cli_rng *r, uint64_t n) { r->s = helix_uniform_skip(r->s, (int64_t)n); }
 
 static void sep(jw *j, const char *key)
 {

@@ -32,9 +32,9 @@ static void fill(cli_rng *r, float *v, int64_t n, float a, helix_dtype t)
 static int64_t host_bytes(const run_opts *o, const helix_plan *p, int root)
 {
     const int64_t D = p->D, BL = o->cfg.batch * o->cfg.seq;
-    /* full f32 weights: every rank for random weights (it shards them), only
-     * rank 0 for the reference when they come from a file */
-    int64_t n = !o->weights || (root && o->check) ? 4 * D * D * 4 + 4 * D * 4 : D * 4;
+    /* full f32 weights: only rank 0, only for the reference (every device
+     * reads or generates its own shards) */
+    int64_t n = root && o->check ? 4 * D * D * 4 + 4 * D * 4 : D * 4;
     if (root) {
         n += 2 * BL * D * 4 + BL * D * (int64_t)helix_dtype_size(o->cfg.dtype); /* x, y as f32, y */
         if (o->input) n += BL * D * 4;                                         /* the file's X, f32 at most */
@@ -219,7 +219,7 @@ int cmd_run(int argc, char **argv)
     }
 
     const int root = rank == 0;
-    const int full_w = !o.weights || (root && o.check);     /* who holds the full f32 weights */
+    const int full_w = root && o.check;     /* who holds the full f32 weights: the reference's rank */
     float *wbuf = full_w ? malloc(sizeof(float) * (size_t)(4 * D * D + 4 * D)) : NULL;
     float *x = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
     void *y = root ? malloc((size_t)(BL * D * es)) : NULL;
@@ -240,7 +240,9 @@ int cmd_run(int argc, char **argv)
         round_to(o.cfg.dtype, x, BL * D);
     }
     const float wa = sqrtf(3.0f / (float)D);     /* unit-variance inputs keep q, k, v at unit scale */
-    if (!o.weights) {
+    /* the devices generate their own shards of the same stream, after X */
+    helix_attention_seeded seeded = {(uint64_t)o.seed, BL * D, D, wa, 0.1f, o.cfg.dtype};
+    if (!o.weights && full_w) {
         fill(&rng, wbuf, 4 * D * D, wa, o.cfg.dtype);
         fill(&rng, wbuf + 4 * D * D, 4 * D, 0.1f, o.cfg.dtype);
     } else if (full_w) {
@@ -261,8 +263,9 @@ int cmd_run(int argc, char **argv)
         if (o.cfg.bias) { w.bq = b; w.bk = b + D; w.bv = b + 2 * D; }
         if (o.cfg.bias && o.cfg.out_proj) w.bo = b + 3 * D;
     }
-    helix_weights wrun = w;                      /* what the devices use */
+    helix_weights wrun = {D};                    /* what the devices use: their own shards */
     if (o.weights) { wrun.load = helix_st_attn_load; wrun.load_ctx = &files.attn; }
+    else { wrun.load = helix_attention_seeded_load; wrun.load_ctx = &seeded; }
 
     if (root) run_print_header(&o, &plan, mpi ? "mpi" : "inproc", mpi ? helix_mpi_version() : "");
 

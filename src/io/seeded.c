@@ -1,6 +1,8 @@
-/* seeded.c — full-precision weights for a whole model in one
- * allocation, laid out layer after layer; random ones from a seed
- * (splitmix64), whole or generated shard by shard (helix_model_weights_seeded). */
+/* seeded.c — random weights from a seed (splitmix64, helix_uniform): a
+ * whole model in one f32 allocation, laid out layer after layer, or
+ * generated shard by shard by the devices that use them, for whole models
+ * (helix_model_weights_seeded) and one attention layer
+ * (helix_attention_seeded). */
 #include "helix_model.h"
 #include "../core/err-impl.h"
 
@@ -9,21 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float uniform(uint64_t *s, float a)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return a * (2.0f * (float)((double)(z >> 11) * (1.0 / 9007199254740992.0)) - 1.0f);
-}
-
 /* Elements [pos, pos+n) of the stream that starts at state s0: the state
  * before element k is s0 + k * gamma, so any run is generated alone. */
 static void gen(uint64_t s0, int64_t pos, int64_t n, float center, float a, float *dst)
 {
-    uint64_t st = s0 + (uint64_t)pos * 0x9e3779b97f4a7c15ull;
-    for (int64_t k = 0; k < n; k++) dst[k] = center + uniform(&st, a);
+    uint64_t st = helix_uniform_skip(s0, pos);
+    for (int64_t k = 0; k < n; k++) dst[k] = center + helix_uniform(&st, a);
 }
 
 /* Where each tensor of layer l starts in the stream (the order below is
@@ -202,4 +195,37 @@ void helix_model_weights_free(helix_model_weights *w)
     free((void *)w->layer[0].ln1_g);   /* the one buffer starts with layer 0's LN1 gamma */
     free((void *)w->layer);
     memset(w, 0, sizeof *w);
+}
+
+/* ------------------------------------------------ one attention layer */
+
+helix_status helix_attention_seeded_load(void *ctx, const helix_plan *p, int64_t rank, helix_dtype t, void *wq, void *wk,
+                                         void *wv, void *bq, void *bk, void *bv, void *wo, void *bo, helix_err *err)
+{
+    const helix_attention_seeded *c = (const helix_attention_seeded *)ctx;
+    const int64_t D = p->D, cols = p->cols, ds = p->ds, hg = p->hg;
+    if (c->D != D) return helix_errf(err, HELIX_ERR_INVALID, "seeded weights have D=%lld, the plan D=%lld", (long long)c->D, (long long)D);
+    float *row = malloc(sizeof(float) * (size_t)D);
+    if (!row) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
+    const size_t es = helix_dtype_size(t);
+    /* the stream: wq, wk, wv, wo [D, D] from c->first, then 4 biases [D] */
+    const int64_t w0 = c->first, b0 = c->first + 4 * D * D;
+    void *const w[3] = {wq, wk, wv}, *const b[3] = {bq, bk, bv};
+#define PUT(pos, n, a, dst, at) do {                                                        \
+        gen(c->state, (pos), (n), 0.0f, (a), row);                                          \
+        for (int64_t q_ = 0; q_ < (n); q_++) row[q_] = helix_round_to(c->dtype, row[q_]);  \
+        helix_from_f32(t, row, (char *)(dst) + (size_t)(at) * es, (n));                     \
+    } while (0)
+    for (int64_t k = 0; k < hg; k++) {
+        const int64_t c0 = helix_shard_col0(p, rank, k);
+        for (int x = 0; x < 3; x++) {
+            for (int64_t i = 0; i < D; i++) PUT(w0 + x * D * D + i * D + c0, ds, c->a_weight, w[x], i * cols + k * ds);
+            if (b[x]) PUT(b0 + x * D + c0, ds, c->a_bias, b[x], k * ds);
+        }
+        for (int64_t e = 0; wo && e < ds; e++) PUT(w0 + 3 * D * D + (c0 + e) * D, D, c->a_weight, wo, (k * ds + e) * D);
+    }
+    if (bo) PUT(b0 + 3 * D, D, c->a_bias, bo, 0);
+#undef PUT
+    free(row);
+    return HELIX_OK;
 }
