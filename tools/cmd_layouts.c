@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "helix_model.h"
 #include "model_inputs.h"
+#include "engine.h"
 #include "run.h"
 
 #include <fcntl.h>
@@ -397,37 +398,19 @@ int cmd_layouts(int argc, char **argv)
         if (!set[5]) mc.seq = 64;
     }
     int mpi;
-    if (!strcmp(backend_s, "auto")) mpi = helix_mpi_built() && helix_mpi_launched();
-    else if (!strcmp(backend_s, "mpi")) mpi = 1;
-    else if (!strcmp(backend_s, "inproc")) mpi = 0;
-    else { fprintf(stderr, "helix: --backend: unknown '%s' (auto, inproc, mpi)\n", backend_s); return EXIT_USAGE; }
-
-    int rank = 0, size = 1;
+    if (cli_engine_choose(backend_s, &mpi)) return EXIT_USAGE;
     helix_err err = {{0}};
-    helix_comm_t *world = NULL;
-    if (mpi && helix_mpi_built() && !helix_mpi_launched()) {
-        fprintf(stderr, "helix: --backend mpi: this process was not started by mpirun/mpiexec; run it as "
-                        "'mpirun -np P helix bench layouts ...' (or use --backend inproc)\n");
-        return EXIT_USAGE;
-    }
+    cli_engine eng;
+    int erc = cli_engine_start(&eng, mpi, &argc, &argv, "bench layouts ...'", "every layout", 1);
+    if (erc != EXIT_OK) return erc;
+    const int rank = eng.rank, size = eng.size;
+    helix_comm_t *world = eng.world;
     if (mpi) {
-        if (helix_mpi_init(&argc, &argv, &rank, &size, &err)) { fprintf(stderr, "helix: --backend mpi: %s\n", err.msg); return EXIT_USAGE; }
-        if (rank != 0) {   /* only rank 0 speaks */
-            int devnull = open("/dev/null", O_WRONLY);
-            if (devnull >= 0) { dup2(devnull, 1); dup2(devnull, 2); close(devnull); }
-        }
-        if (helix_mpi_world(&world)) { fprintf(stderr, "helix: could not create the MPI communicator\n"); helix_mpi_abort(EXIT_RUNTIME); }
         if (set_P && P != size) {
             fprintf(stderr, "helix: --devices %lld, but mpirun started %d ranks\n", (long long)P, size);
-            helix_comm_free(world);
-            helix_mpi_finalize();
-            return EXIT_USAGE;
+            return cli_engine_end(&eng, EXIT_USAGE, 0);
         }
         P = size;
-    } else if (cli_mpirun_ranks() > 1) {
-        if (cli_mpirun_rank() == 0)
-            fprintf(stderr, "helix: --backend inproc under mpirun would run every layout in every rank: use --backend mpi\n");
-        return EXIT_USAGE;
     }
     const int root = rank == 0;
     const int user_list = list[0] != 0;
@@ -443,8 +426,7 @@ int cmd_layouts(int argc, char **argv)
     mi.given_batch = set[4]; mi.given_seq = set[5]; mi.given_dtype = set[6]; mi.given_bias = set[7];
     int rc = model_inputs_load(&mi, &mc, root, world, &w, &x);
     if (rc != EXIT_OK) {
-        if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
-        return rc;
+        return cli_engine_end(&eng, rc, 0);
     }
 
     /* Plan every layout before anything runs. A layout the user named that is
@@ -487,15 +469,13 @@ int cmd_layouts(int argc, char **argv)
         if (root) fprintf(stderr, "helix: nothing was run; fix or drop the layouts named above\n");
         model_weights_close(&w);
         free(x);
-        if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
-        return EXIT_USAGE;
+        return cli_engine_end(&eng, EXIT_USAGE, 0);
     }
     if (nr == 0) {
         if (root) fprintf(stderr, "helix: --layouts: no layout given\n");
         model_weights_close(&w);
         free(x);
-        if (mpi) { helix_comm_free(world); helix_mpi_finalize(); }
-        return EXIT_USAGE;
+        return cli_engine_end(&eng, EXIT_USAGE, 0);
     }
 
     const int64_t BL = mc.batch * mc.seq, D = mc.heads * mc.head_dim;
@@ -550,12 +530,8 @@ int cmd_layouts(int argc, char **argv)
         helix_status st;
         if (mpi) {
             st = helix_model_device_run(&r->plan, world, &w.run, x, r->y, stats, &err);
-            if (st) { fprintf(stderr, "helix: rank %d: %s\n", rank, err.msg); fflush(stderr); helix_mpi_abort(EXIT_RUNTIME); }
-            size_t *cd = calloc(2 * (size_t)P, sizeof *cd);
-            helix_model_stats mine = stats[0];
-            for (int64_t q = 0; cd && q < P; q++) { cd[q] = sizeof mine; cd[P + q] = (size_t)q * sizeof mine; }
-            if (!cd || helix_comm_gatherv(world, &mine, sizeof mine, stats, cd, cd + P, 0)) helix_mpi_abort(EXIT_RUNTIME);
-            free(cd);
+            if (st) cli_engine_fail(&eng, err.msg);     /* ends the job */
+            cli_engine_gather(&eng, stats, sizeof *stats);
         } else {
             st = helix_model_grid_run(&r->plan, &w.run, x, r->y, (int)threads, stats, &err);
             if (st) { snprintf(r->error, sizeof r->error, "failed: %s", err.msg); runtime_fail = 1; print_row(r); continue; }
@@ -621,12 +597,7 @@ int cmd_layouts(int argc, char **argv)
     free(stats);
     free(x);
     model_weights_close(&w);
-    if (mpi) {
-        int agree = 0;
-        helix_comm_any(world, any_wrong || any_diff || runtime_fail, &agree);
-        helix_comm_free(world);
-        helix_mpi_finalize();
-    }
+    cli_engine_end(&eng, any_wrong || any_diff || runtime_fail ? EXIT_CHECK : EXIT_OK, 1);
     int any_error = 0;
     for (int k = 0; k < nr; k++) any_error |= rows[k].error[0] != 0;
     if (runtime_fail) return EXIT_RUNTIME;

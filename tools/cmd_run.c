@@ -6,6 +6,7 @@
 #include "helix_io.h"
 #include "run.h"
 #include "run_inputs.h"
+#include "engine.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -123,32 +124,15 @@ static int64_t count_nonfinite(helix_dtype t, const void *y, int64_t n, int64_t 
 
 int cmd_run(int argc, char **argv)
 {
-    run_backend backend = run_backend_peek(argc, argv);
+    run_backend backend = run_backend_peek(argc, argv);   /* a bad value: run_parse says so */
     if (backend == BACKEND_AUTO) backend = helix_mpi_built() && helix_mpi_launched() ? BACKEND_MPI : BACKEND_INPROC;
     const int mpi = backend == BACKEND_MPI;
-    int rank = 0, size = 1, rc = EXIT_OK;
     helix_err err = {{0}};
-    if (mpi && helix_mpi_built() && !helix_mpi_launched()) {
-        fprintf(stderr, "helix: --backend mpi: this process was not started by mpirun/mpiexec; run it as "
-                        "'mpirun -np P helix run ...' with P = --groups x --slices (or use --backend inproc)\n");
-        return EXIT_USAGE;
-    }
-    if (mpi && helix_mpi_init(&argc, &argv, &rank, &size, &err)) {
-        fprintf(stderr, "helix: --backend mpi: %s\n", err.msg);
-        return EXIT_USAGE;
-    }
-    /* every rank parses the same arguments; only rank 0 speaks */
-    int saved_err = -1;
-    if (rank != 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        saved_err = dup(2);
-        if (devnull >= 0) { dup2(devnull, 2); close(devnull); }
-    }
-    helix_comm_t *world = NULL;
-    if (mpi && helix_mpi_world(&world)) {
-        fprintf(stderr, "helix: rank %d: could not create the MPI communicator\n", rank);
-        helix_mpi_abort(EXIT_RUNTIME);
-    }
+    cli_engine eng;
+    int rc = cli_engine_start(&eng, mpi, &argc, &argv, "run ...' with P = --groups x --slices", "the whole grid", 0);
+    if (rc != EXIT_OK) return rc;
+    const int rank = eng.rank, size = eng.size;
+    helix_comm_t *world = eng.world;
     run_opts o;
     run_files files;
     memset(&files, 0, sizeof files);
@@ -165,18 +149,10 @@ int cmd_run(int argc, char **argv)
                 (long long)o.cfg.slices, (long long)plan.P, (long long)plan.P);
         prc = EXIT_USAGE;
     }
-    if (prc == 0 && !mpi && cli_mpirun_ranks() > 1) {
-        if (cli_mpirun_rank() == 0)
-            fprintf(stderr, "helix: --backend inproc under mpirun with several ranks would run the whole grid "
-                            "in every rank: use --backend mpi\n");
-        prc = EXIT_USAGE;
-    }
-    if (saved_err >= 0) { dup2(saved_err, 2); close(saved_err); }
+    cli_engine_unmute_stderr(&eng);        /* from here on only rank 0 prints, but a rank's failure is heard */
     if (prc != 0) {
         run_files_close(&files);
-        helix_comm_free(world);
-        if (mpi) helix_mpi_finalize();
-        return prc < 0 ? EXIT_OK : prc;
+        return cli_engine_end(&eng, prc < 0 ? EXIT_OK : prc, 0);
     }
 
     const int64_t P = plan.P, D = plan.D, BL = o.cfg.batch * o.cfg.seq;
@@ -213,9 +189,7 @@ int cmd_run(int argc, char **argv)
     if (!fits || lrc != EXIT_OK) {
         if (!fits && rank == 0) fprintf(stderr, "helix: %s; use smaller --batch/--seq or more devices\n", why);
         run_files_close(&files);
-        helix_comm_free(world);
-        if (mpi) helix_mpi_finalize();
-        return fits ? lrc : EXIT_USAGE;
+        return cli_engine_end(&eng, fits ? lrc : EXIT_USAGE, 0);
     }
 
     const int root = rank == 0;
@@ -275,9 +249,7 @@ int cmd_run(int argc, char **argv)
     if (cli_env_rank("HELIX_TEST_FAIL_RANK", &fail_rank) || cli_env_rank("HELIX_TEST_STALL_RANK", &stall_rank)) {
         free(wbuf); free(x); free(y); free(stats);
         run_files_close(&files);
-        helix_comm_free(world);
-        if (mpi) helix_mpi_finalize();
-        return EXIT_USAGE;
+        return cli_engine_end(&eng, EXIT_USAGE, 0);
     }
     int injected = fail_rank == rank;
     if (mpi) {
@@ -299,27 +271,14 @@ int cmd_run(int argc, char **argv)
             st = helix_device_run(&plan, world, &wrun, x, y, stats, &err);
         }
         elapsed = cli_now() - t0;
-        if (st) {
-            /* the other ranks may be inside a collective: end the whole job */
-            fprintf(stderr, "helix: rank %d failed: %s\n", rank, err.msg);
-            fflush(stderr);
-            helix_mpi_abort(EXIT_RUNTIME);
-        }
-        /* gather every rank's statistics onto rank 0 */
-        size_t *cd = calloc(2 * (size_t)P, sizeof *cd);
-        helix_device_stats mine = stats[0];
-        for (int64_t p = 0; cd && p < P; p++) { cd[p] = sizeof mine; cd[P + p] = (size_t)p * sizeof mine; }
-        if (!cd || helix_comm_gatherv(world, &mine, sizeof mine, stats, cd, cd + P, 0)) {
-            fprintf(stderr, "helix: rank %d: could not gather statistics\n", rank);
-            helix_mpi_abort(EXIT_RUNTIME);
-        }
-        free(cd);
+        if (st) cli_engine_fail(&eng, err.msg);   /* the others may wait in a collective: ends the job */
+        cli_engine_gather(&eng, stats, sizeof *stats);     /* every rank's statistics onto rank 0 */
     } else {
         t0 = cli_now();
         st = helix_grid_run(&plan, &wrun, x, y, (int)o.threads, stats, &err);
         elapsed = cli_now() - t0;
         if (st) {
-            fprintf(stderr, "helix: run failed: %s\n", err.msg);
+            cli_engine_fail(&eng, err.msg);
             free(wbuf); free(x); free(y); free(stats);
             return EXIT_RUNTIME;
         }
@@ -370,7 +329,5 @@ int cmd_run(int argc, char **argv)
     }
     free(wbuf); free(x); free(y); free(stats);
     run_files_close(&files);
-    helix_comm_free(world);
-    if (mpi) helix_mpi_finalize();
-    return rc;
+    return cli_engine_end(&eng, rc, 0);
 }

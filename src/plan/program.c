@@ -198,6 +198,19 @@ static void coll(em *e, helix_step_kind k, helix_phase ph, helix_group g, int ro
 
 /* -------------------------------------------------------- attention core */
 
+/* all-to-all along the row: chunk bytes to and from every peer, in peer order */
+static void alltoall_even(em *e, helix_phase ph, int64_t send, int64_t recv, int64_t chunk, int64_t m)
+{
+    counts c = counts_new(e, m);
+    for (int64_t q = 0; c.v && q < m; q++) {
+        c.v[q] = c.v[2 * m + q] = (size_t)chunk;
+        c.v[m + q] = c.v[3 * m + q] = (size_t)(q * chunk);
+    }
+    helix_step s = step(HELIX_STEP_ALLTOALLV, ph);
+    s.group = HELIX_GROUP_ROW; s.a = A(send); s.c = A(recv);
+    counts_done(e, s, &c);
+}
+
 static void regather_heads(em *e)
 {
     const helix_plan *p = &e->p->attn;
@@ -209,27 +222,13 @@ static void regather_heads(em *e)
         /* send[peer] = my slice of peer's heads: [BL, hh, ds] */
         for (int64_t q = 0; q < m; q++)
             copy2d(e, HELIX_PHASE_REGATHER, send + q * chunk, row, src[x] + q * row, p->hg * p->ds * es, row, BL);
-        counts c = counts_new(e, m);
-        for (int64_t q = 0; c.v && q < m; q++) {
-            c.v[q] = c.v[2 * m + q] = (size_t)chunk;
-            c.v[m + q] = c.v[3 * m + q] = (size_t)(q * chunk);
-        }
-        helix_step s = step(HELIX_STEP_ALLTOALLV, HELIX_PHASE_REGATHER);
-        s.group = HELIX_GROUP_ROW; s.a = A(send); s.c = A(recv);
-        counts_done(e, s, &c);
+        alltoall_even(e, HELIX_PHASE_REGATHER, send, recv, chunk, m);
         /* recv[peer] = slice peer of my heads -> [BL, hh, d] */
         split_cols(e, HELIX_PHASE_REGATHER, recv, dst[x], BL * hh, m, p->ds * es, 0);
     }
     attend(e, qf, kf, vf, of, p->cfg.seq, 0, hh, p->cfg.head_dim);
     split_cols(e, HELIX_PHASE_RETURN, of, send, BL * hh, m, p->ds * es, 1);
-    counts c = counts_new(e, m);
-    for (int64_t q = 0; c.v && q < m; q++) {
-        c.v[q] = c.v[2 * m + q] = (size_t)chunk;
-        c.v[m + q] = c.v[3 * m + q] = (size_t)(q * chunk);
-    }
-    helix_step s = step(HELIX_STEP_ALLTOALLV, HELIX_PHASE_RETURN);
-    s.group = HELIX_GROUP_ROW; s.a = A(send); s.c = A(recv);
-    counts_done(e, s, &c);
+    alltoall_even(e, HELIX_PHASE_RETURN, send, recv, chunk, m);
     /* recv[peer] = peer's heads, my slice: into O's columns of heads peer*hh.. */
     for (int64_t q = 0; q < m; q++)
         copy2d(e, HELIX_PHASE_RETURN, e->o + q * row, p->hg * p->ds * es, recv + q * chunk, row, row, BL);
