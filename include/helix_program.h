@@ -84,6 +84,7 @@ typedef struct {
                                 send counts, send displs, recv counts, recv displs */
     int64_t group_size, group_rank;
     helix_traffic bytes;     /* collectives: what this device sends / receives */
+    int64_t messages;        /* collectives: latency rounds on the critical path */
     double flops;            /* compute: multiply-add = 2                   */
 } helix_step;
 
@@ -112,6 +113,9 @@ helix_status helix_program_build(const helix_model_plan *p, int64_t rank, helix_
 void helix_program_free(helix_program *prog);
 /* Bytes per phase the program's collectives move (no allocation). */
 helix_status helix_program_traffic(const helix_model_plan *p, int64_t rank, helix_traffic phase[HELIX_NPHASES]);
+/* Messages (latency rounds) per phase of the program's collectives, summed
+ * over the whole pass: what the cost model charges latency for. */
+helix_status helix_program_messages(const helix_model_plan *p, int64_t rank, double msgs[HELIX_NPHASES]);
 const char *helix_step_name(helix_step_kind k);
 /* Run only the compute steps of prog (GEMMs, attention, the scores
  * halves, LN, activations, residual adds) on `arena` (prog->arena_bytes

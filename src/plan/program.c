@@ -39,6 +39,7 @@ typedef struct {
     int64_t np, pcap;
     int write, oom;
     helix_traffic *sum;
+    double *msgs;             /* per phase, or NULL */
     int64_t gsize[HELIX_NGROUPS], grank[HELIX_NGROUPS];
     /* arena offsets */
     int64_t act, xn, q, k, v, o, exch, hidden, work, partial, scratch, out;
@@ -101,6 +102,25 @@ static void traffic(helix_step *s, const size_t *cnt)
     s->bytes = t;
 }
 
+/* The messages a collective costs each member on the critical path (the
+ * latency count the cost model charges): a direct all-gather or
+ * all-to-all one per peer, an all-reduce or reduce twice that (reduce-
+ * scatter, then all-gather or gather), a broadcast log2(size) rounds. */
+static int64_t messages(const helix_step *s)
+{
+    const int64_t size = s->group_size;
+    if (size <= 1) return 0;
+    switch (s->kind) {
+    case HELIX_STEP_ALLGATHERV:
+    case HELIX_STEP_ALLTOALLV:
+    case HELIX_STEP_GATHERV: return size - 1;
+    case HELIX_STEP_ALLREDUCE: return s->n > 0 ? 2 * (size - 1) : 0;
+    case HELIX_STEP_REDUCE: return 2 * (size - 1);
+    case HELIX_STEP_BCAST: { int64_t r = 0; while (((int64_t)1 << r) < size) r++; return r; }
+    default: return 0;
+    }
+}
+
 /* Append s (in counting mode only count it and its bytes); cnt: a
  * v-collective's counts */
 static void emit_with(em *e, helix_step s, const size_t *cnt)
@@ -109,8 +129,10 @@ static void emit_with(em *e, helix_step s, const size_t *cnt)
         s.group_size = e->gsize[s.group];
         s.group_rank = e->grank[s.group];
         traffic(&s, cnt);
+        s.messages = messages(&s);
         e->sum[s.phase].sent_bytes += s.bytes.sent_bytes;
         e->sum[s.phase].recv_bytes += s.bytes.recv_bytes;
+        if (e->msgs) e->msgs[s.phase] += (double)s.messages;
     }
     if (!e->write) { e->n++; return; }
     if (e->n == e->cap) {
@@ -555,7 +577,7 @@ static void pass(em *e)
 }
 
 static helix_status build(const helix_model_plan *p, int64_t rank, int write, helix_program *out,
-                          helix_traffic sum[HELIX_NPHASES], helix_err *err)
+                          helix_traffic sum[HELIX_NPHASES], double *msgs, helix_err *err)
 {
     if (!p || rank < 0 || rank >= p->P) return helix_errf(err, HELIX_ERR_INVALID, "program: no device %lld", (long long)rank);
     em e;
@@ -566,7 +588,9 @@ static helix_status build(const helix_model_plan *p, int64_t rank, int write, he
     e.es = (int64_t)helix_dtype_size(e.t);
     e.write = write;
     e.sum = sum;
+    e.msgs = msgs;
     memset(sum, 0, sizeof(helix_traffic) * HELIX_NPHASES);
+    if (msgs) memset(msgs, 0, sizeof(double) * HELIX_NPHASES);
     helix_model_plan_sizes(p, rank, &e.dp);
     const int64_t nl = e.dp.layer_end - e.dp.layer_begin;
     if (write) {
@@ -599,12 +623,18 @@ static helix_status build(const helix_model_plan *p, int64_t rank, int write, he
 helix_status helix_program_build(const helix_model_plan *p, int64_t rank, helix_program *out, helix_err *err)
 {
     helix_traffic sum[HELIX_NPHASES];
-    return build(p, rank, 1, out, sum, err);
+    return build(p, rank, 1, out, sum, NULL, err);
 }
 
 helix_status helix_program_traffic(const helix_model_plan *p, int64_t rank, helix_traffic phase[HELIX_NPHASES])
 {
-    return build(p, rank, 0, NULL, phase, NULL);
+    return build(p, rank, 0, NULL, phase, NULL, NULL);
+}
+
+helix_status helix_program_messages(const helix_model_plan *p, int64_t rank, double msgs[HELIX_NPHASES])
+{
+    helix_traffic sum[HELIX_NPHASES];
+    return build(p, rank, 0, NULL, sum, msgs, NULL);
 }
 
 void helix_program_free(helix_program *prog)

@@ -16,7 +16,8 @@
  *            w = the attention width (small shapes run below peak)
  *
  *   each collective c: t_c = k_c*alpha + max(sent_c, recv_c)/beta    (alpha-beta)
- *     k_c: messages (all-reduce over T: 2(T-1); regather: 3(m-1), return
+ *     k_c: messages, counted from the device's program
+ *     (helix_program_messages; all-reduce over T: 2(T-1); regather: 3(m-1), return
  *     m-1; score reduce: 2(m-1) per block of 64 queries and batch row;
  *     broadcast: log2 T steps of the whole buffer, pipelined as NCCL and
  *     MPI do for large messages, so the time counts the buffer once even
@@ -40,6 +41,7 @@
  *   <= device_mem and each node's sum <= node_mem.
  */
 #include "helix_model.h"
+#include "helix_program.h"
 #include "../core/util-impl.h"
 
 #include <math.h>
@@ -129,16 +131,18 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         double ib = 0, ob = 0, ph[HELIX_NPHASES] = {0};
         /* per layer and micro-batch */
         const helix_traffic *t = dp.phase;
-        double nblk = (double)((L + HELIX_SCORES_TILE_Q - 1) / HELIX_SCORES_TILE_Q) * (double)Bm;
-        ph[HELIX_PHASE_REGATHER] = coll_time(&lc, r, row0, m, 3.0 * (double)(m - 1), t[HELIX_PHASE_REGATHER].sent_bytes / reps,
+        /* messages per phase, from the device's program (helix_program_messages) */
+        double msg[HELIX_NPHASES];
+        helix_program_messages(p, r, msg);
+        ph[HELIX_PHASE_REGATHER] = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_REGATHER] / reps, t[HELIX_PHASE_REGATHER].sent_bytes / reps,
                                              t[HELIX_PHASE_REGATHER].recv_bytes / reps, &ib, &ob);
-        ph[HELIX_PHASE_RETURN] = coll_time(&lc, r, row0, m, (double)(m - 1), t[HELIX_PHASE_RETURN].sent_bytes / reps,
+        ph[HELIX_PHASE_RETURN] = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_RETURN] / reps, t[HELIX_PHASE_RETURN].sent_bytes / reps,
                                            t[HELIX_PHASE_RETURN].recv_bytes / reps, &ib, &ob);
-        double scores = coll_time(&lc, r, row0, m, 2.0 * (double)(m - 1) * nblk, t[HELIX_PHASE_ATTENTION].sent_bytes / reps,
+        double scores = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_ATTENTION] / reps, t[HELIX_PHASE_ATTENTION].sent_bytes / reps,
                                   t[HELIX_PHASE_ATTENTION].recv_bytes / reps, &ib, &ob);
-        ph[HELIX_PHASE_REDUCE] = coll_time(&lc, r, g0, T, 2.0 * (double)(T - 1), t[HELIX_PHASE_REDUCE].sent_bytes / reps,
+        ph[HELIX_PHASE_REDUCE] = coll_time(&lc, r, g0, T, msg[HELIX_PHASE_REDUCE] / reps, t[HELIX_PHASE_REDUCE].sent_bytes / reps,
                                            t[HELIX_PHASE_REDUCE].recv_bytes / reps, &ib, &ob);
-        ph[HELIX_PHASE_MLP_REDUCE] = coll_time(&lc, r, g0, T, 2.0 * (double)(T - 1), t[HELIX_PHASE_MLP_REDUCE].sent_bytes / reps,
+        ph[HELIX_PHASE_MLP_REDUCE] = coll_time(&lc, r, g0, T, msg[HELIX_PHASE_MLP_REDUCE] / reps, t[HELIX_PHASE_MLP_REDUCE].sent_bytes / reps,
                                                t[HELIX_PHASE_MLP_REDUCE].recv_bytes / reps, &ib, &ob);
         double per_layer_comm = ph[HELIX_PHASE_REGATHER] + ph[HELIX_PHASE_RETURN] + scores + ph[HELIX_PHASE_REDUCE] +
                                 ph[HELIX_PHASE_MLP_REDUCE];
@@ -148,7 +152,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         double t_in = 0, t_p2p = 0, ib1 = 0, ob1 = 0;
         if (dp.stage == 0 && T > 1) {
             const double xk = (double)(Bm * L * D) * es;            /* one micro-batch of X */
-            double steps = ceil(log2((double)T)), ib0 = 0, ob0 = 0;
+            double steps = msg[HELIX_PHASE_INPUT] / (double)k, ib0 = 0, ob0 = 0;   /* log2 T rounds */
             t_in = coll_time(&lc, r, g0, T, steps, xk, xk, &ib0, &ob0);
             /* bytes: what the plan books (the root sends to T-1 peers) */
             double sent = t[HELIX_PHASE_INPUT].sent_bytes / (double)k, tot = ib0 + ob0;
