@@ -503,6 +503,31 @@ static void groups(em *e)
 
 /* ------------------------------------------------------------ the pass */
 
+/* Count mode only: what was emitted since `snap`, `times` times more —
+ * layers and micro-batches repeat the same steps, so counting one of each
+ * gives the pass's totals without walking them all (the planner counts
+ * thousands of programs). */
+typedef struct { helix_traffic sum[HELIX_NPHASES]; double msgs[HELIX_NPHASES]; int64_t n; } snapshot;
+
+static snapshot snap(const em *e)
+{
+    snapshot t;
+    memcpy(t.sum, e->sum, sizeof t.sum);
+    if (e->msgs) memcpy(t.msgs, e->msgs, sizeof t.msgs);
+    t.n = e->n;
+    return t;
+}
+
+static void repeat(em *e, const snapshot *t, int64_t times)
+{
+    for (int q = 0; q < HELIX_NPHASES; q++) {
+        e->sum[q].sent_bytes += (e->sum[q].sent_bytes - t->sum[q].sent_bytes) * times;
+        e->sum[q].recv_bytes += (e->sum[q].recv_bytes - t->sum[q].recv_bytes) * times;
+        if (e->msgs) e->msgs[q] += (e->msgs[q] - t->msgs[q]) * (double)times;
+    }
+    e->n += (e->n - t->n) * times;
+}
+
 static void pass(em *e)
 {
     const helix_model_plan *p = e->p;
@@ -512,7 +537,10 @@ static void pass(em *e)
     helix_step s = step(HELIX_STEP_BARRIER, HELIX_PHASE_INPUT);
     s.group = HELIX_GROUP_WORLD; s.flags = HELIX_STEP_START | HELIX_STEP_UNTIMED;
     emit(e, s);                                              /* start together */
+    snapshot mb1 = snap(e);
     for (int64_t k = 0; k < p->mb; k++) {
+        if (!e->write && k == 1) mb1 = snap(e);
+        if (!e->write && k == 2) { repeat(e, &mb1, p->mb - 2); break; }   /* micro-batches 2.. = 1 */
         if (dp->stage == 0) {                                /* micro-batch k of X from rank 0 */
             if (e->rank == 0) {
                 s = step(HELIX_STEP_UPLOAD, HELIX_PHASE_INPUT);
@@ -526,7 +554,10 @@ static void pass(em *e)
             if (k == 0) s.flags = HELIX_STEP_BUBBLE;       /* pipeline fill */
             emit(e, s);
         }
-        for (int64_t l = 0; l < dp->layer_end - dp->layer_begin; l++) {
+        const int64_t nl = dp->layer_end - dp->layer_begin;
+        const snapshot l0 = snap(e);
+        for (int64_t l = 0; l < nl; l++) {
+            if (!e->write && l == 1) { repeat(e, &l0, nl - 1); break; }   /* layers 1.. = layer 0 */
             e->ls = e->write ? &e->layer[l] : NULL;
             helix_shard_offsets off;
             if (!e->write) {                                  /* count mode: offsets do not matter */
@@ -563,8 +594,10 @@ static void pass(em *e)
         s.flags = dp->stage < S - 1 ? HELIX_STEP_BUBBLE : HELIX_STEP_UNTIMED;   /* pipeline drain */
         emit(e, s);
         /* Y from the last stage to rank 0, a micro-batch at a time */
+        const snapshot y0 = snap(e);
         if (e->rank == 0 || e->out >= 0)
             for (int64_t k = 0; k < p->mb; k++) {
+                if (!e->write && k == 1) { repeat(e, &y0, p->mb - 1); break; }
                 coll(e, HELIX_STEP_BCAST, HELIX_PHASE_OUTPUT, HELIX_GROUP_OUT, 1, A(e->rank == 0 ? e->act : e->out + k * chunk),
                      NONE, chunk, e->t, NONE);
                 if (e->rank == 0) {
