@@ -171,7 +171,9 @@ typedef struct {
 /* Validate cfg and derive the plan. No allocation. On error fills err with
  * a message naming the offending value and the rule. */
 helix_status helix_plan_init(const helix_config *cfg, helix_plan *plan, helix_err *err);
-/* Per-device shapes, buffer sizes and predicted traffic. rank in [0, P). */
+/* Per-device shapes, buffer sizes and its traffic in closed form (the
+ * tests' oracle: the program the executor runs, helix_program.h, must
+ * move exactly these bytes). rank in [0, P). */
 helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_device_plan *out);
 /* Bytes of f32 workspace one attention worker needs at this head width. */
 int64_t helix_attention_workspace_bytes(int64_t width);
