@@ -108,7 +108,8 @@ typedef struct {
     int64_t out_bytes;      /* last stage, tensor rank 0 (PP > 1): Y,
                                kept for rank 0 (not needed to compute) */
     int64_t peak_bytes;
-    helix_traffic phase[HELIX_NPHASES];
+    helix_traffic phase[HELIX_NPHASES];   /* what its program's collectives move        */
+    double messages[HELIX_NPHASES];       /* and their latency rounds (the cost model's) */
 } helix_model_device_plan;
 
 helix_model_config helix_model_config_default(void);

@@ -97,6 +97,7 @@ typedef struct {
 
 typedef struct {
     int64_t rank;
+    helix_model_device_plan dev;  /* the device's plan (sizes, traffic) */
     int64_t arena_bytes;          /* = the plan's peak_bytes for this device */
     int64_t work;                 /* the kernel workspace's offset           */
     int64_t n_layers;             /* layers this device holds                */
@@ -111,11 +112,11 @@ typedef struct {
  * helix_program_free); NOMEM/INVALID with err filled. */
 helix_status helix_program_build(const helix_model_plan *p, int64_t rank, helix_program *out, helix_err *err);
 void helix_program_free(helix_program *prog);
-/* Bytes per phase the program's collectives move (no allocation). */
-helix_status helix_program_traffic(const helix_model_plan *p, int64_t rank, helix_traffic phase[HELIX_NPHASES]);
-/* Messages (latency rounds) per phase of the program's collectives, summed
- * over the whole pass: what the cost model charges latency for. */
-helix_status helix_program_messages(const helix_model_plan *p, int64_t rank, double msgs[HELIX_NPHASES]);
+/* Bytes per phase the program's collectives move, and (msgs, may be NULL)
+ * their messages (latency rounds) summed over the pass; no allocation.
+ * helix_model_plan_device fills its phase and messages with this. */
+helix_status helix_program_traffic(const helix_model_plan *p, int64_t rank, helix_traffic phase[HELIX_NPHASES],
+                                   double msgs[HELIX_NPHASES]);
 const char *helix_step_name(helix_step_kind k);
 /* Run only the compute steps of prog (GEMMs, attention, the scores
  * halves, LN, activations, residual adds) on `arena` (prog->arena_bytes

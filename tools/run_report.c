@@ -11,7 +11,7 @@ static void predicted(const helix_plan *plan, int64_t rank, helix_device_plan *d
 {
     helix_plan_device(plan, rank, dp);
     helix_model_plan mp;
-    if (helix_model_plan_attention(&plan->cfg, &mp, NULL) == HELIX_OK) helix_program_traffic(&mp, rank, dp->phase);
+    if (helix_model_plan_attention(&plan->cfg, &mp, NULL) == HELIX_OK) helix_program_traffic(&mp, rank, dp->phase, NULL);
 }
 
 const char *run_human_bytes(int64_t b, char *buf)

@@ -114,7 +114,7 @@ static helix_status run_step(mdev *m, const helix_step *s, const host_io *io)
     void *a = at(m, io, s->a), *b = at(m, io, s->b), *c = at(m, io, s->c), *d = at(m, io, s->d), *e = at(m, io, s->e);
     void *work = m->arena + m->prog.work;
     helix_comm_t *g = s->kind >= HELIX_STEP_BCAST ? m->g[s->group] : NULL;
-    const size_t *cnt = m->prog.pool + s->counts;
+    const size_t *cnt = m->prog.pool ? m->prog.pool + s->counts : NULL;   /* v-collectives only */
     const int64_t gs = s->group_size;
     switch (s->kind) {
     case HELIX_STEP_GEMM: {
@@ -213,9 +213,9 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
     m.world = world;
     helix_comm_counters *saved = world->counters;
     world->counters = &m.ctr;
-    helix_model_plan_device(p, world->rank, &m.dp);
     helix_backend *be = m.be = helix_backend_cpu();
     helix_status st = helix_program_build(p, world->rank, &m.prog, err);
+    if (!st) m.dp = m.prog.dev;            /* the device's plan comes with its program */
     /* one allocation, the size the plan computed; all ranks agree it worked */
     helix_status ast = st ? st : be->ops->alloc(be, m.dp.peak_bytes, (void **)&m.arena);
     int any_fail = 0;

@@ -14,6 +14,17 @@
 #define TQ HELIX_SCORES_TILE_Q
 #define TK HELIX_ATTN_TILE_MIN   /* the kernel's buffers hold at least this */
 
+/* nk keys from k0 of head h of x ([B, L, H, width], batch row a->b) as
+ * f32: key jj's feature e lands at dst[jj * sj + e * se] */
+static void load_tile(const helix_scores_args *a, const void *x, int64_t h, int64_t k0, int64_t nk, float *dst,
+                      int64_t sj, int64_t se)
+{
+    const int64_t w = a->width;
+    for (int64_t jj = 0; jj < nk; jj++)
+        for (int64_t e = 0; e < w; e++)
+            dst[jj * sj + e * se] = helix_load(a->dtype, x, ((a->b * a->L + k0 + jj) * a->H + h) * w + e);
+}
+
 void helix_cpu_partial_scores(const helix_scores_args *a, void *work)
 {
     const int64_t L = a->L, hg = a->H, w = a->width, b = a->b, q0 = a->q0, nq = a->nq, lk = a->lk;
@@ -25,9 +36,7 @@ void helix_cpu_partial_scores(const helix_scores_args *a, void *work)
                 qt[i * w + e] = helix_load(a->dtype, a->q, ((b * L + q0 + i) * hg + h) * w + e);
         for (int64_t k0 = 0; k0 < lk; k0 += TK) {
             const int64_t nk = lk - k0 < TK ? lk - k0 : TK;
-            for (int64_t jj = 0; jj < nk; jj++)
-                for (int64_t e = 0; e < w; e++)
-                    kt[e * TK + jj] = helix_load(a->dtype, a->k, ((b * L + k0 + jj) * hg + h) * w + e);
+            load_tile(a, a->k, h, k0, nk, kt, 1, TK);        /* K^T: [w][TK] */
             for (int64_t i = 0; i < nq; i++) {
                 float *si = sc + (h * nq + i) * lk + k0;
                 for (int64_t jj = 0; jj < nk; jj++) si[jj] = 0.0f;
@@ -62,9 +71,7 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
         memset(acc, 0, sizeof(float) * (size_t)(nq * w));
         for (int64_t k0 = 0; k0 < lk; k0 += TK) {
             const int64_t nk = lk - k0 < TK ? lk - k0 : TK;
-            for (int64_t jj = 0; jj < nk; jj++)
-                for (int64_t e = 0; e < w; e++)
-                    vt[jj * w + e] = helix_load(a->dtype, a->v, ((b * L + k0 + jj) * hg + h) * w + e);
+            load_tile(a, a->v, h, k0, nk, vt, w, 1);         /* V: [nk][w]    */
             for (int64_t i = 0; i < nq; i++) {
                 const float *si = sc + (h * nq + i) * lk + k0;
                 float *ai = acc + i * w;

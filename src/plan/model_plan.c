@@ -245,7 +245,7 @@ helix_status helix_model_plan_device(const helix_model_plan *p, int64_t rank, he
     helix_status st = sizes(p, rank, o);
     if (st) return st;
     /* traffic: what the device's program (src/plan/program.c) moves */
-    return helix_program_traffic(p, rank, o->phase);
+    return helix_program_traffic(p, rank, o->phase, o->messages);
 }
 
 helix_status helix_model_plan_sizes(const helix_model_plan *p, int64_t rank, helix_model_device_plan *o)

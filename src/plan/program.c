@@ -641,6 +641,9 @@ static helix_status build(const helix_model_plan *p, int64_t rank, int write, he
     if (write) {
         memset(out, 0, sizeof *out);
         out->rank = rank;
+        out->dev = e.dp;
+        memcpy(out->dev.phase, sum, sizeof out->dev.phase);
+        if (msgs) memcpy(out->dev.messages, msgs, sizeof out->dev.messages);
         out->arena_bytes = e.dp.peak_bytes;
         out->work = e.work;
         out->n_layers = nl;
@@ -656,18 +659,14 @@ static helix_status build(const helix_model_plan *p, int64_t rank, int write, he
 helix_status helix_program_build(const helix_model_plan *p, int64_t rank, helix_program *out, helix_err *err)
 {
     helix_traffic sum[HELIX_NPHASES];
-    return build(p, rank, 1, out, sum, NULL, err);
+    double msgs[HELIX_NPHASES];
+    return build(p, rank, 1, out, sum, msgs, err);
 }
 
-helix_status helix_program_traffic(const helix_model_plan *p, int64_t rank, helix_traffic phase[HELIX_NPHASES])
+helix_status helix_program_traffic(const helix_model_plan *p, int64_t rank, helix_traffic phase[HELIX_NPHASES],
+                                   double msgs[HELIX_NPHASES])
 {
-    return build(p, rank, 0, NULL, phase, NULL, NULL);
-}
-
-helix_status helix_program_messages(const helix_model_plan *p, int64_t rank, double msgs[HELIX_NPHASES])
-{
-    helix_traffic sum[HELIX_NPHASES];
-    return build(p, rank, 0, NULL, sum, msgs, NULL);
+    return build(p, rank, 0, NULL, phase, msgs, NULL);
 }
 
 void helix_program_free(helix_program *prog)

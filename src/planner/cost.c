@@ -17,7 +17,7 @@
  *
  *   each collective c: t_c = k_c*alpha + max(sent_c, recv_c)/beta    (alpha-beta)
  *     k_c: messages, counted from the device's program
- *     (helix_program_messages; all-reduce over T: 2(T-1); regather: 3(m-1), return
+ *     (helix_model_device_plan.messages; all-reduce over T: 2(T-1); regather: 3(m-1), return
  *     m-1; score reduce: 2(m-1) per block of 64 queries and batch row;
  *     broadcast: log2 T steps of the whole buffer, pipelined as NCCL and
  *     MPI do for large messages, so the time counts the buffer once even
@@ -131,9 +131,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         double ib = 0, ob = 0, ph[HELIX_NPHASES] = {0};
         /* per layer and micro-batch */
         const helix_traffic *t = dp.phase;
-        /* messages per phase, from the device's program (helix_program_messages) */
-        double msg[HELIX_NPHASES];
-        helix_program_messages(p, r, msg);
+        const double *msg = dp.messages;   /* per phase, counted from the device's program */
         ph[HELIX_PHASE_REGATHER] = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_REGATHER] / reps, t[HELIX_PHASE_REGATHER].sent_bytes / reps,
                                              t[HELIX_PHASE_REGATHER].recv_bytes / reps, &ib, &ob);
         ph[HELIX_PHASE_RETURN] = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_RETURN] / reps, t[HELIX_PHASE_RETURN].sent_bytes / reps,
