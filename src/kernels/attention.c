@@ -95,7 +95,7 @@ typedef struct {
 
 /* Scores of rows [0, nq) x keys [k0, k0 + nk) are in s (ld T): mask the
  * causal diagonal, take the online-softmax step, rescale acc rows. P is
- * left in s (f32), or with pb written as bf16 into pb (ld nkp, zeros past
+ * left in s (f32), or with pb written as bf16 into pb (a packed AMX A of depth nkp, zeros past
  * nk) with the scores taken times the scale (AMX). */
 /* Causal: rows before this one see no key of the tile at k0 (rounded
  * down to whole strips of `align` rows). Skipping them is exact: their
@@ -116,7 +116,8 @@ static void softmax_tile(const blk_t *k, float *s, int64_t r0, int64_t k0, int64
             for (int64_t j = qpos_first + i + 1 - k0; j < nk; j++)
                 if (j >= 0) s[i * T + j] = -INFINITY;
     for (int64_t i = r0; i < k->nq; i++) {
-        const float alpha = pb ? helix_amx_softmax_row(s + i * T, nk, a->scale, &mx[i], &sum[i], pb + i * nkp, nkp)
+        const float alpha = pb ? helix_amx_softmax_row(s + i * T, nk, a->scale, &mx[i], &sum[i],
+                                                     pb + helix_amx_a_at(i, 0, nkp), nkp)
                                : k->kn->softmax_row(s + i * T, nk, &mx[i], &sum[i]);
         if (alpha != 1.0f) k->kn->scale_row(acc + i * lda, a->width, alpha);
     }
@@ -154,10 +155,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
     const int64_t w = a->width, T = k->T, nq = k->nq, wr = helix_rup(w, 32), nqp = helix_rup(nq, 32);
     const uint16_t *qs = (const uint16_t *)a->q + k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh;
     uint16_t *qb = (uint16_t *)W->q, *kt = (uint16_t *)W->k, *vt = (uint16_t *)W->v, *pb = (uint16_t *)W->p;
-    for (int64_t i = 0; i < nqp; i++) {
-        memset(qb + i * wr, 0, (size_t)wr * 2);
-        if (i < nq) memcpy(qb + i * wr, qs + i * a->q_sl, (size_t)w * 2);
-    }
+    helix_amx_pack_a(nq, w, qs, a->q_sl, qb);
     helix_amx_begin();
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
         const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T, nkp = helix_rup(nk, 32);
@@ -166,13 +164,14 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
         helix_amx_pack_kt(nk, w, (const uint16_t *)a->k + off, a->kv_sl, kt);
         for (int64_t j0 = 0; j0 < nkp; j0 += 32)
             for (int64_t i0 = r0; i0 < nqp; i0 += 32)
-                helix_amx_32x32(wr, qb + i0 * wr, wr, kt + j0 * wr, W->s + i0 * T + j0, T, 0);
+                helix_amx_32x32(wr, qb + i0 * wr, kt + j0 * wr, W->s + i0 * T + j0, T, 0);
         softmax_tile(k, W->s, r0, k0, nk, W->mx, W->sum, W->acc, wr, pb, nkp);
-        for (int64_t i = nq; i < nqp; i++) memset(pb + i * nkp, 0, (size_t)nkp * 2);
+        for (int64_t i = nq; i < nqp; i++)
+            for (int64_t j = 0; j < nkp; j += 32) memset(pb + helix_amx_a_at(i, j, nkp), 0, 64);
         helix_amx_pack_rows(nk, w, (const uint16_t *)a->v + off, a->kv_sl, vt);
         for (int64_t j0 = 0; j0 < wr; j0 += 32)
             for (int64_t i0 = r0; i0 < nqp; i0 += 32)
-                helix_amx_32x32(nkp, pb + i0 * nkp, nkp, vt + j0 * nkp, W->acc + i0 * wr + j0, wr, 1);
+                helix_amx_32x32(nkp, pb + i0 * nkp, vt + j0 * nkp, W->acc + i0 * wr + j0, wr, 1);
     }
     helix_amx_end();
 }

@@ -34,8 +34,9 @@ static inline __m512 helix_exp_neg16(__m512 v)
  * softmax_row contract), sixteen lanes at a time. With `scaled` the scores
  * are s * scale (rounded on their own: an explicit rounding mode keeps the
  * compiler from fusing the product with the subtraction after it). P goes
- * over s (f32), or with pb as bf16 into pb[0, np), zeros past n (the AMX
- * path; only where the TU is built with AVX512-BF16). Inlined with
+ * over s (f32), or with pb as bf16 into a row of a packed AMX A (element
+ * j at pb + (j/32)*1024 + j%32), zeros in [n, np), np a multiple of 32
+ * (the AMX path; only where the TU is built with AVX512-BF16). Inlined with
  * constant flags, each caller gets only its own branch. */
 static inline __attribute__((always_inline)) float helix_softmax16(float *s, int64_t n, int scaled, float scale,
                                                                    float *m, float *l, uint16_t *pb, int64_t np)
@@ -51,7 +52,7 @@ static inline __attribute__((always_inline)) float helix_softmax16(float *s, int
         mnew = x > mnew ? x : mnew;
     }
     if (mnew == -INFINITY) {
-        if (pb) memset(pb, 0, (size_t)np * 2);
+        if (pb) for (j = 0; j < np; j += 32) memset(pb + (j / 32) * 1024, 0, 64);
         else memset(s, 0, sizeof(float) * (size_t)n);
         return 1.0f;
     }
@@ -63,7 +64,7 @@ static inline __attribute__((always_inline)) float helix_softmax16(float *s, int
         const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(x, m16)));
         if (pb) {
 #ifdef __AVX512BF16__
-            _mm256_mask_storeu_epi16(pb + j, t, (__m256i)_mm512_cvtneps_pbh(e));
+            _mm256_storeu_si256((__m256i *)(pb + (j / 32) * 1024 + j % 32), (__m256i)_mm512_cvtneps_pbh(e));
 #else
             __builtin_unreachable();
 #endif
@@ -73,7 +74,8 @@ static inline __attribute__((always_inline)) float helix_softmax16(float *s, int
         sv = _mm512_add_ps(sv, e);
     }
 #undef HELIX_SCORE
-    if (pb && np > n) memset(pb + n, 0, (size_t)(np - n) * 2);
+    if (pb)                          /* j is n rounded up to 16 */
+        for (; j < np; j += 16) memset(pb + (j / 32) * 1024 + j % 32, 0, 32);
     const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
     *l = *l * alpha + _mm512_reduce_add_ps(sv);
     *m = mnew;

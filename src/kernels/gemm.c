@@ -19,7 +19,7 @@
 
 #define MC 192        /* a multiple of every MR (4, 6, 12) and of 32 */
 #define KC 256        /* depth of one A block */
-#define KC_AMX 512    /* AMX: twice as deep, half the C-tile loads and stores; a multiple of 32 */
+#define KC_AMX 256    /* AMX depth; a multiple of 32 (measured: 256 beats 512 and 1024) */
 
 static int use_amx(helix_isa isa, helix_dtype ta, helix_dtype tb)
 {
@@ -207,18 +207,11 @@ static void run_amx(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
         for (int64_t i = mb; i < mbp; i++) memset(cf + i * Np, 0, sizeof(float) * (size_t)Np);
         for (int64_t k0 = 0; k0 < Kp; k0 += KC_AMX) {
             const int64_t kb = Kp - k0 < KC_AMX ? Kp - k0 : KC_AMX;   /* multiple of 32 */
-            /* A block, zero-padded, contiguous: tile rows read in place
-             * would be lda apart, and at a power-of-two lda they all fall
-             * in one L1 set (measured: half the speed) */
-            for (int64_t i = 0; i < mbp; i++) {
-                uint16_t *d = ap + i * kb;
-                const int64_t valid = i < mb ? (K - k0 < kb ? K - k0 : kb) : 0;
-                if (valid > 0) memcpy(d, (const uint16_t *)A + (m0 + i) * lda + k0, (size_t)valid * 2);
-                memset(d + (valid > 0 ? valid : 0), 0, (size_t)(kb - (valid > 0 ? valid : 0)) * 2);
-            }
+            /* A block into tile strips (helix_amx_pack_a), zero-padded */
+            helix_amx_pack_a(mb, K - k0 < kb ? K - k0 : kb, (const uint16_t *)A + m0 * lda + k0, lda, ap);
             for (int64_t j0 = 0; j0 < Np; j0 += 32)
                 for (int64_t i0 = 0; i0 < mbp; i0 += 32)
-                    helix_amx_32x32(kb, ap + i0 * kb, kb, bp + j0 * Kp + k0 * 32, cf + i0 * Np + j0, Np, 1);
+                    helix_amx_32x32(kb, ap + i0 * kb, bp + j0 * Kp + k0 * 32, cf + i0 * Np + j0, Np, 1);
         }
         for (int64_t i = 0; i < mb; i++)
             helix_from_f32(tc, cf + i * Np, (char *)C + (size_t)((m0 + i) * ldc) * helix_dtype_size(tc), N);

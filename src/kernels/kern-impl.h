@@ -48,14 +48,24 @@ float helix_exp_neg(float v);
 
 /* ---- AMX bf16 (k_amx.c); only called when helix_isa_supported(AMX) ---- */
 /* Tiles of 16 rows x 64 bytes; C blocks of 32 x 32 f32 (2 x 2 tiles).
- * A is bf16 row-major (lda in elements, kc a multiple of 32, rows a
- * multiple of 32); B is packed by helix_amx_pack_rows or _kt (below). */
+ * A is packed by helix_amx_pack_a, B by helix_amx_pack_rows or _kt; both
+ * are strips of 32 rows (A) or columns (B) whose every 32-deep step is two
+ * contiguous 1 KiB tiles, so strip p of depth kc starts at p*rup(kc,32)*32. */
 void helix_amx_begin(void);   /* load the tile configuration on this thread */
 void helix_amx_end(void);     /* release the tiles */
-/* C[32][32] (f32, ldc floats) (+)= A[32][kc] * Bpanel[kc][32] (acc = 0: =) */
-void helix_amx_32x32(int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *bp, float *c, int64_t ldc, int acc);
-/* Bytes of one packed B of kc (rounded to 32) x n (rounded to 32). */
+/* C[32][32] (f32, ldc floats) (+)= Astrip[32][kc] * Bpanel[kc][32]
+ * (kc a multiple of 32; acc = 0: =) */
+void helix_amx_32x32(int64_t kc, const uint16_t *ap, const uint16_t *bp, float *c, int64_t ldc, int acc);
+/* Bytes of one packed A or B of kc (rounded to 32) x n (rounded to 32). */
 int64_t helix_amx_packed_bytes(int64_t kc, int64_t n);
+/* A (rows x kc, element (i, k) = src[i*ld + k], bf16) into strips; zero
+ * padding to the rounded sizes. Element (i, k) of the packed A is at
+ * helix_amx_a_at(i, k, rup(kc, 32)). */
+void helix_amx_pack_a(int64_t rows, int64_t kc, const uint16_t *src, int64_t ld, uint16_t *dst);
+static inline int64_t helix_amx_a_at(int64_t i, int64_t k, int64_t kp)
+{
+    return (i / 32) * kp * 32 + (k / 32) * 1024 + ((i % 32) / 16) * 512 + (i % 16) * 32 + k % 32;
+}
 /* Packing from bf16 storage into the packed-B layout: for each 32-column
  * panel and 32-deep step, two 16 x 16 pair-interleaved (VNNI) tiles; panel
  * p starts at p * rup(kc, 32) * 32, zero padding to the rounded sizes.
@@ -63,7 +73,8 @@ int64_t helix_amx_packed_bytes(int64_t kc, int64_t n);
  * src[k*ld + j] (kc = nk rows, n = w columns: a weight, or V). */
 void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst);
 void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst);
-/* softmax_row's step on s * scale, P written as bf16 into p[0, np) */
+/* softmax_row's step on s * scale, P written as bf16 into row p of a
+ * packed A (element j at p + helix_amx_a_at(0, j, .)), zeros in [n, np) */
 float helix_amx_softmax_row(const float *s, int64_t n, float scale, float *m, float *l, uint16_t *p, int64_t np);
 
 /* ---- the drivers' shared pieces (gemm.c) ---- */
