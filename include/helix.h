@@ -120,7 +120,12 @@ const char *helix_phase_name(helix_phase p);
 typedef struct {
     int64_t sent_bytes;
     int64_t recv_bytes;
+    int64_t inter_sent_bytes;   /* of sent_bytes, what goes to another node  */
+    int64_t inter_recv_bytes;   /* of recv_bytes, what comes from another node */
 } helix_traffic;
+/* a += times * b, field by field; 1 if a and b are equal in every field */
+void helix_traffic_add(helix_traffic *a, const helix_traffic *b, int64_t times);
+int  helix_traffic_eq(const helix_traffic *a, const helix_traffic *b);
 
 /* How exact/regather splits work inside a row. */
 typedef enum {

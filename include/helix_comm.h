@@ -5,7 +5,8 @@
  * counting per phase) is built on them in one place, so every engine moves
  * the same bytes and sums in the same order.
  *
- * Byte counting convention (logical bytes, self-copies excluded):
+ * Byte counting convention (logical bytes, self-copies excluded; each
+ * counted again as inter-node when the peer is on another node):
  *   bcast n        root sends n*(size-1); every other rank receives n
  *   allgatherv     each rank sends its chunk to size-1 peers, receives theirs
  *   alltoallv      sum over peers != self of what goes out / comes in
@@ -16,6 +17,23 @@
  *   reduce(root)   reduce-scatter, then the chunks gathered to root:
  *                  sends count-c_r (+ c_r if r != root), receives
  *                  c_r*(size-1) (+ count-c_root on root)
+ *
+ * Topology (helix_comm_set_nodes). A communicator whose members span K >= 2
+ * nodes with the same G >= 2 members on each runs bcast, allgatherv,
+ * allreduce and reduce hierarchically, built from the flat ones above on
+ * two sub-communicators: the node's (its G members, in rank order: local
+ * index l) and the cross one (the K members with the same l, in rank
+ * order). All-reduce: reduce-scatter of count into G chunks inside the
+ * node, all-reduce of chunk l across the nodes, all-gather inside the node
+ * (between nodes each rank sends 2(K-1)/K * count/G elements, where the flat
+ * one sends about count). Reduce: the same with a reduce to root's node
+ * and a gather to root inside it. All-gather: the chunks of local index l
+ * across the nodes, then node row by node row inside. Broadcast: across
+ * the nodes from root, then inside each. The sum order is fixed by the
+ * topology (node-local partials in local order, then across nodes in
+ * cross order): bitwise equal on every engine for the same topology, and
+ * different in the last bits from the flat order. Other communicators,
+ * and alltoallv and gatherv always, are flat.
  */
 #ifndef HELIX_COMM_H
 #define HELIX_COMM_H
@@ -27,6 +45,40 @@ extern "C" {
 #endif
 
 typedef struct helix_comm helix_comm_t;
+
+/* Where the members of a communicator sit (pure data). size, rank: the
+ * communicator's; nodes K; per_node G when every node has as many members
+ * (else 0). node/local/xrank [size]: a member's node (dense ids by first
+ * appearance), its index among its node's members, its index among the
+ * members with its local index; member [K*G]: the rank of (xrank k,
+ * local l). All NULL: one node (or, apart = 1, every member on its own). */
+typedef struct {
+    int size, rank;
+    int nodes, per_node, apart;
+    int *node, *local, *xrank, *member;
+} helix_comm_topo;
+helix_comm_topo helix_comm_topo_one(int size, int rank);
+/* node_of[size]: any ids, equal for members on the same node (NULL: one). */
+helix_status helix_comm_topo_init(helix_comm_topo *t, int size, int rank, const int *node_of);
+void helix_comm_topo_free(helix_comm_topo *t);
+/* 1: the collectives run hierarchically (K >= 2 nodes of the same G >= 2) */
+int helix_comm_topo_hier(const helix_comm_topo *t);
+/* 1: member p is on another node than this rank */
+int helix_comm_topo_off(const helix_comm_topo *t, int p);
+
+/* What this rank sends and receives in each collective (the convention
+ * above, flat or hierarchical as t says): the communicator books exactly
+ * this, and the program predicts it with the same functions. */
+helix_traffic helix_traffic_bcast(const helix_comm_topo *t, int64_t n_bytes, int root);
+helix_traffic helix_traffic_allgatherv(const helix_comm_topo *t, int64_t mine_bytes, const size_t *recv_bytes);
+helix_traffic helix_traffic_alltoallv(const helix_comm_topo *t, const size_t *send_bytes, const size_t *recv_bytes);
+helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine_bytes, const size_t *recv_bytes, int root);
+helix_traffic helix_traffic_allreduce(const helix_comm_topo *t, int64_t count, size_t elem_bytes);
+helix_traffic helix_traffic_reduce(const helix_comm_topo *t, int64_t count, int root, size_t elem_bytes);
+enum { HELIX_COLL_BCAST = 0, HELIX_COLL_ALLGATHER, HELIX_COLL_ALLTOALL, HELIX_COLL_GATHER, HELIX_COLL_ALLREDUCE,
+       HELIX_COLL_REDUCE };
+/* latency rounds of one collective on this member's critical path */
+int64_t helix_comm_messages(const helix_comm_topo *t, int kind, int64_t count);
 
 typedef struct {
     const char *name;
@@ -65,6 +117,9 @@ struct helix_comm {
     void *self;
     int rank, size;
     helix_comm_counters *counters;       /* may be NULL: nothing counted */
+    /* helix_comm_set_nodes; zero: every member on one node */
+    helix_comm_topo topo;
+    struct helix_comm *hnode, *hcross;   /* hierarchical: node and cross sub-communicators */
 };
 
 /* Wrappers: count bytes, then call the engine. */
@@ -78,10 +133,16 @@ helix_status helix_comm_gatherv(helix_comm_t *c, const void *send, size_t send_b
                                 const size_t *recv_bytes, const size_t *displs, int root);
 helix_status helix_comm_split(helix_comm_t *c, int color, int key, helix_comm_t **out);
 helix_status helix_comm_any(helix_comm_t *c, int mine, int *any);
+/* Collective over c: node_of[p] names the node of member p (NULL: forget
+ * the topology). Where the collectives become hierarchical, splits the
+ * node and cross sub-communicators (they share c's counters). */
+helix_status helix_comm_set_nodes(helix_comm_t *c, const int *node_of);
+/* frees the topology and sub-communicators too */
 void         helix_comm_free(helix_comm_t *c);
 
 /* Sum of `count` elements over all ranks, in place; f32 accumulation in
- * rank order, so every engine gives bitwise the same result.
+ * rank order (hierarchical: the topology's order, above), so every engine
+ * gives bitwise the same result for the same topology.
  * scratch: helix_comm_reduce_scratch_bytes(...) bytes. */
 helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count,
                                       helix_dtype t, void *scratch);
@@ -90,9 +151,6 @@ helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv
                                    helix_dtype t, int root, void *scratch);
 int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t);
 
-/* The traffic the convention above books for one rank (used by the plan). */
-helix_traffic helix_traffic_allreduce(int64_t count, int size, int rank, size_t elem_bytes);
-helix_traffic helix_traffic_reduce(int64_t count, int size, int rank, int root, size_t elem_bytes);
 
 /* In-process engine: a world of `size` ranks living in one process. Create
  * the shared world once, then each device thread takes its communicator.
@@ -118,6 +176,10 @@ int helix_mpi_launched(void);
 helix_status helix_mpi_init(int *argc, char ***argv, int *rank, int *size, helix_err *err);
 /* A communicator over all ranks (a duplicate of MPI_COMM_WORLD). */
 helix_status helix_mpi_world(helix_comm_t **out);
+/* Collective: the ranks per node the launcher gave (MPI_COMM_TYPE_SHARED)
+ * when every node holds that many consecutive world ranks; 0 when the
+ * placement is not in such blocks (then name it: --ranks-per-node). */
+helix_status helix_mpi_nodes(int *ranks_per_node);
 /* Watch every collective of this rank: one that has not completed within
  * timeout_s seconds (0: never) calls on_timeout once, from a watchdog
  * thread, with a message naming the collective, its phase and the ranks

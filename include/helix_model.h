@@ -74,6 +74,9 @@ typedef struct {
     helix_exact_algo exact_algo;
     int64_t tp, pp;                /* TP x PP: t, p                       */
     int64_t microbatches;          /* B is split into this many (>= 1)    */
+    int64_t ranks_per_node;        /* consecutive world ranks share a node,
+                                      this many per node (0: all on one);
+                                      not part of the layout's name      */
 } helix_layout;
 
 /* Parse "helix4x4-sliced", "helix4x4-exact", "helix4x4-exact-scores",

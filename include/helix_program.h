@@ -37,6 +37,13 @@ typedef enum {
     HELIX_NGROUPS
 } helix_group;
 
+/* The world ranks of group g's members for device `rank` of p, in group
+ * rank order, into world[] (may be NULL); returns how many (0: a pipeline
+ * pair this device is not in). The executor gives each communicator the
+ * nodes of these ranks (rank / ranks_per_node); the program predicts its
+ * bytes per link class from the same. */
+int64_t helix_group_members(const struct helix_model_plan_s *p, int64_t rank, helix_group g, int64_t *world);
+
 typedef enum {
     /* compute (backend) */
     HELIX_STEP_GEMM = 0,     /* c = a[M,K] b[K,N] (+ d) in the run's dtype               */

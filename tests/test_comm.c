@@ -162,7 +162,8 @@ int main(void)
             s += 4 * (r + 1) * (P - 1);                 rv += 4 * (P * (P + 1) / 2 - (r + 1));
             s += 4 * (P - 1);                           rv += 4 * (P - 1);
             s += r == 1 ? 0 : 4;                        rv += r == 1 ? 4 * (P - 1) : 0;
-            helix_traffic ar = helix_traffic_allreduce(13, P, r, 4), rd = helix_traffic_reduce(13, P, r, 3, 4);
+            const helix_comm_topo one = helix_comm_topo_one(P, r);
+            helix_traffic ar = helix_traffic_allreduce(&one, 13, 4), rd = helix_traffic_reduce(&one, 13, 3, 4);
             s += ar.sent_bytes + rd.sent_bytes;         rv += ar.recv_bytes + rd.recv_bytes;
             int is_sub_root = r >= P - 2;
             s += is_sub_root ? 4 * (P / 2 - 1) : 0;     rv += is_sub_root ? 0 : 4;
@@ -175,7 +176,8 @@ int main(void)
     /* the allreduce convention: every element is sent once per other rank in total */
     int64_t tot_s = 0, tot_r = 0;
     for (int r = 0; r < 5; r++) {
-        helix_traffic a = helix_traffic_allreduce(1001, 5, r, 4);
+        const helix_comm_topo one = helix_comm_topo_one(5, r);
+        helix_traffic a = helix_traffic_allreduce(&one, 1001, 4);
         tot_s += a.sent_bytes; tot_r += a.recv_bytes;
     }
     CHECK(tot_s == 2 * 4 * 1001 * 4 && tot_r == tot_s, "allreduce moves 2(P-1)/P of the data per rank: %lld",

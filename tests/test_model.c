@@ -37,7 +37,8 @@ static void closed_form(const helix_model_plan *p, const helix_model_device_plan
     add(&ph[HELIX_PHASE_REGATHER], o->attn.phase[HELIX_PHASE_REGATHER], reps);
     add(&ph[HELIX_PHASE_ATTENTION], o->attn.phase[HELIX_PHASE_ATTENTION], reps);
     add(&ph[HELIX_PHASE_RETURN], o->attn.phase[HELIX_PHASE_RETURN], reps);
-    helix_traffic ar = helix_traffic_allreduce(BmL * D, (int)T, (int)o->trank, (size_t)es);
+    const helix_comm_topo group = helix_comm_topo_one((int)T, (int)o->trank);
+    helix_traffic ar = helix_traffic_allreduce(&group, BmL * D, (size_t)es);
     add(&ph[HELIX_PHASE_REDUCE], ar, reps);
     add(&ph[HELIX_PHASE_MLP_REDUCE], ar, reps);
     /* pipeline: every micro-batch crosses each stage boundary once, tensor
@@ -50,16 +51,20 @@ static void closed_form(const helix_model_plan *p, const helix_model_device_plan
 
 static double tol(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
 
-static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb)
+/* layout on P devices, nodes of rpn consecutive ranks (0: one node; the
+ * closed form above is the flat one, so it is compared only then) */
+static void one_on(helix_model_config mc, const char *layout, int64_t P, int64_t mb, int64_t rpn)
 {
     helix_layout lay;
     helix_model_plan p;
     helix_err e = {{0}};
     char name[96];
-    snprintf(name, sizeof name, "%s P=%lld mb=%lld %s%s%s L=%lld", layout, (long long)P, (long long)mb,
-             helix_dtype_name(mc.dtype), mc.causal ? " causal" : "", mc.bias ? " bias" : "", (long long)mc.seq);
+    snprintf(name, sizeof name, "%s P=%lld mb=%lld %s%s%s L=%lld nodes of %lld", layout, (long long)P, (long long)mb,
+             helix_dtype_name(mc.dtype), mc.causal ? " causal" : "", mc.bias ? " bias" : "", (long long)mc.seq,
+             (long long)(rpn ? rpn : P));
     CHECK(helix_layout_parse(layout, &lay, &e) == HELIX_OK, "%s: %s", name, e.msg);
     lay.microbatches = mb;
+    lay.ranks_per_node = rpn;
     if (helix_model_plan_init(&mc, &lay, P, &p, &e)) { CHECK(0, "%s: plan: %s", name, e.msg); return; }
     helix_model_weights w;
     CHECK(helix_model_weights_random(&mc, 7, &w, &e) == HELIX_OK, "%s", e.msg);
@@ -83,11 +88,12 @@ static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb
         double rel = num / den;
         CHECK(rel <= tol(mc.dtype), "%s: max_rel_err %.3g > %.3g", name, rel, tol(mc.dtype));
         int bytes_ok = 1, arena_ok = 1;
+        int64_t inter = 0;
         for (int64_t r = 0; r < P; r++) {
             helix_model_device_plan dp;
             helix_model_plan_device(&p, r, &dp);
             for (int ph = 0; ph < HELIX_NPHASES; ph++)
-                if (st[r].phase[ph].sent_bytes != dp.phase[ph].sent_bytes || st[r].phase[ph].recv_bytes != dp.phase[ph].recv_bytes) {
+                if (!helix_traffic_eq(&st[r].phase[ph], &dp.phase[ph])) {
                     if (bytes_ok) fprintf(stderr, "  %s rank %lld %s: counted %lld/%lld, plan %lld/%lld\n", name, (long long)r,
                                           helix_phase_name((helix_phase)ph), (long long)st[r].phase[ph].sent_bytes,
                                           (long long)st[r].phase[ph].recv_bytes, (long long)dp.phase[ph].sent_bytes,
@@ -95,6 +101,7 @@ static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb
                     bytes_ok = 0;
                 }
             arena_ok &= st[r].arena_bytes == dp.peak_bytes;
+            if (rpn) { inter += dp.phase[HELIX_PHASE_MLP_REDUCE].inter_sent_bytes; continue; }
             helix_traffic cf[HELIX_NPHASES];
             closed_form(&p, &dp, cf);
             int same = 1;
@@ -103,11 +110,14 @@ static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb
             CHECK(same, "%s rank %lld: the program's traffic differs from the closed form", name, (long long)r);
         }
         CHECK(bytes_ok, "%s: counted bytes differ from the plan", name);
+        if (rpn && rpn < P && p.T > rpn) CHECK(inter > 0, "%s: no all-reduce bytes between nodes", name);
         CHECK(arena_ok, "%s: arena differs from the plan", name);
     }
     free(st); free(x); free(y); free(ref);
     helix_model_weights_free(&w);
 }
+
+static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb) { one_on(mc, layout, P, mb, 0); }
 
 static void refused(helix_model_config mc, const char *layout, int64_t P, int64_t mb, const char *needle)
 {
@@ -150,6 +160,10 @@ int main(void)
     m16.causal = 1; m16.dtype = HELIX_BF16;
     one(m16, "helix4x4-exact", 16, 1);
     one(m16, "tp8pp2", 16, 2);
+    /* two nodes of 8 (hierarchical where a group spans both), and uneven nodes of 5 (flat) */
+    for (size_t k = 0; k < sizeof p16 / sizeof p16[0]; k++) one_on(m16, p16[k], 16, k >= 4 ? 2 : 1, 8);
+    one_on(m16, "helix4x4-exact", 16, 1, 5);
+    one_on(m16, "tp8pp2", 16, 2, 4);
 
     refused(mc, "helix2x2-exact", 8, 1, "needs n*m = 4 devices");
     refused(mc, "tp8", 8, 1, "not divisible by tensor parallel");

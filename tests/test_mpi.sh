@@ -59,6 +59,29 @@ assert sum(r["phases"]["attention"]["sent_bytes"] for r in j["comm"]["per_rank"]
 EOF_PY
 then ok; else bad "MPI --json bytes vs plan"; fi
 
+# two emulated nodes of 8 (--ranks-per-node 8): the hierarchical collectives
+# give bitwise the in-process output, bytes per link equal the plan, and the
+# flat (one node) output differs from them in the last bits only
+args="--quick --heads 16 --devices 16 --ranks-per-node 8 --layouts helix4x4-exact,tp8pp2,tp16,helix2x8-sliced"
+out=$(mpirun -np 16 "$HELIX" bench layouts --backend mpi $args --json "$tmp/mpi.json" 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -q "# nodes: 2 nodes of 8 consecutive ranks" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 4 ]
+then ok; else bad "mpirun -np 16 helix bench layouts $args: rc=$rc"; echo "$out" | tail -8 >&2; fi
+for lay in helix4x4-exact tp8pp2 tp16 helix2x8-sliced; do
+    a=${args/--layouts*/--layouts $lay}
+    mpirun -np 16 "$HELIX" bench layouts --backend mpi $a --no-check --output "$tmp/mpi.npy" >/dev/null 2>&1
+    "$HELIX" bench layouts --backend inproc $a --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1
+    cmp -s "$tmp/mpi.npy" "$tmp/inproc.npy" && ok || bad "$lay, 2 nodes of 8: MPI output differs from the in-process output"
+done
+if "$PY" - "$tmp/mpi.json" <<'EOF_PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["ranks_per_node"] == 8
+for r in j["layouts"]:
+    assert r["bytes_equal_plan"] and r["wrong"] == 0, r["layout"]
+    assert r["inter_node_bytes"] > 0, r["layout"]
+EOF_PY
+then ok; else bad "2 nodes of 8: JSON bytes per link / #wrong"; fi
+
 # fault 1: -np does not match the grid -> every rank exits 2, one message, no hang
 t0=$(date +%s%N)
 out=$(timeout 60 mpirun -np 3 "$HELIX" run --seq 32 2>&1); rc=$?

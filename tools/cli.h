@@ -86,6 +86,14 @@ int cli_host_fits(int64_t need, char *why, size_t why_n);
  * of some host need more than it has. All ranks get the same answer. */
 struct helix_comm;
 int cli_mpi_fits(struct helix_comm *world, int64_t need, char *why, size_t why_n);
+/* The node topology of a run: rpn_given (--ranks-per-node, 0: none)
+ * emulates nodes of that many consecutive ranks; otherwise MPI takes the
+ * launcher's placement (refused when it is not in blocks of consecutive
+ * ranks) and in-process one node. *rpn: 0 for one node. desc: a line for
+ * the output. Non-zero (message printed on root): usage error.
+ * Collective under MPI. */
+int cli_nodes(int mpi, int64_t rpn_given, int64_t P, int root, int64_t *rpn, char *desc, size_t n);
+
 /* MPI (world NULL: rc as it is): any rank's failure is everyone's; a rank
  * that did not fail returns EXIT_USAGE and root says another rank could
  * not `what`. Collective. */

@@ -60,6 +60,10 @@ static const char *layouts_help =
     "  --input FILE      X as .npy [B, L, D] (<f4 or <f2); B, L from the file\n"
     "  --output FILE     write the first layout's output [B, L, D] as .npy (f32)\n"
     "  --allow-nonfinite run even if weights or input hold NaN/Inf     [refuse]\n"
+    "  --ranks-per-node K  nodes of K consecutive ranks: collectives that span\n"
+    "                    nodes run hierarchically, bytes are counted per link\n"
+    "                    (inside a node / between nodes); emulates nodes on one\n"
+    "                    host                  [mpi: as launched; else one node]\n"
     "  --threads T       in-process: devices computing at once         [all cores]\n"
     "  --backend B       auto, inproc or mpi                           [auto]\n"
     "  --timeout S       mpi: end the job when a collective has waited S\n"
@@ -77,6 +81,7 @@ typedef struct {
     helix_model_plan plan;
     double wall_s, compute_s, comm_s, bubble_s, idle_s, tok_s;
     int64_t b_input, b_attn, b_allreduce, b_p2p, peak;
+    int64_t b_intra, b_inter;         /* max over ranks: bytes sent inside a node / to another */
     int bytes_match;
     double rel;
     int64_t wrong;
@@ -105,10 +110,16 @@ static void summarize(lrow *r, const helix_model_stats *st)
     for (int64_t k = 0; k < P; k++) {
         const helix_model_stats *s = &st[k];
         if (r->rank_rss) r->rank_rss[k] = s->peak_rss_bytes;
-        for (int ph = 0; ph < HELIX_NPHASES && r->rank_sent && r->rank_recv; ph++) {
+        int64_t intra = 0, inter = 0;
+        for (int ph = 0; ph < HELIX_NPHASES; ph++) {
+            inter += s->phase[ph].inter_sent_bytes;
+            intra += s->phase[ph].sent_bytes - s->phase[ph].inter_sent_bytes;
+            if (!r->rank_sent || !r->rank_recv) continue;
             r->rank_sent[k] += s->phase[ph].sent_bytes;
             r->rank_recv[k] += s->phase[ph].recv_bytes;
         }
+        if (intra > r->b_intra) r->b_intra = intra;
+        if (inter > r->b_inter) r->b_inter = inter;
         double comp = 0, comm = 0;
         for (size_t i = 0; i < sizeof compute_ph / sizeof compute_ph[0]; i++) comp += s->time_s[compute_ph[i]];
         for (size_t i = 0; i < sizeof comm_ph / sizeof comm_ph[0]; i++) comm += s->time_s[comm_ph[i]];
@@ -130,7 +141,7 @@ static void summarize(lrow *r, const helix_model_stats *st)
         helix_model_device_plan dp;
         helix_model_plan_device(&r->plan, k, &dp);
         for (int ph = 0; ph < HELIX_NPHASES; ph++)
-            r->bytes_match &= t[ph].sent_bytes == dp.phase[ph].sent_bytes && t[ph].recv_bytes == dp.phase[ph].recv_bytes;
+            r->bytes_match &= helix_traffic_eq(&t[ph], &dp.phase[ph]);
         r->bytes_match &= s->arena_bytes == dp.peak_bytes;
     }
     /* the mean rank's wall time not spent computing, communicating or in the bubble */
@@ -203,9 +214,9 @@ static void print_row(const lrow *r)
     char wrong[24];
     if (r->wrong < 0) snprintf(wrong, sizeof wrong, "-");
     else snprintf(wrong, sizeof wrong, "%lld", (long long)r->wrong);
-    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f | %9.2f %9.2f %9.2f %9.2f %7s | %10s %10s | %9.2e %6s\n", r->name,
+    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f | %9.2f %9.2f %9.2f %9.2f %9.2f %7s | %10s %10s | %9.2e %6s\n", r->name,
            r->tok_s, 1e3 * r->wall_s, pct(r->compute_s, r->wall_s), pct(r->comm_s, r->wall_s), pct(r->bubble_s, r->wall_s),
-           pct(r->idle_s, r->wall_s), r->b_input / 1e6, r->b_attn / 1e6, r->b_allreduce / 1e6, r->b_p2p / 1e6,
+           pct(r->idle_s, r->wall_s), r->b_input / 1e6, r->b_attn / 1e6, r->b_allreduce / 1e6, r->b_p2p / 1e6, r->b_inter / 1e6,
            r->bytes_match ? "= plan" : "DIFFERS", run_human_bytes(r->peak, h1), r->rss < 0 ? "-" : run_human_bytes(r->rss, h2),
            r->rel, wrong);
     fflush(stdout);
@@ -276,6 +287,7 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
     if (jw_open(&j, path)) return -1;
     jw_obj(&j, NULL);
     jw_str(&j, "engine", engine); jw_int(&j, "devices", P);
+    jw_int(&j, "ranks_per_node", rows[0].lay.ranks_per_node ? rows[0].lay.ranks_per_node : P);
     jw_obj(&j, "model");
     jw_int(&j, "heads", mc->heads); jw_int(&j, "head_dim", mc->head_dim); jw_int(&j, "ffn", mc->ffn);
     jw_int(&j, "layers", mc->layers); jw_int(&j, "batch", mc->batch); jw_int(&j, "seq", mc->seq);
@@ -297,6 +309,8 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
         jw_int(&j, "input", r->b_input); jw_int(&j, "attention_exchange", r->b_attn);
         jw_int(&j, "allreduce", r->b_allreduce); jw_int(&j, "p2p", r->b_p2p);
         jw_end_obj(&j);
+        jw_int(&j, "intra_node_bytes", r->b_intra);
+        jw_int(&j, "inter_node_bytes", r->b_inter);
         jw_bool(&j, "bytes_equal_plan", r->bytes_match);
         if (r->rank_sent && r->rank_recv) {
             jw_arr(&j, "sent_bytes_per_rank");
@@ -336,10 +350,10 @@ int cmd_layouts(int argc, char **argv)
         {"input", required_argument, 0, 'I'}, {"output", required_argument, 0, 'O'},
         {"allow-nonfinite", no_argument, 0, 'A'}, {"norm", required_argument, 0, 'R'},
         {"activation", required_argument, 0, 'G'}, {"timeout", required_argument, 0, 'w'},
-        {0, 0, 0, 0}};
+        {"ranks-per-node", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 2; mc.seq = 256;
-    int64_t P = 16, mbs = 0, seed = 1, threads = 0;
+    int64_t P = 16, mbs = 0, seed = 1, threads = 0, rpn = 0;
     double timeout = -1;
     int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
@@ -379,6 +393,7 @@ int cmd_layouts(int argc, char **argv)
         case 't': bad = cli_int("--threads", optarg, 1, 4096, &threads); break;
         case 'e': backend_s = optarg; break;
         case 'w': bad = cli_timeout(optarg, &timeout); break;
+        case 'K': bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &rpn); break;
         case 'n': check = 0; break;
         case 'q': quick = 1; break;
         case 'j': json = optarg; break;
@@ -413,6 +428,8 @@ int cmd_layouts(int argc, char **argv)
         P = size;
     }
     const int root = rank == 0;
+    char nodes[160];
+    if (cli_nodes(mpi, rpn, P, root, &rpn, nodes, sizeof nodes)) return cli_engine_end(&eng, EXIT_USAGE, 0);
     const int user_list = list[0] != 0;
     if (!user_list) default_layouts(P, list, sizeof list);
 
@@ -451,6 +468,7 @@ int cmd_layouts(int argc, char **argv)
         if (valid) {
             int pipelined = r->lay.kind == HELIX_LAYOUT_TPPP && r->lay.pp > 1;
             r->lay.microbatches = pipelined ? (mbs ? mbs : mc.batch) : 1;
+            r->lay.ranks_per_node = rpn;
             helix_layout_name(&r->lay, r->name, sizeof r->name);
             valid = helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e) == HELIX_OK;
         }
@@ -491,17 +509,19 @@ int cmd_layouts(int argc, char **argv)
         cli_print_kernels(mc.dtype);
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
+        printf("# nodes: %s\n", nodes);
         printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n", mbs ? "--microbatches" : "B");
         if (dropped[0]) printf("# default layouts left out (not valid for this model on %lld devices): %s\n", (long long)P, dropped);
         printf("# time split: mean over ranks, %% of the forward pass's wall time (max rank): compute, comm (collectives,\n"
                "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
-        printf("# bytes: MB sent per rank (max over ranks) by kind; '= plan' when every rank's every phase and its arena\n"
+        printf("# bytes: MB sent per rank (max over ranks) by kind, and of all of them what went to another node (x_node);\n"
+               "#   '= plan' when every rank's every phase and its arena\n"
                "#   equal the plan's prediction; arena: the largest device arena; rss: the OS's peak resident memory (VmHWM) of\n"
                "#   a rank's process, max over ranks (in-process: the one process of all devices, and the high-water mark\n"
                "#   since it started); #wrong: outputs off the float64 reference by more than %.0e x max|ref|\n#\n",
                run_tolerance(mc.dtype));
-        printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %7s | %10s %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
-               "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "bytes", "arena", "rss", "max_err",
+        printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %9s %7s | %10s %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
+               "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "x_node", "bytes", "arena", "rss", "max_err",
                "#wrong");
     }
     helix_model_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
@@ -576,6 +596,7 @@ int cmd_layouts(int argc, char **argv)
                (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " --causal" : "", mc.bias ? " --bias" : "",
                helix_norm_name(mc.norm), helix_act_name(mc.act), check ? "" : " --no-check", (long long)seed);
         if (mbs) printf(" --microbatches %lld", (long long)mbs);
+        if (rpn) printf(" --ranks-per-node %lld", (long long)rpn);
         if (mi.weights) printf(" --weights %s", mi.weights);
         if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);
         if (mi.input) printf(" --input %s", mi.input);

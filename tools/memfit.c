@@ -1,5 +1,6 @@
-/* memfit.c — will it fit? MemAvailable of this host, and for MPI jobs the
- * sum of what the ranks on each host need against that host's memory. */
+/* memfit.c — where the ranks are and will they fit: the node topology of
+ * a run (launched or emulated), MemAvailable of this host, and for MPI jobs
+ * the sum of what the ranks on each host need against that host's memory. */
 #include "helix_comm.h"
 #include "run.h"
 
@@ -102,4 +103,35 @@ int cli_agree(helix_comm_t *world, int rc, int root, const char *what)
         return EXIT_USAGE;
     }
     return any ? (rc != EXIT_OK ? rc : EXIT_USAGE) : EXIT_OK;
+}
+
+int cli_nodes(int mpi, int64_t rpn_given, int64_t P, int root, int64_t *rpn, char *desc, size_t n)
+{
+    int launched = 0;
+    if (mpi && helix_mpi_nodes(&launched)) {
+        if (root) fprintf(stderr, "helix: could not ask MPI which ranks share a node\n");
+        return 1;
+    }
+    if (rpn_given > 0) {
+        *rpn = rpn_given < P ? rpn_given : 0;
+        const int64_t K = (P + rpn_given - 1) / rpn_given;
+        if (!*rpn) snprintf(desc, n, "one node of %lld ranks (--ranks-per-node %lld)", (long long)P, (long long)rpn_given);
+        else snprintf(desc, n, "%lld nodes of %lld consecutive ranks%s (--ranks-per-node %lld, emulated%s)", (long long)K,
+                      (long long)rpn_given, P % rpn_given ? ", the last one short" : "", (long long)rpn_given,
+                      mpi ? "; collectives that span nodes run hierarchically" : " in one process");
+        if (mpi && launched && launched != rpn_given && launched < P)
+            snprintf(desc + strlen(desc), n - strlen(desc), "; the launcher placed %d per node", launched);
+        return 0;
+    }
+    if (!mpi) { *rpn = 0; snprintf(desc, n, "one node of %lld ranks", (long long)P); return 0; }
+    if (launched <= 0) {
+        if (root)
+            fprintf(stderr, "helix: the launcher did not place the ranks on nodes in blocks of consecutive ranks\n"
+                            "       (e.g. mpirun --map-by slot does); name the topology to assume: --ranks-per-node K\n");
+        return 1;
+    }
+    *rpn = launched < P ? launched : 0;
+    if (!*rpn) snprintf(desc, n, "one node of %lld ranks (as launched)", (long long)P);
+    else snprintf(desc, n, "%lld nodes of %d consecutive ranks (as launched)", (long long)(P / launched), launched);
+    return 0;
 }

@@ -1,59 +1,91 @@
-/* comm.c — engine-independent layer over helix_comm_ops: counts each
- * collective's logical bytes into the device's per-phase counters (the
- * convention is written in helix_comm.h) and builds all-reduce and reduce
- * from all-to-all + all-gather / gather, summing in f32 in rank order, so
- * every engine produces bitwise the same sums. */
+/* comm.c — engine-independent layer over helix_comm_ops: books each
+ * collective's logical bytes (per link class, topo.c) into the device's
+ * per-phase counters (the convention is written in helix_comm.h) and
+ * builds all-reduce and reduce from all-to-all + all-gather / gather,
+ * summing in f32 in rank order, so every engine produces bitwise the same
+ * sums; where the communicator spans nodes, bcast, all-gather, all-reduce
+ * and reduce are composed hierarchically from the flat ones on its node
+ * and cross sub-communicators. */
 #include "helix_comm.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void book(helix_comm_t *c, int64_t sent, int64_t recv)
+/* c's topology, or one node when none was set */
+static const helix_comm_topo *topo(const helix_comm_t *c, helix_comm_topo *tmp)
+{
+    if (c->topo.size == c->size && c->topo.size > 0) return &c->topo;
+    *tmp = helix_comm_topo_one(c->size, c->rank);
+    return tmp;
+}
+
+static int hier(const helix_comm_t *c) { return c->hnode && c->hcross; }
+
+static void book(helix_comm_t *c, helix_traffic t)
 {
     if (!c->counters) return;
-    helix_traffic *t = &c->counters->bytes[c->counters->phase];
-    t->sent_bytes += sent;
-    t->recv_bytes += recv;
+    helix_traffic_add(&c->counters->bytes[c->counters->phase], &t, 1);
+}
+
+static helix_status flat_bcast(helix_comm_t *c, void *buf, size_t n, int root)
+{
+    if (c->size == 1) return HELIX_OK;
+    helix_comm_topo tmp;
+    book(c, helix_traffic_bcast(topo(c, &tmp), (int64_t)n, root));
+    return c->ops->bcast(c->self, buf, n, root);
 }
 
 helix_status helix_comm_bcast(helix_comm_t *c, void *buf, size_t n, int root)
 {
-    if (c->size == 1) return HELIX_OK;
-    if (c->rank == root) book(c, (int64_t)n * (c->size - 1), 0);
-    else book(c, 0, (int64_t)n);
-    return c->ops->bcast(c->self, buf, n, root);
+    if (!hier(c)) return flat_bcast(c, buf, n, root);
+    const helix_comm_topo *t = &c->topo;
+    helix_status st = HELIX_OK;
+    if (t->local[c->rank] == t->local[root]) st = flat_bcast(c->hcross, buf, n, t->xrank[root]);
+    return st ? st : flat_bcast(c->hnode, buf, n, t->local[root]);
+}
+
+static helix_status flat_allgatherv(helix_comm_t *c, const void *send, size_t send_bytes, void *recv,
+                                    const size_t *recv_bytes, const size_t *displs)
+{
+    helix_comm_topo tmp;
+    book(c, helix_traffic_allgatherv(topo(c, &tmp), (int64_t)send_bytes, recv_bytes));
+    return c->ops->allgatherv(c->self, send, send_bytes, recv, recv_bytes, displs);
 }
 
 helix_status helix_comm_allgatherv(helix_comm_t *c, const void *send, size_t send_bytes,
                                    void *recv, const size_t *recv_bytes, const size_t *displs)
 {
-    int64_t in = 0;
-    for (int p = 0; p < c->size; p++) if (p != c->rank) in += (int64_t)recv_bytes[p];
-    book(c, (int64_t)send_bytes * (c->size - 1), in);
-    return c->ops->allgatherv(c->self, send, send_bytes, recv, recv_bytes, displs);
+    if (!hier(c)) return flat_allgatherv(c, send, send_bytes, recv, recv_bytes, displs);
+    const helix_comm_topo *t = &c->topo;
+    const int K = t->nodes, G = t->per_node, l = t->local[c->rank];
+    size_t *v = calloc(2 * (size_t)(K > G ? K : G), sizeof(size_t));
+    if (!v) return HELIX_ERR_NOMEM;
+    /* the chunks of every member with my local index, straight to their places */
+    for (int k = 0; k < K; k++) { v[k] = recv_bytes[t->member[k * G + l]]; v[K + k] = displs[t->member[k * G + l]]; }
+    helix_status st = flat_allgatherv(c->hcross, send, send_bytes, recv, v, v + K);
+    /* then, node row by node row, the G chunks of row k inside the node (in place) */
+    for (int k = 0; k < K && !st; k++) {
+        for (int q = 0; q < G; q++) { v[q] = recv_bytes[t->member[k * G + q]]; v[G + q] = displs[t->member[k * G + q]]; }
+        st = flat_allgatherv(c->hnode, NULL, v[l], recv, v, v + G);
+    }
+    free(v);
+    return st;
 }
 
 helix_status helix_comm_alltoallv(helix_comm_t *c, const void *send, const size_t *send_bytes,
                                   const size_t *sdispls, void *recv, const size_t *recv_bytes,
                                   const size_t *rdispls)
 {
-    int64_t out = 0, in = 0;
-    for (int p = 0; p < c->size; p++)
-        if (p != c->rank) { out += (int64_t)send_bytes[p]; in += (int64_t)recv_bytes[p]; }
-    book(c, out, in);
+    helix_comm_topo tmp;
+    book(c, helix_traffic_alltoallv(topo(c, &tmp), send_bytes, recv_bytes));
     return c->ops->alltoallv(c->self, send, send_bytes, sdispls, recv, recv_bytes, rdispls);
 }
 
 helix_status helix_comm_gatherv(helix_comm_t *c, const void *send, size_t send_bytes, void *recv,
                                 const size_t *recv_bytes, const size_t *displs, int root)
 {
-    if (c->rank == root) {
-        int64_t in = 0;
-        for (int p = 0; p < c->size; p++) if (p != root) in += (int64_t)recv_bytes[p];
-        book(c, 0, in);
-    } else {
-        book(c, (int64_t)send_bytes, 0);
-    }
+    helix_comm_topo tmp;
+    if (c->size > 1) book(c, helix_traffic_gatherv(topo(c, &tmp), (int64_t)send_bytes, recv_bytes, root));
     return c->ops->gatherv(c->self, send, send_bytes, recv, recv_bytes, displs, root);
 }
 
@@ -66,9 +98,54 @@ helix_status helix_comm_split(helix_comm_t *c, int color, int key, helix_comm_t 
 
 helix_status helix_comm_any(helix_comm_t *c, int mine, int *any) { return c->ops->any(c->self, mine, any); }
 
+static void drop_topology(helix_comm_t *c)
+{
+    helix_comm_free(c->hnode);
+    helix_comm_free(c->hcross);
+    c->hnode = c->hcross = NULL;
+    helix_comm_topo_free(&c->topo);
+    memset(&c->topo, 0, sizeof c->topo);
+}
+
+helix_status helix_comm_set_nodes(helix_comm_t *c, const int *node_of)
+{
+    drop_topology(c);
+    if (!node_of) return HELIX_OK;
+    helix_status st = helix_comm_topo_init(&c->topo, c->size, c->rank, node_of);
+    int any = 0;
+    helix_status ast = helix_comm_any(c, st != HELIX_OK, &any);
+    if (ast || any) { drop_topology(c); return ast ? ast : st ? st : HELIX_ERR_NOMEM; }
+    helix_comm_t *in = NULL, *x = NULL;
+    if (helix_comm_topo_hier(&c->topo)) {      /* the same decision on every member: it follows from node_of alone */
+        const int l = c->topo.local[c->rank];
+        st = helix_comm_split(c, c->topo.node[c->rank], l, &in);
+        if (!st) st = helix_comm_split(c, l, c->rank, &x);
+        if (!st) {
+            helix_comm_topo ti = helix_comm_topo_one(in->size, in->rank);
+            in->topo = ti;
+            x->topo = helix_comm_topo_one(x->size, x->rank);
+            x->topo.apart = 1;
+            x->topo.nodes = x->size;
+            x->topo.per_node = 1;
+        }
+    }
+    ast = helix_comm_any(c, st != HELIX_OK, &any);
+    if (ast || any) {
+        helix_comm_free(in);
+        helix_comm_free(x);
+        drop_topology(c);
+        return ast ? ast : st ? st : HELIX_ERR_NOMEM;
+    }
+    c->hnode = in;
+    c->hcross = x;
+    return HELIX_OK;
+}
+
 void helix_comm_free(helix_comm_t *c)
 {
-    if (c) c->ops->free(c->self);
+    if (!c) return;
+    drop_topology(c);
+    c->ops->free(c->self);
 }
 
 /* ------------------------------------------------ reductions over chunks */
@@ -86,30 +163,6 @@ static int64_t chunk_max(int64_t count, int size) { return (count + size - 1) / 
 int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t)
 {
     return chunk_max(count, size) * size * (int64_t)helix_dtype_size(t);
-}
-
-helix_traffic helix_traffic_allreduce(int64_t count, int size, int rank, size_t es)
-{
-    helix_traffic t = {0, 0};
-    if (size == 1) return t;
-    int64_t b, e;
-    helix_split_range(count, size, rank, &b, &e);
-    int64_t mine = e - b;
-    t.sent_bytes = (int64_t)es * ((count - mine) + mine * (size - 1));
-    t.recv_bytes = t.sent_bytes;
-    return t;
-}
-
-helix_traffic helix_traffic_reduce(int64_t count, int size, int rank, int root, size_t es)
-{
-    helix_traffic t = {0, 0};
-    if (size == 1) return t;
-    int64_t b, e;
-    helix_split_range(count, size, rank, &b, &e);
-    int64_t mine = e - b;
-    t.sent_bytes = (int64_t)es * ((count - mine) + (rank != root ? mine : 0));
-    t.recv_bytes = (int64_t)es * (mine * (size - 1) + (rank == root ? count - mine : 0));
-    return t;
 }
 
 /* Reduce-scatter: rank r receives chunk r of every rank's buf into scratch
@@ -170,8 +223,7 @@ static helix_status counts_displs(int64_t count, int size, size_t es, size_t **o
     return HELIX_OK;
 }
 
-helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count, helix_dtype t,
-                                      void *scratch)
+static helix_status flat_allreduce(helix_comm_t *c, void *buf, int64_t count, helix_dtype t, void *scratch)
 {
     if (c->size == 1 || count == 0) return HELIX_OK;
     const size_t es = helix_dtype_size(t);
@@ -186,8 +238,8 @@ helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count,
     return st;
 }
 
-helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv, int64_t count,
-                                   helix_dtype t, int root, void *scratch)
+static helix_status flat_reduce(helix_comm_t *c, const void *send, void *recv, int64_t count, helix_dtype t,
+                                int root, void *scratch)
 {
     const size_t es = helix_dtype_size(t);
     if (c->size == 1) {
@@ -199,6 +251,50 @@ helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv
     size_t *cd;
     if ((st = counts_displs(count, c->size, es, &cd))) return st;
     st = helix_comm_gatherv(c, scratch, (size_t)n * es, recv, cd, cd + c->size, root);
+    free(cd);
+    return st;
+}
+
+/* Hierarchical (helix_comm.h): reduce-scatter inside the node, chunk l
+ * all-reduced across the nodes in place in buf, all-gather inside. The
+ * scratch the flat one needs is enough: each part's is no larger. */
+helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count, helix_dtype t, void *scratch)
+{
+    if (!hier(c)) return flat_allreduce(c, buf, count, t, scratch);
+    if (count == 0) return HELIX_OK;
+    const size_t es = helix_dtype_size(t);
+    helix_comm_t *in = c->hnode;
+    int64_t b, n;
+    helix_status st = reduce_scatter(in, buf, count, t, scratch, &b, &n);
+    if (!st) st = local_copy(in, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
+    if (!st) st = flat_allreduce(c->hcross, (char *)buf + (size_t)b * es, n, t, scratch);
+    if (st) return st;
+    size_t *cd;
+    if ((st = counts_displs(count, in->size, es, &cd))) return st;
+    st = flat_allgatherv(in, NULL, (size_t)n * es, buf, cd, cd + in->size);
+    free(cd);
+    return st;
+}
+
+/* Hierarchical: reduce-scatter inside the node into scratch[0, n); chunk
+ * l reduced across the nodes onto root's node, its scratch after it
+ * (chunk_max(count, K*G)*K elements in: both fit in the flat scratch when
+ * G >= 2); root gathers its node's chunks. */
+helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv, int64_t count, helix_dtype t,
+                                   int root, void *scratch)
+{
+    if (!hier(c)) return flat_reduce(c, send, recv, count, t, root, scratch);
+    const helix_comm_topo *tp = &c->topo;
+    const size_t es = helix_dtype_size(t);
+    helix_comm_t *in = c->hnode;
+    int64_t b, n;
+    helix_status st = reduce_scatter(in, send, count, t, scratch, &b, &n);
+    char *part = (char *)scratch, *xs = part + (size_t)(chunk_max(count, c->size) * tp->nodes) * es;
+    if (!st) st = flat_reduce(c->hcross, part, part, n, t, tp->xrank[root], xs);
+    if (st || tp->node[c->rank] != tp->node[root]) return st;
+    size_t *cd;
+    if ((st = counts_displs(count, in->size, es, &cd))) return st;
+    st = helix_comm_gatherv(in, part, (size_t)n * es, recv, cd, cd + in->size, tp->local[root]);
     free(cd);
     return st;
 }

@@ -420,6 +420,28 @@ helix_status helix_mpi_world(helix_comm_t **out)
     return wrap(dup, out);
 }
 
+helix_status helix_mpi_nodes(int *ranks_per_node)
+{
+    MPI_Comm local;
+    int rank, lr, ls;
+    *ranks_per_node = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &local) != MPI_SUCCESS)
+        return HELIX_ERR_COMM;
+    MPI_Comm_rank(local, &lr);
+    MPI_Comm_size(local, &ls);
+    int base = rank - lr, mine[2], lo[2];
+    MPI_Allreduce(&base, &mine[0], 1, MPI_INT, MPI_MIN, local);     /* the node's lowest world rank */
+    /* blocks: every node has ls ranks, consecutive from a multiple of ls */
+    mine[0] = mine[0] == base && base % ls == 0 ? ls : -1;
+    mine[1] = -ls;
+    helix_status st = ok(MPI_Allreduce(mine, lo, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    MPI_Comm_free(&local);
+    if (st) return st;
+    *ranks_per_node = lo[0] > 0 && -lo[1] == lo[0] ? lo[0] : 0;
+    return HELIX_OK;
+}
+
 void helix_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 void helix_mpi_finalize(void)
 {
@@ -447,6 +469,7 @@ helix_status helix_mpi_init(int *argc, char ***argv, int *rank, int *size, helix
     return HELIX_ERR_UNSUPPORTED;
 }
 helix_status helix_mpi_world(helix_comm_t **out) { *out = NULL; return HELIX_ERR_UNSUPPORTED; }
+helix_status helix_mpi_nodes(int *ranks_per_node) { *ranks_per_node = 0; return HELIX_ERR_UNSUPPORTED; }
 helix_status helix_mpi_watchdog(double timeout_s, void (*on_timeout)(const char *msg, void *ctx), void *ctx)
 {
     (void)timeout_s; (void)on_timeout; (void)ctx;

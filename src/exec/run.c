@@ -63,6 +63,30 @@ static helix_status make_comms(mdev *m)
     return helix_comm_split(m->world, in_out ? 0 : 1 + rank, rank == 0 ? 0 : 1, &g[HELIX_GROUP_OUT]);
 }
 
+/* Each communicator learns its members' nodes (world rank / ranks per
+ * node; helix_group_members says who they are, as the program's
+ * prediction does). Every device walks the groups in the same order, so
+ * the collective calls pair up: rows and columns are disjoint, pipeline
+ * pairs form a chain. */
+static helix_status set_nodes(mdev *m)
+{
+    const int64_t rpn = m->p->layout.ranks_per_node, P = m->p->P;
+    if (rpn <= 0) return HELIX_OK;
+    int64_t *world = malloc(sizeof(int64_t) * (size_t)P);
+    int *node = malloc(sizeof(int) * (size_t)P);
+    helix_status st = world && node ? HELIX_OK : HELIX_ERR_NOMEM;
+    for (int k = 0; k < HELIX_NGROUPS && !st; k++) {
+        helix_comm_t *c = m->g[k];
+        const int64_t n = helix_group_members(m->p, m->world->rank, (helix_group)k, world);
+        if (!c || n != c->size || c->size < 2) continue;
+        for (int64_t q = 0; q < n; q++) node[q] = (int)(world[q] / rpn);
+        st = helix_comm_set_nodes(c, node);
+    }
+    free(world);
+    free(node);
+    return st;
+}
+
 /* ------------------------------------------------------------ loading */
 
 /* Every device fills its own layers' shards (where the program put them);
@@ -234,7 +258,7 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
                         be->ops->name);
     } else if ((st = be->ops->memset(be, m.arena, 0, m.dp.peak_bytes))) {   /* page faults belong to setup */
         helix_errf(err, st, "device %d: could not clear its arena", world->rank);
-    } else if ((st = make_comms(&m))) {
+    } else if ((st = make_comms(&m)) || (st = set_nodes(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
     } else if ((st = load_shards(&m, load, ctx, err))) {
         /* err says which device */
@@ -248,6 +272,7 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
         if (k != HELIX_GROUP_PREV && k != HELIX_GROUP_NEXT) helix_comm_free(m.g[k]);
     helix_comm_free(m.pair_a);
     helix_comm_free(m.pair_b);
+    helix_comm_set_nodes(world, NULL);       /* the caller's world, as it came */
     helix_program_free(&m.prog);
     be->ops->free(be, m.arena);
     world->counters = saved;

@@ -116,6 +116,9 @@ helix_status helix_model_plan_init(const helix_model_config *mc, const helix_lay
     };
     for (size_t k = 0; k < sizeof pos / sizeof pos[0]; k++)
         if (pos[k].v < 1) return helix_errf(err, HELIX_ERR_INVALID, "%s must be a positive integer, got %lld", pos[k].name, (long long)pos[k].v);
+    if (lay->ranks_per_node < 0)
+        return helix_errf(err, HELIX_ERR_INVALID, "ranks per node (--ranks-per-node) must be >= 1 (or 0: one node), got %lld",
+                          (long long)lay->ranks_per_node);
     char name[64];
     helix_layout_name(lay, name, sizeof name);
     memset(plan, 0, sizeof *plan);

@@ -180,7 +180,8 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
         for (int64_t q0 = 0; q0 < L; q0 += tq) {
             int64_t q1 = q0 + tq < L ? q0 + tq : L;
             int64_t lk = c->causal ? q1 : L;
-            helix_traffic one = helix_traffic_allreduce(hg * (q1 - q0) * lk, (int)m, (int)o->j, 4);
+            const helix_comm_topo row = helix_comm_topo_one((int)m, (int)o->j);
+            helix_traffic one = helix_traffic_allreduce(&row, hg * (q1 - q0) * lk, 4);
             t.sent_bytes += B * one.sent_bytes;
             t.recv_bytes += B * one.recv_bytes;
         }
@@ -197,7 +198,8 @@ helix_status helix_plan_device(const helix_plan *plan, int64_t rank, helix_devic
 
     if (c->out_proj) {
         o->agg_bytes = helix_al64(BL * D * es) + helix_comm_reduce_scratch_bytes(BL * D, (int)P, c->dtype);
-        o->phase[HELIX_PHASE_REDUCE] = helix_traffic_reduce(BL * D, (int)P, (int)rank, 0, (size_t)es);
+        const helix_comm_topo all = helix_comm_topo_one((int)P, (int)rank);
+        o->phase[HELIX_PHASE_REDUCE] = helix_traffic_reduce(&all, BL * D, 0, (size_t)es);
     } else {
         int64_t grp = BL * hg * d * es;                      /* one head group, all slices */
         o->agg_bytes = 2 * grp;                              /* all-gather recv + unpacked */

@@ -41,6 +41,7 @@ typedef struct {
     helix_traffic *sum;
     double *msgs;             /* per phase, or NULL */
     int64_t gsize[HELIX_NGROUPS], grank[HELIX_NGROUPS];
+    helix_comm_topo topo[HELIX_NGROUPS];   /* where each group's members sit */
     /* arena offsets */
     int64_t act, xn, q, k, v, o, exch, hidden, work, partial, scratch, out;
     helix_shard_offsets *layer;
@@ -68,57 +69,26 @@ static size_t *pool_get(em *e, int64_t n, int64_t *at)
     return e->write ? e->pool + *at : NULL;
 }
 
-/* What this device sends and receives in collective s (helix_comm.h's
- * convention); cnt: the v-collective's [4][size] counts */
-static void traffic(helix_step *s, const size_t *cnt)
-{
-    const int64_t size = s->group_size, me = s->group_rank;
-    helix_traffic t = {0, 0};
-    switch (s->kind) {
-    case HELIX_STEP_BCAST:
-        if (size > 1) t = me == s->root ? (helix_traffic){s->n * (size - 1), 0} : (helix_traffic){0, s->n};
-        break;
-    case HELIX_STEP_ALLGATHERV:
-        t.sent_bytes = s->n * (size - 1);
-        for (int64_t q = 0; q < size; q++) if (q != me) t.recv_bytes += (int64_t)cnt[2 * size + q];
-        break;
-    case HELIX_STEP_ALLTOALLV:
-        for (int64_t q = 0; q < size; q++)
-            if (q != me) { t.sent_bytes += (int64_t)cnt[q]; t.recv_bytes += (int64_t)cnt[2 * size + q]; }
-        break;
-    case HELIX_STEP_GATHERV:
-        if (me != s->root) t.sent_bytes = s->n;
-        else for (int64_t q = 0; q < size; q++) if (q != me) t.recv_bytes += (int64_t)cnt[2 * size + q];
-        break;
-    case HELIX_STEP_ALLREDUCE:
-        if (s->n > 0) t = helix_traffic_allreduce(s->n, (int)size, (int)me, helix_dtype_size(s->t));
-        break;
-    case HELIX_STEP_REDUCE:
-        t = helix_traffic_reduce(s->n, (int)size, (int)me, s->root, helix_dtype_size(s->t));
-        break;
-    default:
-        break;
-    }
-    s->bytes = t;
-}
-
-/* The messages a collective costs each member on the critical path (the
- * latency count the cost model charges): a direct all-gather or
- * all-to-all one per peer, an all-reduce or reduce twice that (reduce-
- * scatter, then all-gather or gather), a broadcast log2(size) rounds. */
-static int64_t messages(const helix_step *s)
+/* What this device sends and receives in collective s, and its latency
+ * rounds (helix_comm.h's convention, on the group's topology); cnt: the
+ * v-collective's [4][size] counts */
+static void traffic(helix_step *s, const size_t *cnt, const helix_comm_topo *t)
 {
     const int64_t size = s->group_size;
-    if (size <= 1) return 0;
+    const size_t es = helix_dtype_size(s->t);
+    helix_traffic z = {0, 0, 0, 0};
+    int kind = -1;
+    s->bytes = z;
     switch (s->kind) {
-    case HELIX_STEP_ALLGATHERV:
-    case HELIX_STEP_ALLTOALLV:
-    case HELIX_STEP_GATHERV: return size - 1;
-    case HELIX_STEP_ALLREDUCE: return s->n > 0 ? 2 * (size - 1) : 0;
-    case HELIX_STEP_REDUCE: return 2 * (size - 1);
-    case HELIX_STEP_BCAST: { int64_t r = 0; while (((int64_t)1 << r) < size) r++; return r; }
-    default: return 0;
+    case HELIX_STEP_BCAST: s->bytes = helix_traffic_bcast(t, s->n, s->root); kind = HELIX_COLL_BCAST; break;
+    case HELIX_STEP_ALLGATHERV: s->bytes = helix_traffic_allgatherv(t, s->n, cnt + 2 * size); kind = HELIX_COLL_ALLGATHER; break;
+    case HELIX_STEP_ALLTOALLV: s->bytes = helix_traffic_alltoallv(t, cnt, cnt + 2 * size); kind = HELIX_COLL_ALLTOALL; break;
+    case HELIX_STEP_GATHERV: s->bytes = helix_traffic_gatherv(t, s->n, cnt + 2 * size, s->root); kind = HELIX_COLL_GATHER; break;
+    case HELIX_STEP_ALLREDUCE: s->bytes = helix_traffic_allreduce(t, s->n, es); kind = HELIX_COLL_ALLREDUCE; break;
+    case HELIX_STEP_REDUCE: s->bytes = helix_traffic_reduce(t, s->n, s->root, es); kind = HELIX_COLL_REDUCE; break;
+    default: break;
     }
+    s->messages = kind >= 0 ? helix_comm_messages(t, kind, s->n) : 0;
 }
 
 /* Append s (in counting mode only count it and its bytes); cnt: a
@@ -128,10 +98,8 @@ static void emit_with(em *e, helix_step s, const size_t *cnt)
     if (s.kind >= HELIX_STEP_BCAST && s.kind <= HELIX_STEP_BARRIER) {
         s.group_size = e->gsize[s.group];
         s.group_rank = e->grank[s.group];
-        traffic(&s, cnt);
-        s.messages = messages(&s);
-        e->sum[s.phase].sent_bytes += s.bytes.sent_bytes;
-        e->sum[s.phase].recv_bytes += s.bytes.recv_bytes;
+        traffic(&s, cnt, &e->topo[s.group]);
+        helix_traffic_add(&e->sum[s.phase], &s.bytes, 1);
         if (e->msgs) e->msgs[s.phase] += (double)s.messages;
     }
     if (!e->write) { e->n++; return; }
@@ -499,6 +467,44 @@ static void groups(em *e)
     e->gsize[HELIX_GROUP_PREV] = 2; e->grank[HELIX_GROUP_PREV] = 1;
     e->gsize[HELIX_GROUP_NEXT] = 2; e->grank[HELIX_GROUP_NEXT] = 0;
     e->gsize[HELIX_GROUP_OUT] = 2; e->grank[HELIX_GROUP_OUT] = e->rank == 0 ? 0 : 1;
+    const int64_t rpn = p->layout.ranks_per_node;
+    int64_t *world = rpn > 0 ? malloc(sizeof(int64_t) * (size_t)p->P) : NULL;
+    int *node = rpn > 0 ? malloc(sizeof(int) * (size_t)p->P) : NULL;
+    if (rpn > 0 && (!world || !node)) e->oom = 1;
+    for (int g = 0; g < HELIX_NGROUPS; g++) {
+        e->topo[g] = helix_comm_topo_one((int)e->gsize[g], (int)e->grank[g]);
+        if (!world || !node) continue;
+        const int64_t n = helix_group_members(p, e->rank, (helix_group)g, world);
+        if (n != e->gsize[g]) continue;      /* a pair this device is not in: unused */
+        for (int64_t q = 0; q < n; q++) node[q] = (int)(world[q] / rpn);
+        if (helix_comm_topo_init(&e->topo[g], (int)n, (int)e->grank[g], node)) e->oom = 1;
+    }
+    free(world);
+    free(node);
+}
+
+static void groups_free(em *e)
+{
+    for (int g = 0; g < HELIX_NGROUPS; g++) helix_comm_topo_free(&e->topo[g]);
+}
+
+int64_t helix_group_members(const helix_model_plan *p, int64_t rank, helix_group g, int64_t *world)
+{
+    const int64_t T = p->T, S = p->S, m = p->attn.cfg.slices, n = p->attn.cfg.groups;
+    const int64_t s = rank / T, r = rank % T, i = r / m, j = r % m;
+    int64_t size = 0, base = 0, stride = 1;
+    switch (g) {
+    case HELIX_GROUP_WORLD: size = p->P; break;
+    case HELIX_GROUP_TENSOR: size = T; base = s * T; break;
+    case HELIX_GROUP_ROW: size = m; base = s * T + i * m; break;
+    case HELIX_GROUP_COL: size = n; base = s * T + j; stride = m; break;
+    case HELIX_GROUP_PREV: if (s > 0) { size = 2; base = (s - 1) * T + r; stride = T; } break;
+    case HELIX_GROUP_NEXT: if (s + 1 < S) { size = 2; base = rank; stride = T; } break;
+    case HELIX_GROUP_OUT: if (S > 1 && (rank == 0 || (s == S - 1 && r == 0))) { size = 2; stride = (S - 1) * T; } break;
+    default: break;
+    }
+    if (world) for (int64_t q = 0; q < size; q++) world[q] = base + q * stride;
+    return size;
 }
 
 /* ------------------------------------------------------------ the pass */
@@ -521,8 +527,10 @@ static snapshot snap(const em *e)
 static void repeat(em *e, const snapshot *t, int64_t times)
 {
     for (int q = 0; q < HELIX_NPHASES; q++) {
-        e->sum[q].sent_bytes += (e->sum[q].sent_bytes - t->sum[q].sent_bytes) * times;
-        e->sum[q].recv_bytes += (e->sum[q].recv_bytes - t->sum[q].recv_bytes) * times;
+        helix_traffic d = e->sum[q];
+        d.sent_bytes -= t->sum[q].sent_bytes; d.recv_bytes -= t->sum[q].recv_bytes;
+        d.inter_sent_bytes -= t->sum[q].inter_sent_bytes; d.inter_recv_bytes -= t->sum[q].inter_recv_bytes;
+        helix_traffic_add(&e->sum[q], &d, times);
         if (e->msgs) e->msgs[q] += (e->msgs[q] - t->msgs[q]) * (double)times;
     }
     e->n += (e->n - t->n) * times;
@@ -632,7 +640,8 @@ static helix_status build(const helix_model_plan *p, int64_t rank, int write, he
     }
     carve(&e);
     groups(&e);
-    pass(&e);
+    if (!e.oom) pass(&e);
+    groups_free(&e);
     if (e.oom) {
         free(e.layer); free(e.steps); free(e.pool);
         return helix_errf(err, HELIX_ERR_NOMEM, "program of device %lld: out of memory (%lld steps)", (long long)rank,

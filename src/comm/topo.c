@@ -1,0 +1,316 @@
+/* topo.c — where a communicator's members sit (helix_comm_topo) and, from
+ * that alone, the bytes each collective moves per link class: the one
+ * place both the communicator (booking what it sends) and the program
+ * (predicting it) read. Flat collectives book per peer; a hierarchical
+ * one (a communicator spanning K >= 2 nodes with G >= 2 members on each)
+ * is the sum of its flat parts on the node communicator (G members, all
+ * inside one node) and the cross communicator (K members, one per node). */
+#include "helix_comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void helix_traffic_add(helix_traffic *a, const helix_traffic *b, int64_t times)
+{
+    a->sent_bytes += b->sent_bytes * times;
+    a->recv_bytes += b->recv_bytes * times;
+    a->inter_sent_bytes += b->inter_sent_bytes * times;
+    a->inter_recv_bytes += b->inter_recv_bytes * times;
+}
+
+int helix_traffic_eq(const helix_traffic *a, const helix_traffic *b)
+{
+    return a->sent_bytes == b->sent_bytes && a->recv_bytes == b->recv_bytes &&
+           a->inter_sent_bytes == b->inter_sent_bytes && a->inter_recv_bytes == b->inter_recv_bytes;
+}
+
+helix_comm_topo helix_comm_topo_one(int size, int rank)
+{
+    helix_comm_topo t;
+    memset(&t, 0, sizeof t);
+    t.size = size;
+    t.rank = rank;
+    t.nodes = 1;
+    t.per_node = size;
+    return t;
+}
+
+static helix_comm_topo topo_apart(int size, int rank)
+{
+    helix_comm_topo t = helix_comm_topo_one(size, rank);
+    t.apart = 1;
+    t.nodes = size;
+    t.per_node = 1;
+    return t;
+}
+
+helix_status helix_comm_topo_init(helix_comm_topo *t, int size, int rank, const int *node_of)
+{
+    *t = helix_comm_topo_one(size, rank);
+    if (!node_of || size < 1) return HELIX_OK;
+    int *v = malloc(sizeof(int) * 4 * (size_t)size), *tmp = malloc(sizeof(int) * 3 * (size_t)size);
+    if (!v || !tmp) { free(v); free(tmp); return HELIX_ERR_NOMEM; }
+    int *node = v, *local = v + size, *xrank = v + 2 * size, *member = v + 3 * size;
+    int *ids = tmp, *per = tmp + size, *per_local = tmp + 2 * size;
+    int K = 0;
+    for (int q = 0; q < size; q++) {             /* dense node ids by first appearance */
+        int id = K;
+        for (int k = K - 1; k >= 0; k--) if (ids[k] == node_of[q]) { id = k; break; }
+        if (id == K) { ids[K] = node_of[q]; per[K] = 0; K++; }
+        node[q] = id;
+        local[q] = per[id]++;
+        per_local[q] = 0;
+    }
+    int G = per[0];
+    for (int k = 1; k < K; k++) if (per[k] != G) G = 0;
+    for (int q = 0; q < size; q++) {
+        xrank[q] = per_local[local[q]]++;
+        if (G > 0) member[xrank[q] * G + local[q]] = q;
+    }
+    free(tmp);
+    t->nodes = K;
+    t->per_node = G;
+    t->node = node;
+    t->local = local;
+    t->xrank = xrank;
+    t->member = member;
+    t->apart = K == size;
+    return HELIX_OK;
+}
+
+void helix_comm_topo_free(helix_comm_topo *t)
+{
+    if (t) free(t->node);   /* one allocation */
+    if (t) *t = helix_comm_topo_one(t->size, t->rank);
+}
+
+int helix_comm_topo_hier(const helix_comm_topo *t) { return t->nodes > 1 && t->per_node > 1; }
+
+int helix_comm_topo_off(const helix_comm_topo *t, int p)
+{
+    if (p == t->rank) return 0;
+    if (t->apart) return 1;
+    return t->node && t->node[p] != t->node[t->rank];
+}
+
+/* the node and cross communicators of a hierarchical t, for this rank */
+static void parts(const helix_comm_topo *t, helix_comm_topo *in, helix_comm_topo *x)
+{
+    *in = helix_comm_topo_one(t->per_node, t->local[t->rank]);
+    *x = topo_apart(t->nodes, t->xrank[t->rank]);
+}
+
+static void add(helix_traffic *a, helix_traffic b) { helix_traffic_add(a, &b, 1); }
+
+/* ---------------------------------------------------- flat, per peer */
+
+static helix_traffic flat_bcast(const helix_comm_topo *t, int64_t n, int root)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    if (t->size <= 1) return r;
+    if (t->rank == root) {
+        for (int p = 0; p < t->size; p++) {
+            if (p == root) continue;
+            r.sent_bytes += n;
+            if (helix_comm_topo_off(t, p)) r.inter_sent_bytes += n;
+        }
+    } else {
+        r.recv_bytes = n;
+        if (helix_comm_topo_off(t, root)) r.inter_recv_bytes = n;
+    }
+    return r;
+}
+
+static helix_traffic flat_allgatherv(const helix_comm_topo *t, int64_t mine, const size_t *recv_bytes)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    for (int p = 0; p < t->size; p++) {
+        if (p == t->rank) continue;
+        const int off = helix_comm_topo_off(t, p);
+        r.sent_bytes += mine;
+        r.recv_bytes += (int64_t)recv_bytes[p];
+        if (off) { r.inter_sent_bytes += mine; r.inter_recv_bytes += (int64_t)recv_bytes[p]; }
+    }
+    return r;
+}
+
+helix_traffic helix_traffic_alltoallv(const helix_comm_topo *t, const size_t *send_bytes, const size_t *recv_bytes)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    for (int p = 0; p < t->size; p++) {
+        if (p == t->rank) continue;
+        const int off = helix_comm_topo_off(t, p);
+        r.sent_bytes += (int64_t)send_bytes[p];
+        r.recv_bytes += (int64_t)recv_bytes[p];
+        if (off) { r.inter_sent_bytes += (int64_t)send_bytes[p]; r.inter_recv_bytes += (int64_t)recv_bytes[p]; }
+    }
+    return r;
+}
+
+helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine, const size_t *recv_bytes, int root)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    if (t->size <= 1) return r;
+    if (t->rank != root) {
+        r.sent_bytes = mine;
+        if (helix_comm_topo_off(t, root)) r.inter_sent_bytes = mine;
+        return r;
+    }
+    for (int p = 0; p < t->size; p++) {
+        if (p == root) continue;
+        r.recv_bytes += (int64_t)recv_bytes[p];
+        if (helix_comm_topo_off(t, p)) r.inter_recv_bytes += (int64_t)recv_bytes[p];
+    }
+    return r;
+}
+
+/* Direct reduce-scatter: rank r owns chunk c_r = split(count, size, r),
+ * sends every other chunk to its owner and receives c_r from each peer. */
+static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count, size_t es)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    int64_t b, e;
+    helix_split_range(count, t->size, t->rank, &b, &e);
+    for (int p = 0; p < t->size; p++) {
+        if (p == t->rank) continue;
+        int64_t pb, pe;
+        helix_split_range(count, t->size, p, &pb, &pe);
+        const int64_t out = (pe - pb) * (int64_t)es, in = (e - b) * (int64_t)es;
+        r.sent_bytes += out;
+        r.recv_bytes += in;
+        if (helix_comm_topo_off(t, p)) { r.inter_sent_bytes += out; r.inter_recv_bytes += in; }
+    }
+    return r;
+}
+
+/* every rank's chunk split(count, size, p) to every other rank */
+static helix_traffic flat_allgather_chunks(const helix_comm_topo *t, int64_t count, size_t es)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    int64_t b, e;
+    helix_split_range(count, t->size, t->rank, &b, &e);
+    for (int p = 0; p < t->size; p++) {
+        if (p == t->rank) continue;
+        int64_t pb, pe;
+        helix_split_range(count, t->size, p, &pb, &pe);
+        const int64_t out = (e - b) * (int64_t)es, in = (pe - pb) * (int64_t)es;
+        r.sent_bytes += out;
+        r.recv_bytes += in;
+        if (helix_comm_topo_off(t, p)) { r.inter_sent_bytes += out; r.inter_recv_bytes += in; }
+    }
+    return r;
+}
+
+/* every rank's chunk to root */
+static helix_traffic flat_gather_chunks(const helix_comm_topo *t, int64_t count, size_t es, int root)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    int64_t b, e;
+    helix_split_range(count, t->size, t->rank, &b, &e);
+    if (t->rank != root) {
+        r.sent_bytes = (e - b) * (int64_t)es;
+        if (helix_comm_topo_off(t, root)) r.inter_sent_bytes = r.sent_bytes;
+        return r;
+    }
+    for (int p = 0; p < t->size; p++) {
+        if (p == root) continue;
+        int64_t pb, pe;
+        helix_split_range(count, t->size, p, &pb, &pe);
+        r.recv_bytes += (pe - pb) * (int64_t)es;
+        if (helix_comm_topo_off(t, p)) r.inter_recv_bytes += (pe - pb) * (int64_t)es;
+    }
+    return r;
+}
+
+/* ------------------------------------------------ flat or hierarchical */
+
+helix_traffic helix_traffic_bcast(const helix_comm_topo *t, int64_t n, int root)
+{
+    if (!helix_comm_topo_hier(t)) return flat_bcast(t, n, root);
+    helix_comm_topo in, x;
+    parts(t, &in, &x);
+    helix_traffic r = {0, 0, 0, 0};
+    const int lr = t->local[root];
+    if (in.rank == lr) add(&r, flat_bcast(&x, n, t->xrank[root]));   /* across nodes */
+    add(&r, flat_bcast(&in, n, lr));                                 /* inside each  */
+    return r;
+}
+
+helix_traffic helix_traffic_allgatherv(const helix_comm_topo *t, int64_t mine, const size_t *recv_bytes)
+{
+    if (!helix_comm_topo_hier(t)) return flat_allgatherv(t, mine, recv_bytes);
+    const int K = t->nodes, G = t->per_node, l = t->local[t->rank];
+    helix_comm_topo in, x;
+    parts(t, &in, &x);
+    helix_traffic r = {0, 0, 0, 0};
+    size_t stack[64], *cnt = K > 64 || G > 64 ? malloc(sizeof(size_t) * (size_t)(K > G ? K : G)) : stack;
+    if (!cnt) return r;
+    for (int k = 0; k < K; k++) cnt[k] = recv_bytes[t->member[k * G + l]];
+    add(&r, flat_allgatherv(&x, mine, cnt));                  /* the chunks of my local index */
+    for (int k = 0; k < K; k++) {                              /* then each node row inside */
+        for (int q = 0; q < G; q++) cnt[q] = recv_bytes[t->member[k * G + q]];
+        add(&r, flat_allgatherv(&in, (int64_t)cnt[l], cnt));
+    }
+    if (cnt != stack) free(cnt);
+    return r;
+}
+
+helix_traffic helix_traffic_allreduce(const helix_comm_topo *t, int64_t count, size_t es)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    if (t->size <= 1 || count == 0) return r;
+    if (!helix_comm_topo_hier(t)) {
+        add(&r, flat_reduce_scatter(t, count, es));
+        add(&r, flat_allgather_chunks(t, count, es));
+        return r;
+    }
+    helix_comm_topo in, x;
+    parts(t, &in, &x);
+    int64_t b, e;
+    helix_split_range(count, in.size, in.rank, &b, &e);
+    add(&r, flat_reduce_scatter(&in, count, es));
+    add(&r, helix_traffic_allreduce(&x, e - b, es));
+    add(&r, flat_allgather_chunks(&in, count, es));
+    return r;
+}
+
+helix_traffic helix_traffic_reduce(const helix_comm_topo *t, int64_t count, int root, size_t es)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    if (t->size <= 1) return r;
+    if (!helix_comm_topo_hier(t)) {
+        add(&r, flat_reduce_scatter(t, count, es));
+        add(&r, flat_gather_chunks(t, count, es, root));
+        return r;
+    }
+    helix_comm_topo in, x;
+    parts(t, &in, &x);
+    int64_t b, e;
+    helix_split_range(count, in.size, in.rank, &b, &e);
+    add(&r, flat_reduce_scatter(&in, count, es));
+    add(&r, helix_traffic_reduce(&x, e - b, t->xrank[root], es));
+    if (t->node[t->rank] == t->node[root]) add(&r, flat_gather_chunks(&in, count, es, t->local[root]));
+    return r;
+}
+
+/* Latency rounds on this member's critical path: a direct all-gather,
+ * all-to-all or gather one per peer, a reduce-scatter the same, a
+ * broadcast log2(size) rounds; hierarchical: the sum of its parts. */
+static int64_t log2up(int64_t n) { int64_t r = 0; while (((int64_t)1 << r) < n) r++; return r; }
+
+int64_t helix_comm_messages(const helix_comm_topo *t, int kind, int64_t count)
+{
+    const int64_t n = t->size;
+    if (n <= 1) return 0;
+    const int hier = helix_comm_topo_hier(t);
+    const int64_t K = t->nodes, G = t->per_node;
+    switch (kind) {
+    case HELIX_COLL_BCAST: return hier ? log2up(K) + log2up(G) : log2up(n);
+    case HELIX_COLL_ALLGATHER: return hier ? (K - 1) + K * (G - 1) : n - 1;
+    case HELIX_COLL_ALLTOALL:
+    case HELIX_COLL_GATHER: return n - 1;
+    case HELIX_COLL_ALLREDUCE: return count == 0 ? 0 : hier ? 2 * (G - 1) + 2 * (K - 1) : 2 * (n - 1);
+    case HELIX_COLL_REDUCE: return hier ? 2 * (G - 1) + 2 * (K - 1) : 2 * (n - 1);
+    default: return 0;
+    }
+}
