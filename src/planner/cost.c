@@ -15,19 +15,20 @@
  *            dimension; e_a(w) = eff_attention*w/(w + attention_half),
  *            w = the attention width (small shapes run below peak)
  *
- *   each collective c: t_c = k_c*alpha + max(sent_c, recv_c)/beta    (alpha-beta)
+ *   each collective c: t_c = k_c*alpha + max(intra_c/intra_bw, inter_c/inter_bw)   (alpha-beta)
  *     k_c: messages, counted from the device's program
- *     (helix_model_device_plan.messages; all-reduce over T: 2(T-1); regather: 3(m-1), return
- *     m-1; score reduce: 2(m-1) per block of 64 queries and batch row;
- *     broadcast: log2 T steps of the whole buffer, pipelined as NCCL and
- *     MPI do for large messages, so the time counts the buffer once even
- *     though the plan books it T-1 times at the root; p2p: 1); bytes: the
- *     plan's, per phase.
- *     Link: inside a node when every member of the collective is
- *     (rank -> node = rank / devices_per_node); otherwise the bytes headed
- *     off-node go at inter_bw, the rest at intra_bw, in parallel, and the
- *     latency is inter_lat.
- *
+ *     (helix_model_device_plan.messages; flat all-reduce over T: 2(T-1),
+ *     hierarchical over K nodes of G: 2(G-1) + 2(K-1); regather: 3(m-1),
+ *     return m-1; score reduce: 2(m-1) per block of 64 queries and batch
+ *     row; broadcast: log2 T steps of the whole buffer, pipelined as NCCL
+ *     and MPI do for large messages, so the time counts the buffer once
+ *     even though the plan books it T-1 times at the root; p2p: 1).
+ *     Bytes: the program's, per phase and per link class (inside a node /
+ *     between nodes: helix_traffic's inter_* fields, what the
+ *     communicator books when it runs), max(sent, recv) of each class,
+ *     the two classes in parallel; alpha is inter_lat when any byte
+ *     leaves the node. Nodes: ranks / devices_per_node (the planner's
+ *     layouts carry it, so collectives spanning nodes are hierarchical).
  *   t_stage(s) = max over its devices of  nl_s*(t_comp + sum t_c) + t_in + t_p2p
  *   pipeline (GPipe, k micro-batches, S stages):
  *     T_path  = sum_s t_stage(s) + (k-1)*max_s t_stage(s)
@@ -54,34 +55,20 @@ typedef struct {
     int64_t G;              /* devices per node */
 } linkctx;
 
-/* Time of one collective among ranks [first, first + n) for device `rank`. */
-static double coll_time(const linkctx *lc, int64_t rank, int64_t first, int64_t n, double msgs, double sent, double recv,
-                        double *intra_b, double *inter_b)
+/* Time of one collective of this device from its traffic t (bytes per
+ * class), scaled by 1/reps, with msgs latency rounds; books the bytes it
+ * sends per class into *intra_b / *inter_b. */
+static double coll_time(const linkctx *lc, const helix_traffic *t, double reps, double msgs, double *intra_b, double *inter_b)
 {
-    if (n <= 1 || (sent == 0 && recv == 0)) return 0;
+    const double s = (double)t->sent_bytes / reps, r = (double)t->recv_bytes / reps;
+    if (s == 0 && r == 0) return 0;
+    const double xs = (double)t->inter_sent_bytes / reps, xr = (double)t->inter_recv_bytes / reps;
+    const double is = s - xs, ir = r - xr;
+    *intra_b += is;
+    *inter_b += xs;
     const helix_hw *hw = lc->hw;
-    const int64_t node = rank / lc->G, n0 = first / lc->G, n1 = (first + n - 1) / lc->G;
-    const double bytes = sent > recv ? sent : recv;
-    if (n0 == n1) {
-        *intra_b += sent;
-        return msgs * hw->intra_lat + bytes / hw->intra_bw;
-    }
-    /* members on my node (including me) */
-    int64_t lo = node * lc->G > first ? node * lc->G : first;
-    int64_t hi = (node + 1) * lc->G < first + n ? (node + 1) * lc->G : first + n;
-    double off = (double)(n - (hi - lo)) / (double)(n - 1);      /* share of peers off-node */
-    *intra_b += sent * (1 - off);
-    *inter_b += sent * off;
-    double ti = bytes * (1 - off) / hw->intra_bw, to = bytes * off / hw->inter_bw;
-    return msgs * hw->inter_lat + (ti > to ? ti : to);
-}
-
-static double p2p_time(const linkctx *lc, int64_t a, int64_t b, double bytes, double *intra_b, double *inter_b)
-{
-    if (bytes == 0) return 0;
-    if (a / lc->G == b / lc->G) { *intra_b += bytes; return lc->hw->intra_lat + bytes / lc->hw->intra_bw; }
-    *inter_b += bytes;
-    return lc->hw->inter_lat + bytes / lc->hw->inter_bw;
+    const double ti = (is > ir ? is : ir) / hw->intra_bw, to = (xs > xr ? xs : xr) / hw->inter_bw;
+    return msgs * (xs > 0 || xr > 0 ? hw->inter_lat : hw->intra_lat) + (ti > to ? ti : to);
 }
 
 static double gemm_eff(const helix_hw *hw, double M, double N, double K)
@@ -96,7 +83,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     memset(o, 0, sizeof *o);
     const helix_model_config *c = &p->model;
     const int64_t P = p->P, T = p->T, S = p->S, k = p->mb, D = p->D, fc = p->fcols, cols = p->attn.cols;
-    const int64_t m = p->attn.cfg.slices, L = c->seq, Bm = p->Bm;
+    const int64_t L = c->seq, Bm = p->Bm;
     const double es = (double)helix_dtype_size(c->dtype);
     const double BmL = (double)(Bm * L);
     const double pairs = c->causal ? (double)L * (double)(L + 1) / 2 : (double)L * (double)L;
@@ -126,22 +113,17 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         helix_model_device_plan dp;
         helix_model_plan_device(p, r, &dp);
         const double nl = (double)(dp.layer_end - dp.layer_begin), reps = nl * (double)k;
-        const int64_t g0 = dp.stage * T;                               /* tensor group's first rank */
-        const int64_t row0 = g0 + dp.attn.i * m;                       /* attention row's first rank */
         double ib = 0, ob = 0, ph[HELIX_NPHASES] = {0};
         /* per layer and micro-batch */
         const helix_traffic *t = dp.phase;
         const double *msg = dp.messages;   /* per phase, counted from the device's program */
-        ph[HELIX_PHASE_REGATHER] = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_REGATHER] / reps, t[HELIX_PHASE_REGATHER].sent_bytes / reps,
-                                             t[HELIX_PHASE_REGATHER].recv_bytes / reps, &ib, &ob);
-        ph[HELIX_PHASE_RETURN] = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_RETURN] / reps, t[HELIX_PHASE_RETURN].sent_bytes / reps,
-                                           t[HELIX_PHASE_RETURN].recv_bytes / reps, &ib, &ob);
-        double scores = coll_time(&lc, r, row0, m, msg[HELIX_PHASE_ATTENTION] / reps, t[HELIX_PHASE_ATTENTION].sent_bytes / reps,
-                                  t[HELIX_PHASE_ATTENTION].recv_bytes / reps, &ib, &ob);
-        ph[HELIX_PHASE_REDUCE] = coll_time(&lc, r, g0, T, msg[HELIX_PHASE_REDUCE] / reps, t[HELIX_PHASE_REDUCE].sent_bytes / reps,
-                                           t[HELIX_PHASE_REDUCE].recv_bytes / reps, &ib, &ob);
-        ph[HELIX_PHASE_MLP_REDUCE] = coll_time(&lc, r, g0, T, msg[HELIX_PHASE_MLP_REDUCE] / reps, t[HELIX_PHASE_MLP_REDUCE].sent_bytes / reps,
-                                               t[HELIX_PHASE_MLP_REDUCE].recv_bytes / reps, &ib, &ob);
+        const helix_phase per_layer[] = {HELIX_PHASE_REGATHER, HELIX_PHASE_RETURN, HELIX_PHASE_ATTENTION, HELIX_PHASE_REDUCE,
+                                         HELIX_PHASE_MLP_REDUCE};
+        for (size_t q = 0; q < sizeof per_layer / sizeof per_layer[0]; q++) {
+            const helix_phase f = per_layer[q];
+            ph[f] = coll_time(&lc, &t[f], reps, msg[f] / reps, &ib, &ob);
+        }
+        const double scores = ph[HELIX_PHASE_ATTENTION];
         double per_layer_comm = ph[HELIX_PHASE_REGATHER] + ph[HELIX_PHASE_RETURN] + scores + ph[HELIX_PHASE_REDUCE] +
                                 ph[HELIX_PHASE_MLP_REDUCE];
         /* bytes were booked once per layer and micro-batch: scale to the pass */
@@ -149,22 +131,24 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         /* per micro-batch: X in (stage 0), the hand-over to the next stage */
         double t_in = 0, t_p2p = 0, ib1 = 0, ob1 = 0;
         if (dp.stage == 0 && T > 1) {
+            /* the broadcast is pipelined: its time counts the buffer once
+             * per link class it crosses (log2 T rounds of latency); its
+             * bytes are what the plan books */
             const double xk = (double)(Bm * L * D) * es;            /* one micro-batch of X */
-            double steps = msg[HELIX_PHASE_INPUT] / (double)k, ib0 = 0, ob0 = 0;   /* log2 T rounds */
-            t_in = coll_time(&lc, r, g0, T, steps, xk, xk, &ib0, &ob0);
-            /* bytes: what the plan books (the root sends to T-1 peers) */
-            double sent = t[HELIX_PHASE_INPUT].sent_bytes / (double)k, tot = ib0 + ob0;
-            if (tot > 0) { ib1 += sent * ib0 / tot; ob1 += sent * ob0 / tot; }
-            else if (sent > 0) ib1 += sent;
+            const helix_traffic *in = &t[HELIX_PHASE_INPUT];
+            helix_traffic once = {(int64_t)xk, (int64_t)xk, in->inter_sent_bytes || in->inter_recv_bytes ? (int64_t)xk : 0, 0};
+            double ib0 = 0, ob0 = 0;
+            t_in = coll_time(&lc, &once, 1, msg[HELIX_PHASE_INPUT] / (double)k, &ib0, &ob0);
+            coll_time(&lc, in, (double)k, 0, &ib1, &ob1);
         }
-        if (dp.stage < S - 1) t_p2p += p2p_time(&lc, r, r + T, t[HELIX_PHASE_P2P].sent_bytes / (double)k, &ib1, &ob1);
+        if (dp.stage < S - 1) t_p2p += coll_time(&lc, &t[HELIX_PHASE_P2P], (double)k, 1, &ib1, &ob1);
         ib += ib1 * (double)k; ob += ob1 * (double)k;
         double t_mb = nl * (t_comp + per_layer_comm) + t_in + t_p2p;
         if (t_mb > stage_t[dp.stage]) { stage_t[dp.stage] = t_mb; stage_comp[dp.stage] = nl * t_comp; }
         busy[r] = (double)k * t_mb;
         if (S > 1 && dp.out_bytes) {
             double ob2 = 0, ib2 = 0;
-            out_t = (double)k * p2p_time(&lc, r, 0, dp.out_bytes / (double)k, &ib2, &ob2);
+            out_t = (double)k * coll_time(&lc, &t[HELIX_PHASE_OUTPUT], (double)k, 1, &ib2, &ob2);
             ib += ib2; ob += ob2;
         }
         /* the slowest device's time per phase over the whole pass */

@@ -30,6 +30,8 @@ void helix_candidate_evaluate(helix_candidate *c, const helix_model_config *mc, 
         if (mc->batch % k || (fixed_mb && k != fixed_mb)) continue;
         helix_layout l = c->lay;
         l.microbatches = k;
+        /* the program the planner prices is the one that runs on these nodes */
+        l.ranks_per_node = hw->devices_per_node > 0 && hw->devices_per_node < P ? hw->devices_per_node : 0;
         helix_model_plan pl;
         if (helix_model_plan_init(mc, &l, P, &pl, &e)) { if (!have) snprintf(c->why, sizeof c->why, "invalid: %s", e.msg); continue; }
         helix_prediction pr;
