@@ -164,9 +164,10 @@ helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine, cons
     return r;
 }
 
-/* Direct reduce-scatter: rank r owns chunk c_r = split(count, size, r),
- * sends every other chunk to its owner and receives c_r from each peer. */
-static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count, size_t es)
+/* The chunks c_p = split(count, size, p) of a direct exchange: gather 0,
+ * a reduce-scatter (every other chunk to its owner, c_r from each peer);
+ * gather 1, an all-gather of them (c_r to each peer, c_p from each). */
+static helix_traffic flat_chunks(const helix_comm_topo *t, int64_t count, size_t es, int gather)
 {
     helix_traffic r = {0, 0, 0, 0};
     int64_t b, e;
@@ -175,31 +176,16 @@ static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count
         if (p == t->rank) continue;
         int64_t pb, pe;
         helix_split_range(count, t->size, p, &pb, &pe);
-        const int64_t out = (pe - pb) * (int64_t)es, in = (e - b) * (int64_t)es;
+        const int64_t theirs = (pe - pb) * (int64_t)es, mine = (e - b) * (int64_t)es;
+        const int64_t out = gather ? mine : theirs, in = gather ? theirs : mine;
         r.sent_bytes += out;
         r.recv_bytes += in;
         if (helix_comm_topo_off(t, p)) { r.inter_sent_bytes += out; r.inter_recv_bytes += in; }
     }
     return r;
 }
-
-/* every rank's chunk split(count, size, p) to every other rank */
-static helix_traffic flat_allgather_chunks(const helix_comm_topo *t, int64_t count, size_t es)
-{
-    helix_traffic r = {0, 0, 0, 0};
-    int64_t b, e;
-    helix_split_range(count, t->size, t->rank, &b, &e);
-    for (int p = 0; p < t->size; p++) {
-        if (p == t->rank) continue;
-        int64_t pb, pe;
-        helix_split_range(count, t->size, p, &pb, &pe);
-        const int64_t out = (e - b) * (int64_t)es, in = (pe - pb) * (int64_t)es;
-        r.sent_bytes += out;
-        r.recv_bytes += in;
-        if (helix_comm_topo_off(t, p)) { r.inter_sent_bytes += out; r.inter_recv_bytes += in; }
-    }
-    return r;
-}
+static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 0); }
+static helix_traffic flat_allgather_chunks(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 1); }
 
 /* every rank's chunk to root */
 static helix_traffic flat_gather_chunks(const helix_comm_topo *t, int64_t count, size_t es, int root)
