@@ -265,6 +265,14 @@ static int validate_here(void)
 
 /* ---------------------------------------------------------------- main */
 
+/* "0.70 (constant)" or "0.70*s/(s+128)" */
+static const char *eff_text(double eff, double half, const char *v, char *buf)
+{
+    if (half > 0) snprintf(buf, 64, "%.2f*%s/(%s+%g)", eff, v, v, half);
+    else snprintf(buf, 64, "%.2f (constant)", eff);
+    return buf;
+}
+
 int cmd_plan(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -382,12 +390,25 @@ int cmd_plan(int argc, char **argv)
     qsort(cs, (size_t)n, sizeof cs[0], helix_candidate_cmp);
 
     const int64_t D = mc.heads * mc.head_dim;
+    char g_txt[64], a_txt[64];
     printf("# helix %s plan: %lld devices of %s (%lld per node; %s)\n", HELIX_VERSION, (long long)P, hw.name,
            (long long)hw.devices_per_node, hwpath);
     printf("# model%s: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s; %.4g TFLOP per forward pass\n",
            paper ? " (--preset paper)" : "", (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn,
            (long long)mc.layers, (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype),
            mc.causal ? " causal" : "", helix_model_flops(&mc) / 1e12);
+    printf("# assumptions (the hardware file's; edit it to move them):\n"
+           "#   compute: %s peak %.4g TFLOP/s per device; GEMM efficiency %s, attention %s;\n"
+           "#     memory %.4g GB/s\n"
+           "#   links per device: inside a node %.4g GB/s, %.3g us per message; between nodes %.4g GB/s, %.3g us per message\n"
+           "#   collectives: as the executor runs them (fixed summation order): direct reduce-scatter + all-gather, and where\n"
+           "#     a group spans nodes hierarchical (in-node reduce-scatter, all-reduce of 1/G shards between nodes, in-node\n"
+           "#     all-gather); bytes per link class are the program's; the broadcast of X is pipelined\n"
+           "#   not modelled yet: compute/communication overlap (none is assumed), sequence parallelism, scatter/gather\n"
+           "#     pipeline sends (TP x PP sends full copies), data-parallel layouts; X's broadcast and Y's return count\n"
+           "#     in the forward pass. Sliced layouts compute a different model (h*m heads of width d/m)\n",
+           helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
+           eff_text(hw.eff_attn, hw.attn_half, "w", a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
     printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"
            "#   time split on the critical path; GB (1e9 bytes) sent per device inside a node / between nodes; memory per\n"
            "#   device in GB\n#\n");
@@ -429,6 +450,15 @@ int cmd_plan(int argc, char **argv)
         if (jw_open(&j, json)) return EXIT_RUNTIME;
         jw_obj(&j, NULL);
         jw_str(&j, "hardware", hw.name); jw_int(&j, "devices", P);
+        jw_obj(&j, "assumptions");
+        jw_int(&j, "devices_per_node", hw.devices_per_node);
+        jw_num(&j, "peak_flops", hw.flops[mc.dtype]); jw_num(&j, "eff_gemm", hw.eff_gemm); jw_num(&j, "gemm_half", hw.gemm_half);
+        jw_num(&j, "eff_attention", hw.eff_attn); jw_num(&j, "attention_half", hw.attn_half); jw_num(&j, "mem_bw", hw.mem_bw);
+        jw_num(&j, "intra_bw", hw.intra_bw); jw_num(&j, "intra_lat_s", hw.intra_lat);
+        jw_num(&j, "inter_bw", hw.inter_bw); jw_num(&j, "inter_lat_s", hw.inter_lat);
+        jw_str(&j, "collectives", "ordered: direct, hierarchical where a group spans nodes");
+        jw_bool(&j, "overlap", 0);
+        jw_end_obj(&j);
         jw_obj(&j, "model");
         jw_int(&j, "heads", mc.heads); jw_int(&j, "head_dim", mc.head_dim); jw_int(&j, "ffn", mc.ffn);
         jw_int(&j, "layers", mc.layers); jw_int(&j, "batch", mc.batch); jw_int(&j, "seq", mc.seq);
