@@ -8,8 +8,9 @@
  *   TP t x PP p   Megatron: each of the p pipeline stages owns a block of
  *                 layers and runs them tensor-parallel over its t devices
  *                 (whole heads per device: the attention is helix t x 1;
- *                 MLP as above over t), micro-batches flow stage to stage,
- *                 activations go point to point between stages.
+ *                 MLP as above over t), micro-batches flow stage to stage:
+ *                 tensor rank r sends its 1/t slice of the activations to
+ *                 tensor rank r of the next stage, which all-gathers them.
  *
  * Pure TP is TP P x PP 1 (= helix P x 1); pure PP is TP 1 x PP P.
  *

@@ -42,9 +42,16 @@ static void closed_form(const helix_model_plan *p, const helix_model_device_plan
     add(&ph[HELIX_PHASE_REDUCE], ar, reps);
     add(&ph[HELIX_PHASE_MLP_REDUCE], ar, reps);
     /* pipeline: every micro-batch crosses each stage boundary once, tensor
-     * rank r to tensor rank r; the last stage's tensor rank 0 returns Y */
-    if (o->stage > 0) ph[HELIX_PHASE_P2P].recv_bytes = X;
-    if (o->stage < S - 1) ph[HELIX_PHASE_P2P].sent_bytes = X;
+     * rank r's 1/T slice to tensor rank r, then the next stage all-gathers
+     * the slices; the last stage's tensor rank 0 returns Y */
+    int64_t sb, se;
+    helix_split_range(BmL * D, T, o->trank, &sb, &se);
+    const int64_t slice = (se - sb) * es * p->mb;           /* over all micro-batches */
+    if (o->stage > 0) {
+        ph[HELIX_PHASE_P2P].recv_bytes = slice + (X - slice);       /* mine, then the others' */
+        ph[HELIX_PHASE_P2P].sent_bytes = slice * (T - 1);
+    }
+    if (o->stage < S - 1) ph[HELIX_PHASE_P2P].sent_bytes += slice;
     if (S > 1 && o->out_bytes) ph[HELIX_PHASE_OUTPUT].sent_bytes = X;
     if (S > 1 && o->rank == 0) ph[HELIX_PHASE_OUTPUT].recv_bytes = X;
 }

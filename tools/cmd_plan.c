@@ -404,9 +404,10 @@ int cmd_plan(int argc, char **argv)
            "#   collectives: as the executor runs them (fixed summation order): direct reduce-scatter + all-gather, and where\n"
            "#     a group spans nodes hierarchical (in-node reduce-scatter, all-reduce of 1/G shards between nodes, in-node\n"
            "#     all-gather); bytes per link class are the program's; the broadcast of X is pipelined\n"
-           "#   not modelled yet: compute/communication overlap (none is assumed), sequence parallelism, scatter/gather\n"
-           "#     pipeline sends (TP x PP sends full copies), data-parallel layouts; X's broadcast and Y's return count\n"
-           "#     in the forward pass. Sliced layouts compute a different model (h*m heads of width d/m)\n",
+           "#   pipelines: each tensor rank sends its 1/t slice to the next stage, which all-gathers it\n"
+           "#   not modelled yet: compute/communication overlap (none is assumed), sequence parallelism, data-parallel\n"
+           "#     layouts; X's broadcast and Y's return count in the forward pass. Sliced layouts compute a different\n"
+           "#     model (h*m heads of width d/m)\n",
            helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
            eff_text(hw.eff_attn, hw.attn_half, "w", a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
     printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"

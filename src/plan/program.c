@@ -3,8 +3,9 @@
  * arena the plan sized.
  *
  *   per micro-batch: X in (stage 0: upload on rank 0, broadcast over the
- *   tensor group) or from the previous stage; the device's layers; then to
- *   the next stage, or kept (last stage, for rank 0), or Y on rank 0.
+ *   tensor group) or from the previous stage (each tensor rank's 1/T slice,
+ *   then an all-gather inside the stage); the device's layers; then its
+ *   slice to the next stage, or kept (last stage, for rank 0), or Y on rank 0.
  *   layer block: [LN1] attention core, all-reduce, residual, LN, FC1, act,
  *   FC2, all-reduce, residual [, LN2]
  *   attention block: attention core, then W_O partials reduced onto rank 0
@@ -542,6 +543,13 @@ static void pass(em *e)
     const helix_model_device_plan *dp = &e->dp;
     const int64_t D = p->D, S = p->S, rows = p->Bm * p->model.seq, chunk = rows * D * e->es;
     const int attn_only = p->model.block == HELIX_BLOCK_ATTENTION;
+    /* pipeline hand-over, scatter/gather (Megatron's): tensor rank r sends
+     * its 1/T slice of the micro-batch to tensor rank r of the next stage,
+     * which all-gathers the slices inside its tensor group */
+    int64_t sl_b, sl_e;
+    helix_split_range(rows * D, p->T, dp->trank, &sl_b, &sl_e);
+    const int64_t sl_n = (sl_e - sl_b) * e->es;
+    sl_b *= e->es;
     helix_step s = step(HELIX_STEP_BARRIER, HELIX_PHASE_INPUT);
     s.group = HELIX_GROUP_WORLD; s.flags = HELIX_STEP_START | HELIX_STEP_UNTIMED;
     emit(e, s);                                              /* start together */
@@ -556,11 +564,23 @@ static void pass(em *e)
                 emit(e, s);
             }
             coll(e, HELIX_STEP_BCAST, HELIX_PHASE_INPUT, HELIX_GROUP_TENSOR, 0, A(e->act), NONE, chunk, e->t, NONE);
-        } else {
+        } else {                                             /* my slice from the previous stage */
             s = step(HELIX_STEP_BCAST, HELIX_PHASE_P2P);
-            s.group = HELIX_GROUP_PREV; s.root = 0; s.a = A(e->act); s.n = chunk; s.t = e->t;
+            s.group = HELIX_GROUP_PREV; s.root = 0; s.a = A(e->act + sl_b); s.n = sl_n; s.t = e->t;
             if (k == 0) s.flags = HELIX_STEP_BUBBLE;       /* pipeline fill */
             emit(e, s);
+            if (p->T > 1) {                                  /* then the whole micro-batch inside the stage */
+                counts c = counts_new(e, p->T);
+                for (int64_t q = 0; c.v && q < p->T; q++) {
+                    int64_t qb, qe;
+                    helix_split_range(rows * D, p->T, q, &qb, &qe);
+                    c.v[2 * p->T + q] = (size_t)((qe - qb) * e->es);
+                    c.v[3 * p->T + q] = (size_t)(qb * e->es);
+                }
+                s = step(HELIX_STEP_ALLGATHERV, HELIX_PHASE_P2P);
+                s.group = HELIX_GROUP_TENSOR; s.a = NONE; s.c = A(e->act); s.n = sl_n; s.t = e->t;
+                counts_done(e, s, &c);
+            }
         }
         const int64_t nl = dp->layer_end - dp->layer_begin;
         const snapshot l0 = snap(e);
@@ -582,8 +602,8 @@ static void pass(em *e)
                 s.flags = HELIX_STEP_UNTIMED;
                 emit(e, s);
             }
-        } else if (dp->stage < S - 1) {
-            coll(e, HELIX_STEP_BCAST, HELIX_PHASE_P2P, HELIX_GROUP_NEXT, 0, A(e->act), NONE, chunk, e->t, NONE);
+        } else if (dp->stage < S - 1) {                     /* my slice to my peer in the next stage */
+            coll(e, HELIX_STEP_BCAST, HELIX_PHASE_P2P, HELIX_GROUP_NEXT, 0, A(e->act + sl_b), NONE, sl_n, e->t, NONE);
         } else if (e->out >= 0) {                            /* kept for rank 0 */
             s = step(HELIX_STEP_COPY, HELIX_PHASE_P2P);
             s.c = A(e->out + k * chunk); s.a = A(e->act); s.ldc = s.lda = s.N = chunk; s.M = 1;

@@ -22,7 +22,9 @@
  *     return m-1; score reduce: 2(m-1) per block of 64 queries and batch
  *     row; broadcast: log2 T steps of the whole buffer, pipelined as NCCL
  *     and MPI do for large messages, so the time counts the buffer once
- *     even though the plan books it T-1 times at the root; p2p: 1).
+ *     even though the plan books it T-1 times at the root; p2p: the
+ *     slice to the next stage and, middle stages, the all-gather of the
+ *     slices received; the last stage's all-gather is not charged).
  *     Bytes: the program's, per phase and per link class (inside a node /
  *     between nodes: helix_traffic's inter_* fields, what the
  *     communicator books when it runs), max(sent, recv) of each class,
@@ -141,7 +143,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
             t_in = coll_time(&lc, &once, 1, msg[HELIX_PHASE_INPUT] / (double)k, &ib0, &ob0);
             coll_time(&lc, in, (double)k, 0, &ib1, &ob1);
         }
-        if (dp.stage < S - 1) t_p2p += coll_time(&lc, &t[HELIX_PHASE_P2P], (double)k, 1, &ib1, &ob1);
+        if (dp.stage < S - 1) t_p2p += coll_time(&lc, &t[HELIX_PHASE_P2P], (double)k, msg[HELIX_PHASE_P2P] / (double)k, &ib1, &ob1);
         ib += ib1 * (double)k; ob += ob1 * (double)k;
         double t_mb = nl * (t_comp + per_layer_comm) + t_in + t_p2p;
         if (t_mb > stage_t[dp.stage]) { stage_t[dp.stage] = t_mb; stage_comp[dp.stage] = nl * t_comp; }
