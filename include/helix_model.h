@@ -234,6 +234,8 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
 /* What the cost model predicts for one forward pass of a planned layout. */
 typedef struct {
     double total_s, tokens_per_s;
+    double total_overlap_s, tokens_per_s_overlap;   /* the bound with perfect
+                                                  compute/communication overlap */
     double compute_s, comm_s, bubble_s;        /* on the critical path      */
     double phase_s[HELIX_NPHASES];             /* slowest device, per phase */
     double intra_bytes, inter_bytes;           /* max over devices, sent    */

@@ -38,6 +38,9 @@
  *   devices that share a node's cores (CPU ranks) cannot all run at full
  *   rate: T_share = max over nodes of (sum of its devices' busy time) / parallel
  *   total = max(T_path, T_share) + t_output (last stage -> rank 0, S > 1)
+ *   bound with perfect overlap (nothing in the executor overlaps; this is
+ *   the figure a perfect overlap could reach): every device's t_mb becomes
+ *   max(nl*t_comp, nl*sum t_c + t_in + t_p2p), the rest as above
  *
  *   memory per device = the plan's arena, less the copy of Y the executor's
  *   last stage keeps for rank 0 (not needed to compute); fits when it is
@@ -107,9 +110,14 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     const double t_comp = t_qkv + t_o + t_mlp + t_att + t_elem;
 
     double *busy = calloc((size_t)P, sizeof *busy), *stage_t = calloc((size_t)S, sizeof *stage_t);
-    double *stage_comp = calloc((size_t)S, sizeof *stage_comp);
+    double *stage_comp = calloc((size_t)S, sizeof *stage_comp), *stage_ov = calloc((size_t)S, sizeof *stage_ov);
+    double *busy_ov = calloc((size_t)P, sizeof *busy_ov);
     int64_t *mem = calloc((size_t)P, sizeof *mem);
-    if (!busy || !stage_t || !stage_comp || !mem) { free(busy); free(stage_t); free(stage_comp); free(mem); snprintf(o->why, sizeof o->why, "out of memory"); return; }
+    if (!busy || !stage_t || !stage_comp || !mem || !stage_ov || !busy_ov) {
+        free(busy); free(stage_t); free(stage_comp); free(mem); free(stage_ov); free(busy_ov);
+        snprintf(o->why, sizeof o->why, "out of memory");
+        return;
+    }
     double out_t = 0;
     for (int64_t r = 0; r < P; r++) {
         helix_model_device_plan dp;
@@ -148,6 +156,9 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         double t_mb = nl * (t_comp + per_layer_comm) + t_in + t_p2p;
         if (t_mb > stage_t[dp.stage]) { stage_t[dp.stage] = t_mb; stage_comp[dp.stage] = nl * t_comp; }
         busy[r] = (double)k * t_mb;
+        const double c_mb = nl * t_comp, x_mb = nl * per_layer_comm + t_in + t_p2p, t_ov = c_mb > x_mb ? c_mb : x_mb;
+        if (t_ov > stage_ov[dp.stage]) stage_ov[dp.stage] = t_ov;
+        busy_ov[r] = (double)k * t_ov;
         if (S > 1 && dp.out_bytes) {
             double ob2 = 0, ib2 = 0;
             out_t = (double)k * coll_time(&lc, &t[HELIX_PHASE_OUTPUT], (double)k, 1, &ib2, &ob2);
@@ -189,6 +200,18 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         if (b > share) share = b;
         if (node_mem > o->node_mem_bytes) o->node_mem_bytes = node_mem;
     }
+    /* the same with perfect overlap */
+    double tmax_ov = 0, sum_ov = 0, share_ov = 0;
+    for (int64_t s = 0; s < S; s++) { sum_ov += stage_ov[s]; if (stage_ov[s] > tmax_ov) tmax_ov = stage_ov[s]; }
+    const double path_ov = sum_ov + (double)(k - 1) * tmax_ov;
+    for (int64_t nd = 0; nd < nodes; nd++) {
+        double b = 0;
+        for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) b += busy_ov[r];
+        b /= hw->parallel > 0 ? hw->parallel : (double)lc.G;
+        if (b > share_ov) share_ov = b;
+    }
+    o->total_overlap_s = (path_ov > share_ov ? path_ov : share_ov) + out_t;
+    o->tokens_per_s_overlap = (double)(c->batch * c->seq) / o->total_overlap_s;
     o->compute_s = (double)k * comp;
     o->bubble_s = path - (double)k * tmax;
     o->comm_s = path - o->compute_s - o->bubble_s;
@@ -206,5 +229,5 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         snprintf(o->why, sizeof o->why, "a node's devices need %.3g GB, it has %.3g GB", o->node_mem_bytes / 1e9,
                  hw->node_mem / 1e9);
     }
-    free(busy); free(stage_t); free(stage_comp); free(mem);
+    free(busy); free(stage_t); free(stage_comp); free(mem); free(stage_ov); free(busy_ov);
 }
