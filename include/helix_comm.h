@@ -65,6 +65,10 @@ void helix_comm_topo_free(helix_comm_topo *t);
 int helix_comm_topo_hier(const helix_comm_topo *t);
 /* 1: member p is on another node than this rank */
 int helix_comm_topo_off(const helix_comm_topo *t, int p);
+/* Of a hierarchical t, for this rank: its node communicator's topology (G
+ * members on one node, rank = local index) and the cross one's (K
+ * members, each on its own node, rank = xrank). No allocation. */
+void helix_comm_topo_parts(const helix_comm_topo *t, helix_comm_topo *in, helix_comm_topo *x);
 
 /* What this rank sends and receives in each collective (the convention
  * above, flat or hierarchical as t says): the communicator books exactly

@@ -37,12 +37,12 @@ typedef enum {
     HELIX_NGROUPS
 } helix_group;
 
-/* The world ranks of group g's members for device `rank` of p, in group
- * rank order, into world[] (may be NULL); returns how many (0: a pipeline
- * pair this device is not in). The executor gives each communicator the
- * nodes of these ranks (rank / ranks_per_node); the program predicts its
- * bytes per link class from the same. */
-int64_t helix_group_members(const struct helix_model_plan_s *p, int64_t rank, helix_group g, int64_t *world);
+/* The node (world rank / ranks_per_node; all 0 without nodes) of each of
+ * group g's members for device `rank` of p, in group rank order, into
+ * node[] (may be NULL); returns how many members (0: a pipeline pair this
+ * device is not in). The executor gives each communicator these nodes;
+ * the program predicts its bytes per link class from the same. */
+int64_t helix_group_nodes(const struct helix_model_plan_s *p, int64_t rank, helix_group g, int *node);
 
 typedef enum {
     /* compute (backend) */

@@ -120,14 +120,7 @@ helix_status helix_comm_set_nodes(helix_comm_t *c, const int *node_of)
         const int l = c->topo.local[c->rank];
         st = helix_comm_split(c, c->topo.node[c->rank], l, &in);
         if (!st) st = helix_comm_split(c, l, c->rank, &x);
-        if (!st) {
-            helix_comm_topo ti = helix_comm_topo_one(in->size, in->rank);
-            in->topo = ti;
-            x->topo = helix_comm_topo_one(x->size, x->rank);
-            x->topo.apart = 1;
-            x->topo.nodes = x->size;
-            x->topo.per_node = 1;
-        }
+        if (!st) helix_comm_topo_parts(&c->topo, &in->topo, &x->topo);   /* ranks: l and xrank, by the keys */
     }
     ast = helix_comm_any(c, st != HELIX_OK, &any);
     if (ast || any) {

@@ -93,8 +93,7 @@ int helix_comm_topo_off(const helix_comm_topo *t, int p)
     return t->node && t->node[p] != t->node[t->rank];
 }
 
-/* the node and cross communicators of a hierarchical t, for this rank */
-static void parts(const helix_comm_topo *t, helix_comm_topo *in, helix_comm_topo *x)
+void helix_comm_topo_parts(const helix_comm_topo *t, helix_comm_topo *in, helix_comm_topo *x)
 {
     *in = helix_comm_topo_one(t->per_node, t->local[t->rank]);
     *x = topo_apart(t->nodes, t->xrank[t->rank]);
@@ -102,48 +101,36 @@ static void parts(const helix_comm_topo *t, helix_comm_topo *in, helix_comm_topo
 
 static void add(helix_traffic *a, helix_traffic b) { helix_traffic_add(a, &b, 1); }
 
+/* out bytes to member p and in bytes from it, each also as inter-node when p is elsewhere */
+static void peer(helix_traffic *r, const helix_comm_topo *t, int p, int64_t out, int64_t in)
+{
+    r->sent_bytes += out;
+    r->recv_bytes += in;
+    if (helix_comm_topo_off(t, p)) { r->inter_sent_bytes += out; r->inter_recv_bytes += in; }
+}
+
 /* ---------------------------------------------------- flat, per peer */
 
 static helix_traffic flat_bcast(const helix_comm_topo *t, int64_t n, int root)
 {
     helix_traffic r = {0, 0, 0, 0};
     if (t->size <= 1) return r;
-    if (t->rank == root) {
-        for (int p = 0; p < t->size; p++) {
-            if (p == root) continue;
-            r.sent_bytes += n;
-            if (helix_comm_topo_off(t, p)) r.inter_sent_bytes += n;
-        }
-    } else {
-        r.recv_bytes = n;
-        if (helix_comm_topo_off(t, root)) r.inter_recv_bytes = n;
-    }
+    if (t->rank != root) { peer(&r, t, root, 0, n); return r; }
+    for (int p = 0; p < t->size; p++) if (p != root) peer(&r, t, p, n, 0);
     return r;
 }
 
 static helix_traffic flat_allgatherv(const helix_comm_topo *t, int64_t mine, const size_t *recv_bytes)
 {
     helix_traffic r = {0, 0, 0, 0};
-    for (int p = 0; p < t->size; p++) {
-        if (p == t->rank) continue;
-        const int off = helix_comm_topo_off(t, p);
-        r.sent_bytes += mine;
-        r.recv_bytes += (int64_t)recv_bytes[p];
-        if (off) { r.inter_sent_bytes += mine; r.inter_recv_bytes += (int64_t)recv_bytes[p]; }
-    }
+    for (int p = 0; p < t->size; p++) if (p != t->rank) peer(&r, t, p, mine, (int64_t)recv_bytes[p]);
     return r;
 }
 
 helix_traffic helix_traffic_alltoallv(const helix_comm_topo *t, const size_t *send_bytes, const size_t *recv_bytes)
 {
     helix_traffic r = {0, 0, 0, 0};
-    for (int p = 0; p < t->size; p++) {
-        if (p == t->rank) continue;
-        const int off = helix_comm_topo_off(t, p);
-        r.sent_bytes += (int64_t)send_bytes[p];
-        r.recv_bytes += (int64_t)recv_bytes[p];
-        if (off) { r.inter_sent_bytes += (int64_t)send_bytes[p]; r.inter_recv_bytes += (int64_t)recv_bytes[p]; }
-    }
+    for (int p = 0; p < t->size; p++) if (p != t->rank) peer(&r, t, p, (int64_t)send_bytes[p], (int64_t)recv_bytes[p]);
     return r;
 }
 
@@ -151,16 +138,8 @@ helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine, cons
 {
     helix_traffic r = {0, 0, 0, 0};
     if (t->size <= 1) return r;
-    if (t->rank != root) {
-        r.sent_bytes = mine;
-        if (helix_comm_topo_off(t, root)) r.inter_sent_bytes = mine;
-        return r;
-    }
-    for (int p = 0; p < t->size; p++) {
-        if (p == root) continue;
-        r.recv_bytes += (int64_t)recv_bytes[p];
-        if (helix_comm_topo_off(t, p)) r.inter_recv_bytes += (int64_t)recv_bytes[p];
-    }
+    if (t->rank != root) { peer(&r, t, root, mine, 0); return r; }
+    for (int p = 0; p < t->size; p++) if (p != root) peer(&r, t, p, 0, (int64_t)recv_bytes[p]);
     return r;
 }
 
@@ -177,10 +156,7 @@ static helix_traffic flat_chunks(const helix_comm_topo *t, int64_t count, size_t
         int64_t pb, pe;
         helix_split_range(count, t->size, p, &pb, &pe);
         const int64_t theirs = (pe - pb) * (int64_t)es, mine = (e - b) * (int64_t)es;
-        const int64_t out = gather ? mine : theirs, in = gather ? theirs : mine;
-        r.sent_bytes += out;
-        r.recv_bytes += in;
-        if (helix_comm_topo_off(t, p)) { r.inter_sent_bytes += out; r.inter_recv_bytes += in; }
+        peer(&r, t, p, gather ? mine : theirs, gather ? theirs : mine);
     }
     return r;
 }
@@ -193,17 +169,12 @@ static helix_traffic flat_gather_chunks(const helix_comm_topo *t, int64_t count,
     helix_traffic r = {0, 0, 0, 0};
     int64_t b, e;
     helix_split_range(count, t->size, t->rank, &b, &e);
-    if (t->rank != root) {
-        r.sent_bytes = (e - b) * (int64_t)es;
-        if (helix_comm_topo_off(t, root)) r.inter_sent_bytes = r.sent_bytes;
-        return r;
-    }
+    if (t->rank != root) { peer(&r, t, root, (e - b) * (int64_t)es, 0); return r; }
     for (int p = 0; p < t->size; p++) {
         if (p == root) continue;
         int64_t pb, pe;
         helix_split_range(count, t->size, p, &pb, &pe);
-        r.recv_bytes += (pe - pb) * (int64_t)es;
-        if (helix_comm_topo_off(t, p)) r.inter_recv_bytes += (pe - pb) * (int64_t)es;
+        peer(&r, t, p, 0, (pe - pb) * (int64_t)es);
     }
     return r;
 }
@@ -214,7 +185,7 @@ helix_traffic helix_traffic_bcast(const helix_comm_topo *t, int64_t n, int root)
 {
     if (!helix_comm_topo_hier(t)) return flat_bcast(t, n, root);
     helix_comm_topo in, x;
-    parts(t, &in, &x);
+    helix_comm_topo_parts(t, &in, &x);
     helix_traffic r = {0, 0, 0, 0};
     const int lr = t->local[root];
     if (in.rank == lr) add(&r, flat_bcast(&x, n, t->xrank[root]));   /* across nodes */
@@ -227,7 +198,7 @@ helix_traffic helix_traffic_allgatherv(const helix_comm_topo *t, int64_t mine, c
     if (!helix_comm_topo_hier(t)) return flat_allgatherv(t, mine, recv_bytes);
     const int K = t->nodes, G = t->per_node, l = t->local[t->rank];
     helix_comm_topo in, x;
-    parts(t, &in, &x);
+    helix_comm_topo_parts(t, &in, &x);
     helix_traffic r = {0, 0, 0, 0};
     size_t stack[64], *cnt = K > 64 || G > 64 ? malloc(sizeof(size_t) * (size_t)(K > G ? K : G)) : stack;
     if (!cnt) return r;
@@ -241,42 +212,33 @@ helix_traffic helix_traffic_allgatherv(const helix_comm_topo *t, int64_t mine, c
     return r;
 }
 
-helix_traffic helix_traffic_allreduce(const helix_comm_topo *t, int64_t count, size_t es)
+/* All-reduce (root < 0) or reduce onto root: reduce-scatter, then the
+ * chunks all-gathered or gathered to root; hierarchically, the reduction
+ * of chunk l across the nodes between the two in-node parts. */
+static helix_traffic reduction(const helix_comm_topo *t, int64_t count, int root, size_t es)
 {
     helix_traffic r = {0, 0, 0, 0};
     if (t->size <= 1 || count == 0) return r;
     if (!helix_comm_topo_hier(t)) {
         add(&r, flat_reduce_scatter(t, count, es));
-        add(&r, flat_allgather_chunks(t, count, es));
+        add(&r, root < 0 ? flat_allgather_chunks(t, count, es) : flat_gather_chunks(t, count, es, root));
         return r;
     }
     helix_comm_topo in, x;
-    parts(t, &in, &x);
+    helix_comm_topo_parts(t, &in, &x);
     int64_t b, e;
     helix_split_range(count, in.size, in.rank, &b, &e);
     add(&r, flat_reduce_scatter(&in, count, es));
-    add(&r, helix_traffic_allreduce(&x, e - b, es));
-    add(&r, flat_allgather_chunks(&in, count, es));
+    add(&r, reduction(&x, e - b, root < 0 ? -1 : t->xrank[root], es));
+    if (root < 0) add(&r, flat_allgather_chunks(&in, count, es));
+    else if (t->node[t->rank] == t->node[root]) add(&r, flat_gather_chunks(&in, count, es, t->local[root]));
     return r;
 }
 
+helix_traffic helix_traffic_allreduce(const helix_comm_topo *t, int64_t count, size_t es) { return reduction(t, count, -1, es); }
 helix_traffic helix_traffic_reduce(const helix_comm_topo *t, int64_t count, int root, size_t es)
 {
-    helix_traffic r = {0, 0, 0, 0};
-    if (t->size <= 1) return r;
-    if (!helix_comm_topo_hier(t)) {
-        add(&r, flat_reduce_scatter(t, count, es));
-        add(&r, flat_gather_chunks(t, count, es, root));
-        return r;
-    }
-    helix_comm_topo in, x;
-    parts(t, &in, &x);
-    int64_t b, e;
-    helix_split_range(count, in.size, in.rank, &b, &e);
-    add(&r, flat_reduce_scatter(&in, count, es));
-    add(&r, helix_traffic_reduce(&x, e - b, t->xrank[root], es));
-    if (t->node[t->rank] == t->node[root]) add(&r, flat_gather_chunks(&in, count, es, t->local[root]));
-    return r;
+    return reduction(t, count, root, es);
 }
 
 /* Latency rounds on this member's critical path: a direct all-gather,

@@ -63,26 +63,20 @@ static helix_status make_comms(mdev *m)
     return helix_comm_split(m->world, in_out ? 0 : 1 + rank, rank == 0 ? 0 : 1, &g[HELIX_GROUP_OUT]);
 }
 
-/* Each communicator learns its members' nodes (world rank / ranks per
- * node; helix_group_members says who they are, as the program's
- * prediction does). Every device walks the groups in the same order, so
- * the collective calls pair up: rows and columns are disjoint, pipeline
- * pairs form a chain. */
+/* Each communicator learns its members' nodes (helix_group_nodes, as the
+ * program's prediction does). Every device walks the groups in the same
+ * order, so the collective calls pair up: rows and columns are disjoint,
+ * pipeline pairs form a chain. */
 static helix_status set_nodes(mdev *m)
 {
-    const int64_t rpn = m->p->layout.ranks_per_node, P = m->p->P;
-    if (rpn <= 0) return HELIX_OK;
-    int64_t *world = malloc(sizeof(int64_t) * (size_t)P);
-    int *node = malloc(sizeof(int) * (size_t)P);
-    helix_status st = world && node ? HELIX_OK : HELIX_ERR_NOMEM;
+    if (m->p->layout.ranks_per_node <= 0) return HELIX_OK;
+    int *node = malloc(sizeof(int) * (size_t)m->p->P);
+    helix_status st = node ? HELIX_OK : HELIX_ERR_NOMEM;
     for (int k = 0; k < HELIX_NGROUPS && !st; k++) {
         helix_comm_t *c = m->g[k];
-        const int64_t n = helix_group_members(m->p, m->world->rank, (helix_group)k, world);
-        if (!c || n != c->size || c->size < 2) continue;
-        for (int64_t q = 0; q < n; q++) node[q] = (int)(world[q] / rpn);
-        st = helix_comm_set_nodes(c, node);
+        if (c && c->size > 1 && helix_group_nodes(m->p, m->world->rank, (helix_group)k, node) == c->size)
+            st = helix_comm_set_nodes(c, node);
     }
-    free(world);
     free(node);
     return st;
 }

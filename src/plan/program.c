@@ -468,19 +468,13 @@ static void groups(em *e)
     e->gsize[HELIX_GROUP_PREV] = 2; e->grank[HELIX_GROUP_PREV] = 1;
     e->gsize[HELIX_GROUP_NEXT] = 2; e->grank[HELIX_GROUP_NEXT] = 0;
     e->gsize[HELIX_GROUP_OUT] = 2; e->grank[HELIX_GROUP_OUT] = e->rank == 0 ? 0 : 1;
-    const int64_t rpn = p->layout.ranks_per_node;
-    int64_t *world = rpn > 0 ? malloc(sizeof(int64_t) * (size_t)p->P) : NULL;
-    int *node = rpn > 0 ? malloc(sizeof(int) * (size_t)p->P) : NULL;
-    if (rpn > 0 && (!world || !node)) e->oom = 1;
+    int *node = p->layout.ranks_per_node > 0 ? malloc(sizeof(int) * (size_t)p->P) : NULL;
+    if (p->layout.ranks_per_node > 0 && !node) e->oom = 1;
     for (int g = 0; g < HELIX_NGROUPS; g++) {
         e->topo[g] = helix_comm_topo_one((int)e->gsize[g], (int)e->grank[g]);
-        if (!world || !node) continue;
-        const int64_t n = helix_group_members(p, e->rank, (helix_group)g, world);
-        if (n != e->gsize[g]) continue;      /* a pair this device is not in: unused */
-        for (int64_t q = 0; q < n; q++) node[q] = (int)(world[q] / rpn);
-        if (helix_comm_topo_init(&e->topo[g], (int)n, (int)e->grank[g], node)) e->oom = 1;
+        if (!node || helix_group_nodes(p, e->rank, (helix_group)g, node) != e->gsize[g]) continue;   /* one node, or a pair it is not in */
+        if (helix_comm_topo_init(&e->topo[g], (int)e->gsize[g], (int)e->grank[g], node)) e->oom = 1;
     }
-    free(world);
     free(node);
 }
 
@@ -489,7 +483,7 @@ static void groups_free(em *e)
     for (int g = 0; g < HELIX_NGROUPS; g++) helix_comm_topo_free(&e->topo[g]);
 }
 
-int64_t helix_group_members(const helix_model_plan *p, int64_t rank, helix_group g, int64_t *world)
+int64_t helix_group_nodes(const helix_model_plan *p, int64_t rank, helix_group g, int *node)
 {
     const int64_t T = p->T, S = p->S, m = p->attn.cfg.slices, n = p->attn.cfg.groups;
     const int64_t s = rank / T, r = rank % T, i = r / m, j = r % m;
@@ -504,7 +498,8 @@ int64_t helix_group_members(const helix_model_plan *p, int64_t rank, helix_group
     case HELIX_GROUP_OUT: if (S > 1 && (rank == 0 || (s == S - 1 && r == 0))) { size = 2; stride = (S - 1) * T; } break;
     default: break;
     }
-    if (world) for (int64_t q = 0; q < size; q++) world[q] = base + q * stride;
+    const int64_t rpn = p->layout.ranks_per_node > 0 ? p->layout.ranks_per_node : p->P;
+    if (node) for (int64_t q = 0; q < size; q++) node[q] = (int)((base + q * stride) / rpn);
     return size;
 }
 
@@ -528,9 +523,8 @@ static snapshot snap(const em *e)
 static void repeat(em *e, const snapshot *t, int64_t times)
 {
     for (int q = 0; q < HELIX_NPHASES; q++) {
-        helix_traffic d = e->sum[q];
-        d.sent_bytes -= t->sum[q].sent_bytes; d.recv_bytes -= t->sum[q].recv_bytes;
-        d.inter_sent_bytes -= t->sum[q].inter_sent_bytes; d.inter_recv_bytes -= t->sum[q].inter_recv_bytes;
+        helix_traffic d = e->sum[q];               /* what was emitted since t */
+        helix_traffic_add(&d, &t->sum[q], -1);
         helix_traffic_add(&e->sum[q], &d, times);
         if (e->msgs) e->msgs[q] += (e->msgs[q] - t->msgs[q]) * (double)times;
     }
