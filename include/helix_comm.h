@@ -17,6 +17,8 @@
  *   reduce(root)   reduce-scatter, then the chunks gathered to root:
  *                  sends count-c_r (+ c_r if r != root), receives
  *                  c_r*(size-1) (+ count-c_root on root)
+ *   reduce-scatter by rows: rank r owns rows split(rows, size, r) (c_r
+ *                  elements): sends count-c_r, receives c_r*(size-1)
  *
  * Topology (helix_comm_set_nodes). A communicator whose members span K >= 2
  * nodes with the same G >= 2 members on each runs bcast, allgatherv,
@@ -33,7 +35,7 @@
  * topology (node-local partials in local order, then across nodes in
  * cross order): bitwise equal on every engine for the same topology, and
  * different in the last bits from the flat order. Other communicators,
- * and alltoallv and gatherv always, are flat.
+ * and alltoallv, gatherv and reduce-scatter always, are flat.
  */
 #ifndef HELIX_COMM_H
 #define HELIX_COMM_H
@@ -79,8 +81,9 @@ helix_traffic helix_traffic_alltoallv(const helix_comm_topo *t, const size_t *se
 helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine_bytes, const size_t *recv_bytes, int root);
 helix_traffic helix_traffic_allreduce(const helix_comm_topo *t, int64_t count, size_t elem_bytes);
 helix_traffic helix_traffic_reduce(const helix_comm_topo *t, int64_t count, int root, size_t elem_bytes);
+helix_traffic helix_traffic_reduce_scatter(const helix_comm_topo *t, int64_t rows, int64_t unit, size_t elem_bytes);
 enum { HELIX_COLL_BCAST = 0, HELIX_COLL_ALLGATHER, HELIX_COLL_ALLTOALL, HELIX_COLL_GATHER, HELIX_COLL_ALLREDUCE,
-       HELIX_COLL_REDUCE };
+       HELIX_COLL_REDUCE, HELIX_COLL_REDUCE_SCATTER };
 /* latency rounds of one collective on this member's critical path */
 int64_t helix_comm_messages(const helix_comm_topo *t, int kind, int64_t count);
 
@@ -154,6 +157,14 @@ helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count,
 helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv, int64_t count,
                                    helix_dtype t, int root, void *scratch);
 int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t);
+/* Reduce-scatter by rows, in place: buf holds rows x unit elements on
+ * every rank; afterwards rank r's rows split(rows, size, r) hold the sum
+ * over all ranks (f32 accumulation in rank order), the other rows are
+ * left as they were. Always flat (one all-to-all), whatever the topology.
+ * scratch: helix_comm_reduce_scatter_scratch_bytes(...) bytes. */
+helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t rows, int64_t unit,
+                                           helix_dtype t, void *scratch);
+int64_t helix_comm_reduce_scatter_scratch_bytes(int64_t rows, int64_t unit, int size, helix_dtype t);
 
 
 /* In-process engine: a world of `size` ranks living in one process. Create

@@ -13,6 +13,10 @@
  *                 tensor rank r of the next stage, which all-gathers them.
  *
  * Pure TP is TP P x PP 1 (= helix P x 1); pure PP is TP 1 x PP P.
+ * Either can be replicated (dpK: K copies, each on B/K of the sequences,
+ * no communication between them in a forward pass) and run sequence
+ * parallel (-sp, Megatron's: the residual stream between the tensor-
+ * parallel parts is split by tokens over the tensor group).
  *
  * Block (forward only), pre-LN (GPT-2, norm_first=True) or post-LN (BERT,
  * PyTorch's nn.TransformerEncoderLayer default):
@@ -24,10 +28,15 @@
  * Activation layout between blocks: the residual stream [B, L, D] (storage
  * dtype) is replicated on every device of a tensor group (all P devices for
  * helix); each all-reduce leaves the summed partial on all of them.
+ * Sequence parallel: tensor rank r holds rows split(Bm*L, T, r) of it;
+ * LN's output (pre-LN) or the stream itself (post-LN) is all-gathered
+ * before QKV and FC1, W_O's and FC2's partials are reduce-scattered.
+ * Loading (not part of the forward pass): X is read by every first-stage
+ * device (or broadcast from rank 0), Y returned to rank 0.
  * Pipeline schedule: GPipe, forward only (without a backward pass 1F1B is
  * the same schedule): stage s takes micro-batch k from stage s-1, runs its
  * layers, hands it to stage s+1. Ranks: stage s, tensor rank r is world
- * rank s*t + r.
+ * rank q*Pr + s*t + r (replica q of Pr = P/K devices).
  */
 #ifndef HELIX_MODEL_H
 #define HELIX_MODEL_H
@@ -78,10 +87,22 @@ typedef struct {
     int64_t ranks_per_node;        /* consecutive world ranks share a node,
                                       this many per node (0: all on one);
                                       not part of the layout's name      */
+    int64_t replicas;              /* dpK: K copies of the layout, each on
+                                      B/K sequences (0 or 1: one)         */
+    int seq_parallel;              /* -sp: sequence parallel (below)       */
+    int input_from_root;           /* X broadcast from rank 0; else every
+                                      first-stage device reads X itself
+                                      (replicated); not part of the name */
 } helix_layout;
 
 /* Parse "helix4x4-sliced", "helix4x4-exact", "helix4x4-exact-scores",
- * "tp8pp2", "tp16", "pp4"; writes a canonical name with helix_layout_name. */
+ * "tp8pp2", "tp16", "pp4", each optionally with a "dpK-" prefix (K data-
+ * parallel replicas; "dp16" alone = 16 replicas of one device) and a
+ * "-sp" suffix (sequence parallel: between the tensor-parallel parts each
+ * device holds 1/t of the tokens; LayerNorm and the residual run on
+ * them; an all-gather before QKV and FC1, a reduce-scatter after W_O and
+ * FC2 instead of the all-reduces), e.g. "dp2-tp8", "tp8pp2-sp";
+ * writes a canonical name with helix_layout_name. */
 helix_status helix_layout_parse(const char *s, helix_layout *out, helix_err *err);
 void helix_layout_name(const helix_layout *l, char *buf, size_t n);
 
@@ -89,16 +110,18 @@ typedef struct helix_model_plan_s {
     helix_model_config model;
     helix_layout layout;
     int64_t D, F, P;
+    int64_t R;            /* data-parallel replicas                     */
+    int64_t Pr;           /* devices per replica: P / R                 */
     int64_t T;            /* devices per tensor group (n*m, or t)       */
     int64_t S;            /* pipeline stages                            */
     int64_t mb;           /* micro-batches                              */
-    int64_t Bm;           /* batch rows per micro-batch                 */
+    int64_t Bm;           /* batch rows per micro-batch (of a replica)  */
     int64_t fcols;        /* FC1 columns (FC2 rows) per device: F/T     */
     helix_plan attn;      /* attention over one tensor group, batch Bm  */
 } helix_model_plan;
 
 typedef struct {
-    int64_t rank, stage, trank;
+    int64_t rank, replica, stage, trank;   /* world rank = replica*Pr + stage*T + trank */
     int64_t layer_begin, layer_end;   /* layers this device runs       */
     helix_device_plan attn;           /* its attention share (batch Bm) */
     /* buffers (bytes); the arena is their 64-byte-rounded sum */
@@ -111,6 +134,8 @@ typedef struct {
     int64_t partial_bytes;  /* partial sums + all-reduce scratch        */
     int64_t out_bytes;      /* last stage, tensor rank 0 (PP > 1): Y,
                                kept for rank 0 (not needed to compute) */
+    int64_t gather_bytes;   /* rank 0 with replicas: one micro-batch of
+                               each replica's X or Y (loading only)     */
     int64_t peak_bytes;
     helix_traffic phase[HELIX_NPHASES];   /* what its program's collectives move        */
     double messages[HELIX_NPHASES];       /* and their latency rounds (the cost model's) */
@@ -168,8 +193,10 @@ typedef struct {
 /* One device's statistics: the same record for every plan (helix.h). */
 typedef helix_device_stats helix_model_stats;
 
-/* One device's part of the forward pass (world: size P). x: f32 [B,L,D]
- * on rank 0; y: f32 [B,L,D] written on rank 0. */
+/* One device's part of the forward pass (world: size P). x: f32 [B,L,D],
+ * needed on every first-stage device (replicated input) or, with
+ * layout.input_from_root, on rank 0 only (NULL elsewhere); y: f32
+ * [B,L,D] written on rank 0. */
 helix_status helix_model_device_run(const helix_model_plan *plan, helix_comm_t *world,
                                     const helix_model_weights *w, const float *x, float *y,
                                     helix_model_stats *stats, helix_err *err);
@@ -233,12 +260,17 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
 
 /* What the cost model predicts for one forward pass of a planned layout. */
 typedef struct {
-    double total_s, tokens_per_s;
+    double total_s, tokens_per_s;              /* the forward pass, loading apart */
+    double load_s;                             /* X in (replicated: none) and Y to rank 0 */
     double total_overlap_s, tokens_per_s_overlap;   /* the bound with perfect
                                                   compute/communication overlap */
     double compute_s, comm_s, bubble_s;        /* on the critical path      */
     double phase_s[HELIX_NPHASES];             /* slowest device, per phase */
-    double intra_bytes, inter_bytes;           /* max over devices, sent    */
+    double intra_bytes, inter_bytes;           /* max over devices, sent in
+                                                  the forward pass           */
+    double load_bytes;                         /* max over devices, sent loading */
+    double eff_gemm_qkv, eff_attention;        /* the efficiencies used at this
+                                                  layout's shapes            */
     int64_t mem_bytes;                         /* max over devices          */
     int64_t node_mem_bytes;                    /* max over nodes            */
     int fits;
@@ -259,7 +291,8 @@ typedef struct {
     char why[600];
 } helix_candidate;
 /* The legal layouts of mc on P devices (at most max): helix n x m, sliced
- * and exact, and TP x PP; returns how many. */
+ * and exact, and TP x PP, each also sequence parallel (tensor group >= 2)
+ * and as dpK replicas of a smaller one; returns how many. */
 int helix_candidates(helix_candidate *cs, int max, const helix_model_config *mc, int64_t P);
 /* Plan and predict c's layout with the micro-batch count that fits and
  * runs fastest (fixed_mb > 0: that one only), else the one needing the

@@ -7,7 +7,8 @@
  * the program predicts" is checked per rank and phase.
  *
  * Buffers are byte offsets into the device's arena (sized by the plan),
- * or into the host's X (rank 0's f32 input) and Y (rank 0's output).
+ * or into the host's X (the f32 input: on every first-stage device, or
+ * on rank 0 only when it is broadcast) and Y (rank 0's output).
  * Building a program is pure: no device memory, no communication.
  */
 #ifndef HELIX_PROGRAM_H
@@ -33,7 +34,8 @@ typedef enum {
     HELIX_GROUP_COL,         /* attention column j inside the tensor group    */
     HELIX_GROUP_PREV,        /* {previous stage's tensor rank r, this device} */
     HELIX_GROUP_NEXT,        /* {this device, next stage's tensor rank r}     */
-    HELIX_GROUP_OUT,         /* {rank 0, last stage's tensor rank 0}          */
+    HELIX_GROUP_OUT,         /* {replica's rank 0, its last stage's tensor rank 0} */
+    HELIX_GROUP_DP,          /* the devices of the same place in every replica */
     HELIX_NGROUPS
 } helix_group;
 
@@ -64,6 +66,7 @@ typedef enum {
     HELIX_STEP_GATHERV,      /* a (n bytes) -> c on root at recv counts/displs           */
     HELIX_STEP_ALLREDUCE,    /* a, n elements of dtype t, summed in place; scratch d     */
     HELIX_STEP_REDUCE,       /* a summed into c on root; scratch d                       */
+    HELIX_STEP_REDUCE_SCATTER, /* a: n rows of N elements, my rows summed in place; scratch d */
     HELIX_STEP_BARRIER,      /* every member arrives                                     */
     HELIX_NSTEP_KINDS
 } helix_step_kind;

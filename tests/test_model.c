@@ -22,56 +22,92 @@ static void add(helix_traffic *t, helix_traffic x, int64_t times)
     t->recv_bytes += x.recv_bytes * times;
 }
 
+/* rows b..e of [n] split over T: this rank's count */
+static int64_t my_rows(int64_t n, int64_t T, int64_t r)
+{
+    int64_t b, e;
+    helix_split_range(n, T, r, &b, &e);
+    return e - b;
+}
+
 static void closed_form(const helix_model_plan *p, const helix_model_device_plan *o, helix_traffic ph[HELIX_NPHASES])
 {
     const helix_model_config *c = &p->model;
-    const int64_t D = p->D, T = p->T, S = p->S, es = (int64_t)helix_dtype_size(c->dtype);
-    const int64_t BL = c->batch * c->seq, BmL = p->Bm * c->seq, nl = o->layer_end - o->layer_begin;
+    const int64_t D = p->D, T = p->T, S = p->S, R = p->R, es = (int64_t)helix_dtype_size(c->dtype), k = p->mb;
+    const int64_t BmL = p->Bm * c->seq, nl = o->layer_end - o->layer_begin;
+    const int sp = p->layout.seq_parallel, home = o->stage == 0 && o->trank == 0, root = o->rank == 0;
     memset(ph, 0, sizeof(helix_traffic) * HELIX_NPHASES);
-    /* X goes from rank 0 to its tensor group (stage 0), a micro-batch at a time */
-    const int64_t X = BL * D * es;
-    if (o->stage == 0 && T > 1) add(&ph[HELIX_PHASE_INPUT], (helix_traffic){o->trank == 0 ? X * (T - 1) : 0, o->trank == 0 ? 0 : X}, 1);
+    /* one replica's X (all its micro-batches), and one row of it */
+    const int64_t X = BmL * k * D * es, row = D * es, mine = my_rows(BmL, T, o->trank);
+    /* loading: replicated X costs nothing; from rank 0, each replica's
+     * share to its home (rank 0 of the replica), then over the first
+     * stage's tensor group */
+    if (p->layout.input_from_root && o->stage == 0) {
+        if (root) add(&ph[HELIX_PHASE_INPUT], (helix_traffic){X * (R - 1), 0, 0, 0}, 1);
+        else if (home) add(&ph[HELIX_PHASE_INPUT], (helix_traffic){0, X, 0, 0}, 1);
+        if (home) add(&ph[HELIX_PHASE_INPUT], (helix_traffic){X * (T - 1), 0, 0, 0}, 1);
+        else add(&ph[HELIX_PHASE_INPUT], (helix_traffic){0, X, 0, 0}, 1);
+    }
     /* each layer, each micro-batch: the attention exchange (helix_plan_device's
-     * closed form), then two all-reduces of [Bm, L, D] over the tensor group */
-    const int64_t reps = nl * p->mb;
+     * closed form), then two all-reduces of [Bm, L, D] over the tensor group,
+     * or (sequence parallel) two reduce-scatters and two all-gathers by rows:
+     * each sends the others' rows once and receives its own from each */
+    const int64_t reps = nl * k;
     add(&ph[HELIX_PHASE_REGATHER], o->attn.phase[HELIX_PHASE_REGATHER], reps);
     add(&ph[HELIX_PHASE_ATTENTION], o->attn.phase[HELIX_PHASE_ATTENTION], reps);
     add(&ph[HELIX_PHASE_RETURN], o->attn.phase[HELIX_PHASE_RETURN], reps);
     const helix_comm_topo group = helix_comm_topo_one((int)T, (int)o->trank);
     helix_traffic ar = helix_traffic_allreduce(&group, BmL * D, (size_t)es);
+    if (sp) {
+        const int64_t rs_ag = (BmL - mine) * row + mine * row * (T - 1);
+        ar = (helix_traffic){rs_ag, rs_ag, 0, 0};
+    }
     add(&ph[HELIX_PHASE_REDUCE], ar, reps);
     add(&ph[HELIX_PHASE_MLP_REDUCE], ar, reps);
     /* pipeline: every micro-batch crosses each stage boundary once, tensor
      * rank r's 1/T slice to tensor rank r, then the next stage all-gathers
-     * the slices; the last stage's tensor rank 0 returns Y */
+     * the slices (sequence parallel: its rows, nothing to gather) */
     int64_t sb, se;
     helix_split_range(BmL * D, T, o->trank, &sb, &se);
-    const int64_t slice = (se - sb) * es * p->mb;           /* over all micro-batches */
+    const int64_t slice = (sp ? mine * row : (se - sb) * es) * k;   /* over all micro-batches */
     if (o->stage > 0) {
-        ph[HELIX_PHASE_P2P].recv_bytes = slice + (X - slice);       /* mine, then the others' */
-        ph[HELIX_PHASE_P2P].sent_bytes = slice * (T - 1);
+        ph[HELIX_PHASE_P2P].recv_bytes = sp ? slice : slice + (X - slice);   /* mine, then the others' */
+        ph[HELIX_PHASE_P2P].sent_bytes = sp ? 0 : slice * (T - 1);
     }
     if (o->stage < S - 1) ph[HELIX_PHASE_P2P].sent_bytes += slice;
-    if (S > 1 && o->out_bytes) ph[HELIX_PHASE_OUTPUT].sent_bytes = X;
-    if (S > 1 && o->rank == 0) ph[HELIX_PHASE_OUTPUT].recv_bytes = X;
+    /* Y home: sequence parallel, the last stage gathers its rows on tensor
+     * rank 0; pipelines, that one sends it to the replica's home; replicas,
+     * each home sends it to rank 0 */
+    helix_traffic *y = &ph[HELIX_PHASE_OUTPUT];
+    if (sp && o->stage == S - 1) {
+        if (o->trank == 0) y->recv_bytes += X - slice;
+        else y->sent_bytes += slice;
+    }
+    if (S > 1 && o->stage == S - 1 && o->trank == 0) y->sent_bytes += X;
+    if (S > 1 && home) y->recv_bytes += X;
+    if (R > 1 && home && !root) y->sent_bytes += X;
+    if (R > 1 && root) y->recv_bytes += X * (R - 1);
 }
 
 static double tol(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
 
 /* layout on P devices, nodes of rpn consecutive ranks (0: one node; the
- * closed form above is the flat one, so it is compared only then) */
-static void one_on(helix_model_config mc, const char *layout, int64_t P, int64_t mb, int64_t rpn)
+ * closed form above is the flat one, so it is compared only then), X
+ * from rank 0 or replicated */
+static void one_in(helix_model_config mc, const char *layout, int64_t P, int64_t mb, int64_t rpn, int from_root)
 {
     helix_layout lay;
     helix_model_plan p;
     helix_err e = {{0}};
     char name[96];
-    snprintf(name, sizeof name, "%s P=%lld mb=%lld %s%s%s L=%lld nodes of %lld", layout, (long long)P, (long long)mb,
-             helix_dtype_name(mc.dtype), mc.causal ? " causal" : "", mc.bias ? " bias" : "", (long long)mc.seq,
-             (long long)(rpn ? rpn : P));
+    snprintf(name, sizeof name, "%s P=%lld mb=%lld %s%s%s%s L=%lld nodes of %lld%s", layout, (long long)P, (long long)mb,
+             helix_dtype_name(mc.dtype), mc.causal ? " causal" : "", mc.bias ? " bias" : "",
+             mc.norm == HELIX_NORM_POST ? " post-LN" : "", (long long)mc.seq, (long long)(rpn ? rpn : P),
+             from_root ? " X from rank 0" : "");
     CHECK(helix_layout_parse(layout, &lay, &e) == HELIX_OK, "%s: %s", name, e.msg);
     lay.microbatches = mb;
     lay.ranks_per_node = rpn;
+    lay.input_from_root = from_root;
     if (helix_model_plan_init(&mc, &lay, P, &p, &e)) { CHECK(0, "%s: plan: %s", name, e.msg); return; }
     helix_model_weights w;
     CHECK(helix_model_weights_random(&mc, 7, &w, &e) == HELIX_OK, "%s", e.msg);
@@ -124,6 +160,10 @@ static void one_on(helix_model_config mc, const char *layout, int64_t P, int64_t
     helix_model_weights_free(&w);
 }
 
+static void one_on(helix_model_config mc, const char *layout, int64_t P, int64_t mb, int64_t rpn)
+{
+    one_in(mc, layout, P, mb, rpn, 0);
+}
 static void one(helix_model_config mc, const char *layout, int64_t P, int64_t mb) { one_on(mc, layout, P, mb, 0); }
 
 static void refused(helix_model_config mc, const char *layout, int64_t P, int64_t mb, const char *needle)
@@ -172,6 +212,31 @@ int main(void)
     one_on(m16, "helix4x4-exact", 16, 1, 5);
     one_on(m16, "tp8pp2", 16, 2, 4);
 
+    /* sequence parallel and data parallel: rows that do not split evenly
+     * (B*L = 2*19 over 4, over 8), post-LN, X from rank 0 */
+    helix_model_config sp = m16;
+    sp.seq = 19; sp.causal = 0; sp.dtype = HELIX_F32;
+    const char *psp[] = {"tp8pp2-sp", "dp2-tp8", "dp2-tp4pp2-sp", "helix4x4-exact-sp", "helix4x4-sliced-sp",
+                         "dp2-helix2x4-exact-scores", "dp4-tp2pp2", "dp16", "tp16-sp"};
+    sp.batch = 16;
+    for (size_t k = 0; k < sizeof psp / sizeof psp[0]; k++) {
+        helix_model_config c = sp;
+        c.norm = k % 2 ? HELIX_NORM_POST : HELIX_NORM_PRE;
+        c.dtype = k % 3 == 2 ? HELIX_BF16 : HELIX_F32;
+        c.causal = k % 4 == 1;
+        const int pipe = strstr(psp[k], "pp2") != NULL;
+        one_in(c, psp[k], 16, pipe ? 2 : 1, 0, (int)(k % 2));
+        one_in(c, psp[k], 16, pipe ? 4 : 1, 8, (int)(k % 2 == 0));
+    }
+    sp.batch = 2;
+    one(sp, "tp4-sp", 4, 1);
+    one(sp, "tp2pp2-sp", 4, 2);
+    one_in(sp, "dp2-tp2", 4, 1, 0, 1);
+    refused(mc, "tp1-sp", 1, 1, "sequence parallel (-sp) needs a tensor group of 2");
+    refused(mc, "dp3-tp2", 6, 1, "not divisible by the 3 replicas");
+    refused(mc, "dp2-tp4", 4, 1, "needs replicas*t*p = 8 devices");
+    refused(mc, "dp2-tp2pp2", 8, 2, "of a replica is not divisible by micro-batches=2");
+    refused(mc, "dp0-tp2", 4, 1, "dpK needs K >= 1");
     refused(mc, "helix2x2-exact", 8, 1, "needs n*m = 4 devices");
     refused(mc, "tp8", 8, 1, "not divisible by tensor parallel");
     refused(mc, "tp2pp2", 4, 3, "not divisible by micro-batches");

@@ -62,16 +62,26 @@ then ok; else bad "MPI --json bytes vs plan"; fi
 # two emulated nodes of 8 (--ranks-per-node 8): the hierarchical collectives
 # give bitwise the in-process output, bytes per link equal the plan, and the
 # flat (one node) output differs from them in the last bits only
-args="--quick --heads 16 --devices 16 --ranks-per-node 8 --layouts helix4x4-exact,tp8pp2,tp16,helix2x8-sliced"
+# (with sequence parallel and data-parallel layouts: reduce-scatter, rows
+# handed over, Y gathered over the replicas)
+args="--quick --heads 16 --devices 16 --ranks-per-node 8 --layouts helix4x4-exact,tp8pp2,tp8pp2-sp,dp2-tp8,tp16,helix2x8-sliced"
 out=$(mpirun -np 16 "$HELIX" bench layouts --backend mpi $args --json "$tmp/mpi.json" 2>&1); rc=$?
-if [ $rc -eq 0 ] && grep -q "# nodes: 2 nodes of 8 consecutive ranks" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 4 ]
+if [ $rc -eq 0 ] && grep -q "# nodes: 2 nodes of 8 consecutive ranks" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 6 ]
 then ok; else bad "mpirun -np 16 helix bench layouts $args: rc=$rc"; echo "$out" | tail -8 >&2; fi
-for lay in helix4x4-exact tp8pp2 tp16 helix2x8-sliced; do
+for lay in helix4x4-exact tp8pp2 tp8pp2-sp dp2-tp8 tp16 helix2x8-sliced; do
     a=${args/--layouts*/--layouts $lay}
     mpirun -np 16 "$HELIX" bench layouts --backend mpi $a --no-check --output "$tmp/mpi.npy" >/dev/null 2>&1
     "$HELIX" bench layouts --backend inproc $a --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1
     cmp -s "$tmp/mpi.npy" "$tmp/inproc.npy" && ok || bad "$lay, 2 nodes of 8: MPI output differs from the in-process output"
 done
+# X broadcast from rank 0 (to each replica, then its tensor group) instead of
+# replicated: the same output, bitwise, and loading bytes where there were none
+a=${args/--layouts*/--layouts dp2-tp4pp2-sp}
+mpirun -np 16 "$HELIX" bench layouts --backend mpi $a --input-from rank0 --output "$tmp/mpi.npy" --json "$tmp/rank0.json" >/dev/null 2>&1
+"$HELIX" bench layouts --backend inproc $a --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1
+cmp -s "$tmp/mpi.npy" "$tmp/inproc.npy" && ok || bad "dp2-tp4pp2-sp: X from rank 0 under MPI differs from replicated in-process"
+"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["layouts"][0]; assert r["input_from_rank0"] and r["bytes_equal_plan"] and r["wrong"] == 0 and r["sent_bytes_per_rank_max"]["load"] > 0, r' "$tmp/rank0.json" \
+    && ok || bad "dp2-tp4pp2-sp --input-from rank0: JSON"
 if "$PY" - "$tmp/mpi.json" <<'EOF_PY'
 import json, sys
 j = json.load(open(sys.argv[1]))

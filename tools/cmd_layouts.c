@@ -28,7 +28,11 @@ static const char *layouts_help =
     "peak memory per device, and #wrong against the float64 reference.\n"
     "  --devices P       devices; under mpirun the rank count          [16]\n"
     "  --layouts LIST    comma-separated helixNxM-sliced, helixNxM-exact,\n"
-    "                    helixNxM-exact-scores, tpTppP, tpT, ppP\n"
+    "                    helixNxM-exact-scores, tpTppP, tpT, ppP; any of them as\n"
+    "                    dpK-LAYOUT (K replicas, B/K sequences each; dpK alone:\n"
+    "                    K one-device replicas) and LAYOUT-sp (sequence parallel:\n"
+    "                    reduce-scatter + all-gather instead of all-reduce, LN\n"
+    "                    and residual on 1/t of the tokens), e.g. dp2-tp8, tp8pp2-sp\n"
     "                    [helix n x m sliced and exact, tpP, tp(P/2)pp2, tp(P/4)pp4]\n"
     "  --heads H         attention heads                               [16]\n"
     "  --head-dim d      head width                                    [64]\n"
@@ -60,6 +64,10 @@ static const char *layouts_help =
     "  --input FILE      X as .npy [B, L, D] (<f4 or <f2); B, L from the file\n"
     "  --output FILE     write the first layout's output [B, L, D] as .npy (f32)\n"
     "  --allow-nonfinite run even if weights or input hold NaN/Inf     [refuse]\n"
+    "  --input-from W    replicated: every first-stage device reads X itself;\n"
+    "                    rank0: X broadcast from rank 0. Either way loading\n"
+    "                    (and Y's return to rank 0) is timed apart from the\n"
+    "                    forward pass                                  [replicated]\n"
     "  --ranks-per-node K  nodes of K consecutive ranks: collectives that span\n"
     "                    nodes run hierarchically, bytes are counted per link\n"
     "                    (inside a node / between nodes); emulates nodes on one\n"
@@ -80,7 +88,8 @@ typedef struct {
     helix_layout lay;
     helix_model_plan plan;
     double wall_s, compute_s, comm_s, bubble_s, idle_s, tok_s;
-    int64_t b_input, b_attn, b_allreduce, b_p2p, peak;
+    double load_s;                    /* max over ranks: X in and Y home (not the forward pass) */
+    int64_t b_load, b_attn, b_allreduce, b_p2p, peak;
     int64_t b_intra, b_inter;         /* max over ranks: bytes sent inside a node / to another */
     int bytes_match;
     double rel;
@@ -94,9 +103,8 @@ typedef struct {
 
 static const helix_phase compute_ph[] = {HELIX_PHASE_QKV, HELIX_PHASE_ATTENTION, HELIX_PHASE_OUT_PROJ, HELIX_PHASE_NORM,
                                          HELIX_PHASE_MLP};
-static const helix_phase comm_ph[] = {HELIX_PHASE_INPUT, HELIX_PHASE_REGATHER, HELIX_PHASE_RETURN, HELIX_PHASE_ROW_GATHER,
-                                      HELIX_PHASE_COL_GATHER, HELIX_PHASE_REDUCE, HELIX_PHASE_MLP_REDUCE, HELIX_PHASE_P2P,
-                                      HELIX_PHASE_OUTPUT};
+static const helix_phase comm_ph[] = {HELIX_PHASE_REGATHER, HELIX_PHASE_RETURN, HELIX_PHASE_ROW_GATHER,
+                                      HELIX_PHASE_COL_GATHER, HELIX_PHASE_REDUCE, HELIX_PHASE_MLP_REDUCE, HELIX_PHASE_P2P};
 
 
 /* Fill a row's numbers from every rank's statistics. */
@@ -123,16 +131,19 @@ static void summarize(lrow *r, const helix_model_stats *st)
         double comp = 0, comm = 0;
         for (size_t i = 0; i < sizeof compute_ph / sizeof compute_ph[0]; i++) comp += s->time_s[compute_ph[i]];
         for (size_t i = 0; i < sizeof comm_ph / sizeof comm_ph[0]; i++) comm += s->time_s[comm_ph[i]];
-        if (s->wall_s > r->wall_s) r->wall_s = s->wall_s;
+        /* loading (X in, Y home) is not the forward pass */
+        const double load = s->time_s[HELIX_PHASE_INPUT] + s->time_s[HELIX_PHASE_OUTPUT];
+        if (load > r->load_s) r->load_s = load;
+        if (s->wall_s - load > r->wall_s) r->wall_s = s->wall_s - load;
         r->compute_s += comp / (double)P;
         r->comm_s += comm / (double)P;
         r->bubble_s += s->bubble_s / (double)P;
         const helix_traffic *t = s->phase;
-        int64_t in = t[HELIX_PHASE_INPUT].sent_bytes;
+        int64_t in = t[HELIX_PHASE_INPUT].sent_bytes + t[HELIX_PHASE_OUTPUT].sent_bytes;
         int64_t at = t[HELIX_PHASE_REGATHER].sent_bytes + t[HELIX_PHASE_RETURN].sent_bytes + t[HELIX_PHASE_ATTENTION].sent_bytes;
         int64_t ar = t[HELIX_PHASE_REDUCE].sent_bytes + t[HELIX_PHASE_MLP_REDUCE].sent_bytes;
-        int64_t pp = t[HELIX_PHASE_P2P].sent_bytes + t[HELIX_PHASE_OUTPUT].sent_bytes;
-        if (in > r->b_input) r->b_input = in;
+        int64_t pp = t[HELIX_PHASE_P2P].sent_bytes;
+        if (in > r->b_load) r->b_load = in;
         if (at > r->b_attn) r->b_attn = at;
         if (ar > r->b_allreduce) r->b_allreduce = ar;
         if (pp > r->b_p2p) r->b_p2p = pp;
@@ -214,9 +225,9 @@ static void print_row(const lrow *r)
     char wrong[24];
     if (r->wrong < 0) snprintf(wrong, sizeof wrong, "-");
     else snprintf(wrong, sizeof wrong, "%lld", (long long)r->wrong);
-    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f | %9.2f %9.2f %9.2f %9.2f %9.2f %7s | %10s %10s | %9.2e %6s\n", r->name,
+    printf("  %-22s %11.0f %10.1f %6.1f %6.1f %6.1f %6.1f %8.1f | %9.2f %9.2f %9.2f %9.2f %9.2f %7s | %10s %10s | %9.2e %6s\n", r->name,
            r->tok_s, 1e3 * r->wall_s, pct(r->compute_s, r->wall_s), pct(r->comm_s, r->wall_s), pct(r->bubble_s, r->wall_s),
-           pct(r->idle_s, r->wall_s), r->b_input / 1e6, r->b_attn / 1e6, r->b_allreduce / 1e6, r->b_p2p / 1e6, r->b_inter / 1e6,
+           pct(r->idle_s, r->wall_s), 1e3 * r->load_s, r->b_load / 1e6, r->b_attn / 1e6, r->b_allreduce / 1e6, r->b_p2p / 1e6, r->b_inter / 1e6,
            r->bytes_match ? "= plan" : "DIFFERS", run_human_bytes(r->peak, h1), r->rss < 0 ? "-" : run_human_bytes(r->rss, h2),
            r->rel, wrong);
     fflush(stdout);
@@ -246,7 +257,7 @@ static int draw_plot(const char *png, const lrow *rows, int nr)
     int n_ok = 0;
     for (int k = 0; k < nr; k++) {
         if (rows[k].error[0]) continue;
-        fprintf(f, "\"%s\" %.6g %.6g %.6g %.6g %.6g\n", rows[k].name, rows[k].tok_s, rows[k].b_input / 1e6,
+        fprintf(f, "\"%s\" %.6g %.6g %.6g %.6g %.6g\n", rows[k].name, rows[k].tok_s, rows[k].b_load / 1e6,
                 rows[k].b_attn / 1e6, rows[k].b_allreduce / 1e6, rows[k].b_p2p / 1e6);
         n_ok++;
     }
@@ -267,7 +278,7 @@ static int draw_plot(const char *png, const lrow *rows, int nr)
             "plot '%s' using 2:xtic(1) lc rgb '#3b6ea5'\n"
             "set title 'bytes sent per rank (max over ranks)'\nset ylabel 'MB'\nset key below horizontal\n"
             "set style histogram rowstacked\n"
-            "plot '%s' using 3:xtic(1) title 'input', '' using 4 title 'attention exchange', "
+            "plot '%s' using 3:xtic(1) title 'loading (X in, Y home)', '' using 4 title 'attention exchange', "
             "'' using 5 title 'all-reduce', '' using 6 title 'pipeline p2p'\n"
             "unset multiplot\n",
             png, (long long)rows[0].plan.P, helix_dtype_name(rows[0].plan.model.dtype), dat, dat);
@@ -304,9 +315,10 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
         jw_int(&j, "microbatches", r->plan.mb);
         jw_num(&j, "tokens_per_s", r->tok_s); jw_num(&j, "wall_s", r->wall_s);
         jw_num(&j, "compute_s", r->compute_s); jw_num(&j, "comm_s", r->comm_s); jw_num(&j, "bubble_s", r->bubble_s);
-        jw_num(&j, "idle_s", r->idle_s);
+        jw_num(&j, "idle_s", r->idle_s); jw_num(&j, "load_s", r->load_s);
+        jw_bool(&j, "input_from_rank0", r->lay.input_from_root);
         jw_obj(&j, "sent_bytes_per_rank_max");
-        jw_int(&j, "input", r->b_input); jw_int(&j, "attention_exchange", r->b_attn);
+        jw_int(&j, "load", r->b_load); jw_int(&j, "attention_exchange", r->b_attn);
         jw_int(&j, "allreduce", r->b_allreduce); jw_int(&j, "p2p", r->b_p2p);
         jw_end_obj(&j);
         jw_int(&j, "intra_node_bytes", r->b_intra);
@@ -350,12 +362,12 @@ int cmd_layouts(int argc, char **argv)
         {"input", required_argument, 0, 'I'}, {"output", required_argument, 0, 'O'},
         {"allow-nonfinite", no_argument, 0, 'A'}, {"norm", required_argument, 0, 'R'},
         {"activation", required_argument, 0, 'G'}, {"timeout", required_argument, 0, 'w'},
-        {"ranks-per-node", required_argument, 0, 'K'}, {0, 0, 0, 0}};
+        {"ranks-per-node", required_argument, 0, 'K'}, {"input-from", required_argument, 0, 'i'}, {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 2; mc.seq = 256;
     int64_t P = 16, mbs = 0, seed = 1, threads = 0, rpn = 0;
     double timeout = -1;
-    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0;
+    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
     char list[1024] = "";
     int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq, dtype, bias were given */
@@ -394,6 +406,11 @@ int cmd_layouts(int argc, char **argv)
         case 'e': backend_s = optarg; break;
         case 'w': bad = cli_timeout(optarg, &timeout); break;
         case 'K': bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &rpn); break;
+        case 'i':
+            if (!strcmp(optarg, "rank0")) input_root = 1;
+            else if (!strcmp(optarg, "replicated")) input_root = 0;
+            else { fprintf(stderr, "helix: --input-from: '%s' (expected replicated or rank0)\n", optarg); bad = 1; }
+            break;
         case 'n': check = 0; break;
         case 'q': quick = 1; break;
         case 'j': json = optarg; break;
@@ -445,6 +462,19 @@ int cmd_layouts(int argc, char **argv)
     if (rc != EXIT_OK) {
         return cli_engine_end(&eng, rc, 0);
     }
+    if (mpi && !input_root) {
+        /* replicated input: every rank holds X, as if each read or generated
+         * it; here rank 0 sends it once, before anything is timed */
+        const size_t nx = sizeof(float) * (size_t)(mc.batch * mc.seq * mc.heads * mc.head_dim);
+        if (!root) x = malloc(nx);
+        rc = cli_agree(world, x ? EXIT_OK : EXIT_RUNTIME, root, "allocate the input on every rank");
+        if (rc == EXIT_OK && helix_comm_bcast(world, x, nx, 0)) rc = EXIT_RUNTIME;
+        if (rc != EXIT_OK) {
+            model_weights_close(&w);
+            free(x);
+            return cli_engine_end(&eng, rc, 0);
+        }
+    }
 
     /* Plan every layout before anything runs. A layout the user named that is
      * not valid for this model and P stops the run here; from the default
@@ -467,8 +497,10 @@ int cmd_layouts(int argc, char **argv)
         int valid = helix_layout_parse(tok, &r->lay, &e) == HELIX_OK;
         if (valid) {
             int pipelined = r->lay.kind == HELIX_LAYOUT_TPPP && r->lay.pp > 1;
-            r->lay.microbatches = pipelined ? (mbs ? mbs : mc.batch) : 1;
+            const int64_t R = r->lay.replicas > 1 ? r->lay.replicas : 1;
+            r->lay.microbatches = pipelined ? (mbs ? mbs : (mc.batch % R ? 1 : mc.batch / R)) : 1;
             r->lay.ranks_per_node = rpn;
+            r->lay.input_from_root = input_root;
             helix_layout_name(&r->lay, r->name, sizeof r->name);
             valid = helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e) == HELIX_OK;
         }
@@ -510,18 +542,22 @@ int cmd_layouts(int argc, char **argv)
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
         printf("# nodes: %s\n", nodes);
-        printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n", mbs ? "--microbatches" : "B");
+        printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n",
+               mbs ? "--microbatches" : "B (of a replica, dpK)");
         if (dropped[0]) printf("# default layouts left out (not valid for this model on %lld devices): %s\n", (long long)P, dropped);
-        printf("# time split: mean over ranks, %% of the forward pass's wall time (max rank): compute, comm (collectives,\n"
-               "#   incl. waiting for peers), bubble (pipeline fill + drain), idle (the rest)\n");
+        printf("# input: %s; loading (X in, Y back to rank 0) is timed apart (load_ms, max rank) and is not\n"
+               "#   part of time_ms (the forward pass: wall time less loading, max rank) or tokens/s\n",
+               input_root ? "X broadcast from rank 0 (--input-from rank0)" : "every first-stage device reads X (replicated)");
+        printf("# time split: mean over ranks, %% of the forward pass: compute, comm (collectives, incl. waiting\n"
+               "#   for peers), bubble (pipeline fill + drain), idle (the rest)\n");
         printf("# bytes: MB sent per rank (max over ranks) by kind, and of all of them what went to another node (x_node);\n"
                "#   '= plan' when every rank's every phase and its arena\n"
                "#   equal the plan's prediction; arena: the largest device arena; rss: the OS's peak resident memory (VmHWM) of\n"
                "#   a rank's process, max over ranks (in-process: the one process of all devices, and the high-water mark\n"
                "#   since it started); #wrong: outputs off the float64 reference by more than %.0e x max|ref|\n#\n",
                run_tolerance(mc.dtype));
-        printf("# %-22s %11s %10s %6s %6s %6s %6s | %9s %9s %9s %9s %9s %7s | %10s %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
-               "comp%", "comm%", "bubl%", "idle%", "input", "attn_xchg", "allreduce", "p2p", "x_node", "bytes", "arena", "rss", "max_err",
+        printf("# %-22s %11s %10s %6s %6s %6s %6s %8s | %9s %9s %9s %9s %9s %7s | %10s %10s | %9s %6s\n", "layout", "tokens/s", "time_ms",
+               "comp%", "comm%", "bubl%", "idle%", "load_ms", "load", "attn_xchg", "allreduce", "p2p", "x_node", "bytes", "arena", "rss", "max_err",
                "#wrong");
     }
     helix_model_stats *stats = calloc(root ? (size_t)P : 1, sizeof *stats);
@@ -534,7 +570,7 @@ int cmd_layouts(int argc, char **argv)
         /* memory: refuse before allocating */
         helix_model_device_plan dp;
         helix_model_plan_device(&r->plan, rank, &dp);
-        int64_t host = (root ? 3 * BL * D * 4 : 0);
+        int64_t host = (root ? 3 * BL * D * 4 : input_root ? 0 : BL * D * 4);
         char why[256] = "";
         int fits = 1;
         if (mpi) {
@@ -597,6 +633,7 @@ int cmd_layouts(int argc, char **argv)
                helix_norm_name(mc.norm), helix_act_name(mc.act), check ? "" : " --no-check", (long long)seed);
         if (mbs) printf(" --microbatches %lld", (long long)mbs);
         if (rpn) printf(" --ranks-per-node %lld", (long long)rpn);
+        if (input_root) printf(" --input-from rank0");
         if (mi.weights) printf(" --weights %s", mi.weights);
         if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);
         if (mi.input) printf(" --input %s", mi.input);

@@ -26,10 +26,11 @@ static const char *plan_help =
     "       helix plan --validate [--hardware FILE]\n"
     "\n"
     "Predicts, for every legal layout of a model on P devices of a machine\n"
-    "(helix n x m sliced and exact, TP x PP, pure TP, pure PP), the tokens/s of\n"
-    "one forward pass, where the time goes, the bytes each device sends inside\n"
-    "and between nodes, and its memory; picks the micro-batch count that fits\n"
-    "and runs fastest; ranks the layouts. Formulas: src/planner/cost.c.\n"
+    "(helix n x m sliced and exact, TP x PP, pure TP, pure PP; each also\n"
+    "sequence parallel, -sp, and as dpK data-parallel replicas), the tokens/s of\n"
+    "one forward pass (loading apart), where the time goes, the bytes each device\n"
+    "sends inside and between nodes, and its memory; picks the micro-batch count\n"
+    "that fits and runs fastest; ranks the layouts. Formulas: src/planner/cost.c.\n"
     "  --preset NAME     paper: h=16 d=512 F=32768 2 layers B=1024 L=10000 f16, 16 devices\n"
     "  --heads H --head-dim d --ffn F --layers N --batch B --seq L   model   [16 64 4096 2 4 1024]\n"
     "  --dtype T         f32, bf16 or f16 (fp32, fp16 too)             [f32]\n"
@@ -38,7 +39,8 @@ static const char *plan_help =
     "  --activation A    gelu, gelu-tanh or relu (ReLU: no gelu_rate)  [gelu]\n"
     "  --devices P       devices                                       [16]\n"
     "  --hardware HW     h100-dgx, h200-dgx, this-machine or a .hw file [h100-dgx]\n"
-    "  --layouts LIST    only these (helixNxM-sliced, tpTppP, ...)     [all legal]\n"
+    "  --layouts LIST    only these (helixNxM-sliced, tpTppP, dp2-tp8, tp8pp2-sp,\n"
+    "                    ...)                                          [all legal]\n"
     "  --microbatches M  fix the micro-batch count (0: choose)         [0]\n"
     "  --json FILE       also write the ranking as JSON\n"
     "  --validate        run small layouts on this machine, in-process and with\n"
@@ -84,10 +86,11 @@ static void print_cand(int rank, const cand *c)
     char rk[16];
     if (rank > 0) snprintf(rk, sizeof rk, "%d", rank);
     else snprintf(rk, sizeof rk, "-");
-    printf("  %4s %-24s %5lld %12.4g %10.4g %6.1f %6.1f %6.1f | %10.3g %10.3g | %10.3g %s%s\n", rk, c->name,
-           (long long)c->plan.mb, p->tokens_per_s, p->total_s, 100 * p->compute_s / p->total_s, 100 * p->comm_s / p->total_s,
-           100 * p->bubble_s / p->total_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9, p->mem_bytes / 1e9,
-           p->fits ? "yes" : "NO: ", p->fits ? "" : p->why);
+    const int other = c->lay.kind == HELIX_LAYOUT_HELIX && c->lay.mode == HELIX_MODE_SLICED;
+    printf("  %4s %-24s %5lld %12.4g %10.4g %8.3g %6.1f %6.1f %6.1f | %10.3g %10.3g | %10.3g %s%s%s\n", rk, c->name,
+           (long long)c->plan.mb, p->tokens_per_s, p->total_s, p->load_s, 100 * p->compute_s / p->total_s,
+           100 * p->comm_s / p->total_s, 100 * p->bubble_s / p->total_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9,
+           p->mem_bytes / 1e9, p->fits ? "yes" : "NO: ", p->fits ? "" : p->why, other ? "  (different model)" : "");
 }
 
 /* ------------------------------------------------------------ validate */
@@ -403,18 +406,21 @@ int cmd_plan(int argc, char **argv)
            "#   links per device: inside a node %.4g GB/s, %.3g us per message; between nodes %.4g GB/s, %.3g us per message\n"
            "#   collectives: as the executor runs them (fixed summation order): direct reduce-scatter + all-gather, and where\n"
            "#     a group spans nodes hierarchical (in-node reduce-scatter, all-reduce of 1/G shards between nodes, in-node\n"
-           "#     all-gather); bytes per link class are the program's; the broadcast of X is pipelined\n"
-           "#   pipelines: each tensor rank sends its 1/t slice to the next stage, which all-gathers it\n"
-           "#   not modelled yet: compute/communication overlap (none is assumed), sequence parallelism, data-parallel\n"
-           "#     layouts; X's broadcast and Y's return count in the forward pass. Sliced layouts compute a different\n"
-           "#     model (h*m heads of width d/m)\n",
+           "#     all-gather); reduce-scatter (sequence parallel) always direct; bytes per link class are the program's\n"
+           "#   pipelines: each tensor rank sends its 1/t slice to the next stage, which all-gathers it (-sp: its rows,\n"
+           "#     nothing to gather)\n"
+           "#   loading: X is replicated (every first-stage device reads its own); Y's return to rank 0 is load_s,\n"
+           "#     apart from time_s and tokens/s; dpK replicas exchange nothing in a forward pass\n"
+           "#   not modelled yet: compute/communication overlap (none is assumed; a bound with perfect overlap is shown\n"
+           "#     for the verdict's layouts), efficiencies beyond the GEMM/attention fits above, sensitivity.\n"
+           "#     Sliced layouts compute a different model (h*m heads of width d/m): marked (different model)\n",
            helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
            eff_text(hw.eff_attn, hw.attn_half, "w", a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
     printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"
-           "#   time split on the critical path; GB (1e9 bytes) sent per device inside a node / between nodes; memory per\n"
-           "#   device in GB\n#\n");
-    printf("# %4s %-24s %5s %12s %10s %6s %6s %6s | %10s %10s | %10s %s\n", "rank", "layout", "mb", "tokens/s", "time_s",
-           "comp%", "comm%", "bubl%", "intra_GB", "inter_GB", "mem_GB", "fits");
+           "#   time_s: the forward pass, load_s: loading apart; time split on the critical path; GB (1e9 bytes) sent per\n"
+           "#   device in the forward pass inside a node / between nodes; memory per device in GB\n#\n");
+    printf("# %4s %-24s %5s %12s %10s %8s %6s %6s %6s | %10s %10s | %10s %s\n", "rank", "layout", "mb", "tokens/s", "time_s",
+           "load_s", "comp%", "comm%", "bubl%", "intra_GB", "inter_GB", "mem_GB", "fits");
     int rank = 0;
     for (int k = 0; k < n; k++) print_cand(cs[k].ok && cs[k].pr.fits ? ++rank : 0, &cs[k]);
 
@@ -444,6 +450,13 @@ int cmd_plan(int argc, char **argv)
     } else {
         printf("# verdict: no helix or no TP x PP layout fits\n");
     }
+    /* the best of all, when it is neither */
+    const cand *best = n > 0 && cs[0].ok && cs[0].pr.fits ? &cs[0] : NULL;
+    if (best && (best->lay.replicas > 1 || best->lay.seq_parallel))
+        printf("# best of all: %s, %.4g tokens/s (%s%s%s) -- not a plain helix or TP x PP layout%s\n", best->name,
+               best->pr.tokens_per_s, best->lay.replicas > 1 ? "data-parallel replicas: each holds a whole copy of its weights" : "",
+               best->lay.replicas > 1 && best->lay.seq_parallel ? "; " : "", best->lay.seq_parallel ? "sequence parallel" : "",
+               best->lay.replicas > 1 ? "; it wins where the weights fit a replica" : "");
     if (paper)
         printf("# paper's claim (reported by the source paper, not measured or modelled here): helix 4x4 ~1.58 M tokens/s, "
                "TP8+PP2 ~1.20 M tokens/s (+31.7%%) on 16 H100\n");
@@ -477,6 +490,19 @@ int cmd_plan(int argc, char **argv)
             if (!x->pr.fits) jw_str(&j, "why", x->pr.why);
             jw_num(&j, "tokens_per_s", x->pr.tokens_per_s); jw_num(&j, "time_s", x->pr.total_s);
             jw_num(&j, "tokens_per_s_overlap", x->pr.tokens_per_s_overlap);
+            jw_num(&j, "load_s", x->pr.load_s); jw_num(&j, "load_bytes", x->pr.load_bytes);
+            jw_int(&j, "replicas", x->plan.R); jw_bool(&j, "sequence_parallel", x->lay.seq_parallel);
+            jw_bool(&j, "different_model", x->lay.kind == HELIX_LAYOUT_HELIX && x->lay.mode == HELIX_MODE_SLICED);
+            jw_obj(&j, "assumptions");
+            jw_num(&j, "peak_flops", hw.flops[mc.dtype]);
+            jw_num(&j, "eff_gemm_qkv", x->pr.eff_gemm_qkv); jw_num(&j, "eff_attention", x->pr.eff_attention);
+            jw_num(&j, "intra_bw", hw.intra_bw); jw_num(&j, "inter_bw", hw.inter_bw);
+            jw_int(&j, "devices_per_node", x->plan.layout.ranks_per_node ? x->plan.layout.ranks_per_node : P);
+            jw_str(&j, "collectives", x->plan.T > hw.devices_per_node ? "hierarchical across nodes (reduce-scatter direct)"
+                                                                     : "direct, inside a node");
+            jw_str(&j, "input", "replicated");
+            jw_bool(&j, "overlap", 0);
+            jw_end_obj(&j);
             jw_num(&j, "compute_s", x->pr.compute_s); jw_num(&j, "comm_s", x->pr.comm_s); jw_num(&j, "bubble_s", x->pr.bubble_s);
             jw_str(&j, "bound", x->pr.bound);
             jw_num(&j, "intra_node_bytes", x->pr.intra_bytes); jw_num(&j, "inter_node_bytes", x->pr.inter_bytes);

@@ -159,9 +159,11 @@ int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t)
 }
 
 /* Reduce-scatter: rank r receives chunk r of every rank's buf into scratch
- * [size][chunk_r] and sums it, in rank order, into scratch[0..chunk_r). */
-static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t count, helix_dtype t,
-                                   void *scratch, int64_t *mine_b, int64_t *mine_n)
+ * [size][chunk_r] and sums it, in rank order, into scratch[0..chunk_r).
+ * Chunks are whole rows of `unit` elements: chunk r = rows split(count /
+ * unit, size, r). */
+static helix_status reduce_scatter_rows(helix_comm_t *c, const void *buf, int64_t count, int64_t unit, helix_dtype t,
+                                        void *scratch, int64_t *mine_b, int64_t *mine_n)
 {
     const int size = c->size;
     const size_t es = helix_dtype_size(t);
@@ -174,10 +176,12 @@ static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t cou
     }
     size_t *scount = sc, *sdisp = sc + size, *rcount = sc + 2 * size, *rdisp = sc + 3 * size;
     int64_t b, e;
-    helix_split_range(count, size, c->rank, &b, &e);
+    helix_split_range(count / unit, size, c->rank, &b, &e);
+    b *= unit; e *= unit;
     for (int p = 0; p < size; p++) {
         int64_t pb, pe;
-        helix_split_range(count, size, p, &pb, &pe);
+        helix_split_range(count / unit, size, p, &pb, &pe);
+        pb *= unit; pe *= unit;
         scount[p] = (size_t)(pe - pb) * es;
         sdisp[p] = (size_t)pb * es;
         rcount[p] = (size_t)(e - b) * es;
@@ -200,6 +204,29 @@ static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t cou
         helix_from_f32(t, tmp, (char *)scratch + (size_t)x0 * es, nx);
     }
     return HELIX_OK;
+}
+
+static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t count, helix_dtype t, void *scratch,
+                                   int64_t *mine_b, int64_t *mine_n)
+{
+    return reduce_scatter_rows(c, buf, count, 1, t, scratch, mine_b, mine_n);
+}
+
+int64_t helix_comm_reduce_scatter_scratch_bytes(int64_t rows, int64_t unit, int size, helix_dtype t)
+{
+    return chunk_max(rows, size) * unit * size * (int64_t)helix_dtype_size(t);
+}
+
+/* Flat always (helix_comm.h): one all-to-all of the row chunks, summed in
+ * rank order, the sum copied back to this rank's rows. */
+helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t rows, int64_t unit, helix_dtype t,
+                                           void *scratch)
+{
+    if (c->size == 1 || rows == 0 || unit == 0) return HELIX_OK;
+    const size_t es = helix_dtype_size(t);
+    int64_t b, n;
+    helix_status st = reduce_scatter_rows(c, buf, rows * unit, unit, t, scratch, &b, &n);
+    return st ? st : local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
 }
 
 static helix_status counts_displs(int64_t count, int size, size_t es, size_t **out)

@@ -146,21 +146,30 @@ helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine, cons
 /* The chunks c_p = split(count, size, p) of a direct exchange: gather 0,
  * a reduce-scatter (every other chunk to its owner, c_r from each peer);
  * gather 1, an all-gather of them (c_r to each peer, c_p from each). */
-static helix_traffic flat_chunks(const helix_comm_topo *t, int64_t count, size_t es, int gather)
+static helix_traffic flat_chunks_rows(const helix_comm_topo *t, int64_t rows, int64_t unit, size_t es, int gather)
 {
     helix_traffic r = {0, 0, 0, 0};
     int64_t b, e;
-    helix_split_range(count, t->size, t->rank, &b, &e);
+    helix_split_range(rows, t->size, t->rank, &b, &e);
     for (int p = 0; p < t->size; p++) {
         if (p == t->rank) continue;
         int64_t pb, pe;
-        helix_split_range(count, t->size, p, &pb, &pe);
-        const int64_t theirs = (pe - pb) * (int64_t)es, mine = (e - b) * (int64_t)es;
+        helix_split_range(rows, t->size, p, &pb, &pe);
+        const int64_t theirs = (pe - pb) * unit * (int64_t)es, mine = (e - b) * unit * (int64_t)es;
         peer(&r, t, p, gather ? mine : theirs, gather ? theirs : mine);
     }
     return r;
 }
+static helix_traffic flat_chunks(const helix_comm_topo *t, int64_t count, size_t es, int gather)
+{
+    return flat_chunks_rows(t, count, 1, es, gather);
+}
 static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 0); }
+helix_traffic helix_traffic_reduce_scatter(const helix_comm_topo *t, int64_t rows, int64_t unit, size_t es)
+{
+    helix_traffic r = {0, 0, 0, 0};
+    return t->size <= 1 || rows == 0 || unit == 0 ? r : flat_chunks_rows(t, rows, unit, es, 0);
+}
 static helix_traffic flat_allgather_chunks(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 1); }
 
 /* every rank's chunk to root */
@@ -256,7 +265,8 @@ int64_t helix_comm_messages(const helix_comm_topo *t, int kind, int64_t count)
     case HELIX_COLL_BCAST: return hier ? log2up(K) + log2up(G) : log2up(n);
     case HELIX_COLL_ALLGATHER: return hier ? (K - 1) + K * (G - 1) : n - 1;
     case HELIX_COLL_ALLTOALL:
-    case HELIX_COLL_GATHER: return n - 1;
+    case HELIX_COLL_GATHER:
+    case HELIX_COLL_REDUCE_SCATTER: return n - 1;
     case HELIX_COLL_ALLREDUCE: return count == 0 ? 0 : hier ? 2 * (G - 1) + 2 * (K - 1) : 2 * (n - 1);
     case HELIX_COLL_REDUCE: return hier ? 2 * (G - 1) + 2 * (K - 1) : 2 * (n - 1);
     default: return 0;

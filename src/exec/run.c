@@ -36,16 +36,19 @@ typedef struct {
  * two pairs). Ranks outside a pair get a communicator of their own. */
 static helix_status make_comms(mdev *m)
 {
-    const int64_t T = m->p->T, S = m->p->S, P = m->p->P, s = m->dp.stage, r = m->dp.trank;
+    const int64_t T = m->p->T, S = m->p->S, P = m->p->P, Pr = m->p->Pr, s = m->dp.stage, r = m->dp.trank;
+    const int64_t q = m->dp.replica, q0 = q * Pr;
     const int rank = m->world->rank;
     helix_status st;
     helix_comm_t **g = m->g;
     g[HELIX_GROUP_WORLD] = m->world;
-    if ((st = helix_comm_split(m->world, (int)s, (int)r, &g[HELIX_GROUP_TENSOR]))) return st;
+    if ((st = helix_comm_split(m->world, (int)(q * S + s), (int)r, &g[HELIX_GROUP_TENSOR]))) return st;
     const helix_device_plan *ap = &m->dp.attn;
     if ((st = helix_comm_split(g[HELIX_GROUP_TENSOR], (int)ap->i, (int)ap->j, &g[HELIX_GROUP_ROW])) ||
         (st = helix_comm_split(g[HELIX_GROUP_TENSOR], (int)ap->j, (int)ap->i, &g[HELIX_GROUP_COL])))
         return st;
+    /* the same place in every replica */
+    if (m->p->R > 1 && (st = helix_comm_split(m->world, (int)(rank - q0), (int)q, &g[HELIX_GROUP_DP]))) return st;
     if (S == 1) return HELIX_OK;
     for (int parity = 0; parity < 2; parity++) {
         /* boundary b with b % 2 == parity: stage b sends, stage b+1 receives */
@@ -53,14 +56,14 @@ static helix_status make_comms(mdev *m)
         int key = 0;
         if (s % 2 == parity && s + 1 < S) { b = s; key = 0; }
         else if (s > 0 && (s - 1) % 2 == parity) { b = s - 1; key = 1; }
-        int color = b >= 0 ? (int)(b * T + r) : (int)(P + rank);
+        int color = b >= 0 ? (int)(q0 + b * T + r) : (int)(P + rank);
         helix_comm_t **dst = parity ? &m->pair_b : &m->pair_a;
         if ((st = helix_comm_split(m->world, color, key, dst))) return st;
         if (b == s) g[HELIX_GROUP_NEXT] = *dst;
         else if (b >= 0) g[HELIX_GROUP_PREV] = *dst;
     }
-    const int in_out = rank == 0 || (s == S - 1 && r == 0);
-    return helix_comm_split(m->world, in_out ? 0 : 1 + rank, rank == 0 ? 0 : 1, &g[HELIX_GROUP_OUT]);
+    const int home = rank == q0, in_out = home || (s == S - 1 && r == 0);
+    return helix_comm_split(m->world, in_out ? (int)q : (int)(P + rank), home ? 0 : 1, &g[HELIX_GROUP_OUT]);
 }
 
 /* Each communicator learns its members' nodes (helix_group_nodes, as the
@@ -105,6 +108,19 @@ static helix_status load_shards(mdev *m, helix_layer_loader load, void *ctx, hel
     if (st && ls) helix_errf(err, st, "device %d: loading weights: %.400s", m->world->rank, lerr.msg);
     else if (st) helix_errf(err, st, "device %d: another device could not load its weights", m->world->rank);
     return st;
+}
+
+/* A device whose program reads X must have been given it; all agree. */
+static helix_status needs_x(mdev *m, const float *x, helix_err *err)
+{
+    int missing = 0, any = 0;
+    for (int64_t k = 0; k < m->prog.n_steps && !x; k++) missing |= m->prog.steps[k].a.mem == HELIX_MEM_X;
+    helix_status st = helix_comm_any(m->world, missing, &any);
+    if (st || !any) return st;
+    if (missing)
+        return helix_errf(err, HELIX_ERR_INVALID, "device %d reads the input X (%s) but was given none", m->world->rank,
+                          m->p->layout.input_from_root ? "broadcast from rank 0" : "every first-stage device reads it");
+    return helix_errf(err, HELIX_ERR_INVALID, "device %d: another device was given no input X", m->world->rank);
 }
 
 /* ---------------------------------------------------------- the steps */
@@ -172,6 +188,7 @@ static helix_status run_step(mdev *m, const helix_step *s, const host_io *io)
     case HELIX_STEP_GATHERV: return helix_comm_gatherv(g, a, (size_t)s->n, c, cnt + 2 * gs, cnt + 3 * gs, s->root);
     case HELIX_STEP_ALLREDUCE: return helix_comm_allreduce_sum(g, a, s->n, s->t, d);
     case HELIX_STEP_REDUCE: return helix_comm_reduce_sum(g, a, c, s->n, s->t, s->root, d);
+    case HELIX_STEP_REDUCE_SCATTER: return helix_comm_reduce_scatter_sum(g, a, s->n, s->N, s->t, d);
     case HELIX_STEP_BARRIER: {
         int any = 0;
         return helix_comm_any(g, 0, &any);
@@ -254,6 +271,8 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
         helix_errf(err, st, "device %d: could not clear its arena", world->rank);
     } else if ((st = make_comms(&m)) || (st = set_nodes(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
+    } else if ((st = needs_x(&m, x, err))) {
+        /* err says which device */
     } else if ((st = load_shards(&m, load, ctx, err))) {
         /* err says which device */
     } else if ((st = forward(&m, x, y, stats))) {
@@ -335,8 +354,8 @@ typedef struct {
 static helix_status job_rank(void *ctx, helix_comm_t *comm, int rank, helix_err *err)
 {
     grid_job *j = (grid_job *)ctx;
-    return run_device(j->p, comm, j->load, j->ctx, rank == 0 ? j->x : NULL, rank == 0 ? j->y : NULL,
-                      j->stats ? &j->stats[rank] : NULL, err);
+    /* X is read-only: every device that reads it (the program says which) shares it */
+    return run_device(j->p, comm, j->load, j->ctx, j->x, rank == 0 ? j->y : NULL, j->stats ? &j->stats[rank] : NULL, err);
 }
 
 helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, const float *x, void *y,

@@ -26,9 +26,22 @@ helix_status helix_layout_parse(const char *s, helix_layout *l, helix_err *err)
 {
     memset(l, 0, sizeof *l);
     l->microbatches = 1;
+    l->replicas = 1;
+    const char *whole = s;
     long long a = 0, b = 0;
     int used = 0;
-    char rest[32] = "";
+    char rest[32] = "", buf[64];
+    /* dpK- prefix, -sp suffix, then the layout */
+    if (sscanf(s, "dp%lld%n", &a, &used) == 1 && (s[used] == 0 || s[used] == '-')) {
+        if (a < 1) return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': dpK needs K >= 1 replicas", whole);
+        l->replicas = a;
+        s = s[used] ? s + used + 1 : "tp1";
+    }
+    size_t len = strlen(s);
+    if (len >= sizeof buf) return helix_errf(err, HELIX_ERR_INVALID, "unknown layout '%s' (too long)", whole);
+    memcpy(buf, s, len + 1);
+    if (len > 3 && !strcmp(buf + len - 3, "-sp")) { l->seq_parallel = 1; buf[len - 3] = 0; }
+    s = buf;
     if (sscanf(s, "helix%lldx%lld%n", &a, &b, &used) == 2) {
         l->kind = HELIX_LAYOUT_HELIX;
         l->groups = a; l->slices = b;
@@ -36,7 +49,7 @@ helix_status helix_layout_parse(const char *s, helix_layout *l, helix_err *err)
         if (!strcmp(rest, "-sliced")) l->mode = HELIX_MODE_SLICED;
         else if (!strcmp(rest, "-exact") || !strcmp(rest, "-exact-regather")) l->mode = HELIX_MODE_EXACT;
         else if (!strcmp(rest, "-exact-scores")) { l->mode = HELIX_MODE_EXACT; l->exact_algo = HELIX_EXACT_SCORES; }
-        else return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': after helixNxM write -sliced, -exact or -exact-scores", s);
+        else return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': after helixNxM write -sliced, -exact or -exact-scores", whole);
     } else if (sscanf(s, "tp%lldpp%lld%n", &a, &b, &used) == 2 && s[used] == 0) {
         l->kind = HELIX_LAYOUT_TPPP; l->tp = a; l->pp = b;
     } else if (sscanf(s, "tp%lld%n", &a, &used) == 1 && s[used] == 0) {
@@ -45,15 +58,24 @@ helix_status helix_layout_parse(const char *s, helix_layout *l, helix_err *err)
         l->kind = HELIX_LAYOUT_TPPP; l->tp = 1; l->pp = a;
     } else {
         return helix_errf(err, HELIX_ERR_INVALID,
-                          "unknown layout '%s' (expected helixNxM-sliced, helixNxM-exact[-scores], tpTppP, tpT or ppP)", s);
+                          "unknown layout '%s' (expected helixNxM-sliced, helixNxM-exact[-scores], tpTppP, tpT or ppP, "
+                          "optionally as dpK-LAYOUT and LAYOUT-sp; or dpK)", whole);
     }
     if (l->kind == HELIX_LAYOUT_HELIX ? (l->groups < 1 || l->slices < 1) : (l->tp < 1 || l->pp < 1))
-        return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': sizes must be positive", s);
+        return helix_errf(err, HELIX_ERR_INVALID, "layout '%s': sizes must be positive", whole);
     return HELIX_OK;
 }
 
-void helix_layout_name(const helix_layout *l, char *buf, size_t n)
+void helix_layout_name(const helix_layout *l, char *out, size_t on)
 {
+    char b[64], *buf = b;
+    size_t n;
+    const int R = l->replicas > 1;
+    if (R && l->kind == HELIX_LAYOUT_TPPP && l->tp == 1 && l->pp == 1 && !l->seq_parallel) {
+        snprintf(out, on, "dp%lld", (long long)l->replicas);
+        return;
+    }
+    n = sizeof b;
     if (l->kind == HELIX_LAYOUT_HELIX)
         snprintf(buf, n, "helix%lldx%lld-%s%s", (long long)l->groups, (long long)l->slices, helix_mode_name(l->mode),
                  l->mode == HELIX_MODE_EXACT && l->exact_algo == HELIX_EXACT_SCORES ? "-scores" : "");
@@ -63,6 +85,9 @@ void helix_layout_name(const helix_layout *l, char *buf, size_t n)
         snprintf(buf, n, "pp%lld", (long long)l->pp);
     else
         snprintf(buf, n, "tp%lldpp%lld", (long long)l->tp, (long long)l->pp);
+    char dp[32] = "";
+    if (R) snprintf(dp, sizeof dp, "dp%lld-", (long long)l->replicas);
+    snprintf(out, on, "%s%s%s", dp, b, l->seq_parallel ? "-sp" : "");
 }
 
 helix_status helix_norm_parse(const char *s, helix_norm *out)
@@ -125,19 +150,30 @@ helix_status helix_model_plan_init(const helix_model_config *mc, const helix_lay
     plan->model = *mc;
     plan->layout = *lay;
     plan->P = P;
+    const int64_t R = lay->replicas > 1 ? lay->replicas : 1;
+    plan->layout.replicas = R;
+    if (P % R)
+        return helix_errf(err, HELIX_ERR_INVALID, "layout %s: %lld devices cannot hold %lld replicas of the same size",
+                          name, (long long)P, (long long)R);
+    if (mc->batch % R)
+        return helix_errf(err, HELIX_ERR_INVALID, "layout %s: batch B=%lld is not divisible by the %lld replicas (each runs B/%lld sequences)",
+                          name, (long long)mc->batch, (long long)R, (long long)R);
+    plan->R = R;
+    plan->Pr = P / R;
+    const int64_t Pr = plan->Pr;
     helix_config ac = helix_config_default();
     ac.heads = mc->heads; ac.head_dim = mc->head_dim; ac.seq = mc->seq; ac.dtype = mc->dtype;
     ac.causal = mc->causal; ac.bias = mc->bias; ac.out_proj = 1; ac.scale = 0;
     if (lay->kind == HELIX_LAYOUT_HELIX) {
-        if (prod(lay->groups, lay->slices) != P)
-            return helix_errf(err, HELIX_ERR_INVALID, "layout %s needs n*m = %lld devices, but there are %lld",
-                              name, (long long)prod(lay->groups, lay->slices), (long long)P);
+        if (prod(prod(lay->groups, lay->slices), R) != P)
+            return helix_errf(err, HELIX_ERR_INVALID, "layout %s needs %sn*m = %lld devices, but there are %lld",
+                              name, R > 1 ? "replicas*" : "", (long long)prod(prod(lay->groups, lay->slices), R), (long long)P);
         ac.groups = lay->groups; ac.slices = lay->slices; ac.mode = lay->mode; ac.exact_algo = lay->exact_algo;
-        plan->T = P; plan->S = 1;
+        plan->T = Pr; plan->S = 1;
     } else if (lay->kind == HELIX_LAYOUT_TPPP) {
-        if (prod(lay->tp, lay->pp) != P)
-            return helix_errf(err, HELIX_ERR_INVALID, "layout %s needs t*p = %lld devices, but there are %lld",
-                              name, (long long)prod(lay->tp, lay->pp), (long long)P);
+        if (prod(prod(lay->tp, lay->pp), R) != P)
+            return helix_errf(err, HELIX_ERR_INVALID, "layout %s needs %st*p = %lld devices, but there are %lld",
+                              name, R > 1 ? "replicas*" : "", (long long)prod(prod(lay->tp, lay->pp), R), (long long)P);
         if (mc->heads % lay->tp)
             return helix_errf(err, HELIX_ERR_INVALID, "layout %s: heads h=%lld are not divisible by tensor parallel t=%lld (each device needs whole heads)",
                               name, (long long)mc->heads, (long long)lay->tp);
@@ -146,9 +182,11 @@ helix_status helix_model_plan_init(const helix_model_config *mc, const helix_lay
     } else {
         return helix_errf(err, HELIX_ERR_INVALID, "unknown layout kind %d", (int)lay->kind);
     }
-    if (mc->batch % lay->microbatches)
-        return helix_errf(err, HELIX_ERR_INVALID, "batch B=%lld is not divisible by micro-batches=%lld",
-                          (long long)mc->batch, (long long)lay->microbatches);
+    if ((mc->batch / R) % lay->microbatches)
+        return helix_errf(err, HELIX_ERR_INVALID, "batch B=%lld%s is not divisible by micro-batches=%lld",
+                          (long long)(mc->batch / R), R > 1 ? " of a replica" : "", (long long)lay->microbatches);
+    if (lay->seq_parallel && plan->T < 2)
+        return helix_errf(err, HELIX_ERR_INVALID, "layout %s: sequence parallel (-sp) needs a tensor group of 2 or more devices", name);
     if (mc->ffn % plan->T)
         return helix_errf(err, HELIX_ERR_INVALID, "layout %s: MLP width F=%lld is not divisible by the %lld devices of a tensor group",
                           name, (long long)mc->ffn, (long long)plan->T);
@@ -156,7 +194,7 @@ helix_status helix_model_plan_init(const helix_model_config *mc, const helix_lay
         return helix_errf(err, HELIX_ERR_INVALID, "layout %s: %lld layers cannot fill %lld pipeline stages",
                           name, (long long)mc->layers, (long long)plan->S);
     plan->mb = lay->microbatches;
-    plan->Bm = mc->batch / plan->mb;
+    plan->Bm = mc->batch / R / plan->mb;
     ac.batch = plan->Bm;
     helix_status st = helix_plan_init(&ac, &plan->attn, err);
     if (st) return st;
@@ -184,8 +222,11 @@ helix_status helix_model_plan_attention(const helix_config *cfg, helix_model_pla
     mc->batch = cfg->batch; mc->seq = cfg->seq; mc->dtype = cfg->dtype;
     mc->causal = cfg->causal; mc->bias = cfg->bias;
     plan->layout = (helix_layout){HELIX_LAYOUT_HELIX, cfg->groups, cfg->slices, cfg->mode, cfg->exact_algo, 0, 0, 1};
+    plan->layout.replicas = 1;
+    plan->layout.input_from_root = 1;       /* X on rank 0, broadcast */
     plan->D = plan->attn.D;
-    plan->P = plan->T = plan->attn.P;
+    plan->R = 1;
+    plan->P = plan->Pr = plan->T = plan->attn.P;
     plan->S = plan->mb = 1;
     plan->Bm = cfg->batch;
     return HELIX_OK;
@@ -200,8 +241,9 @@ static helix_status sizes(const helix_model_plan *p, int64_t rank, helix_model_d
     const int64_t BL = c->batch * c->seq, BmL = p->Bm * c->seq;
     memset(o, 0, sizeof *o);
     o->rank = rank;
-    o->stage = rank / T;
-    o->trank = rank % T;
+    o->replica = rank / p->Pr;
+    o->stage = rank % p->Pr / T;
+    o->trank = rank % p->Pr % T;
     helix_split_range(c->layers, S, o->stage, &o->layer_begin, &o->layer_end);
     const int64_t nl = o->layer_end - o->layer_begin;
     helix_plan_device(&p->attn, o->trank, &o->attn);
@@ -235,11 +277,15 @@ static helix_status sizes(const helix_model_plan *p, int64_t rank, helix_model_d
     if (g > o->kernel_bytes) o->kernel_bytes = g;
     /* LayerNorm and GELU work on f32 rows: x, gamma, beta [D] and one [fc] */
     if (4 * (3 * D + fc) > o->kernel_bytes) o->kernel_bytes = 4 * (3 * D + fc);
-    o->partial_bytes = helix_al64(BmL * D * es) + helix_comm_reduce_scratch_bytes(BmL * D, (int)T, c->dtype);
-    o->out_bytes = (S > 1 && o->stage == S - 1 && o->trank == 0) ? BL * D * es : 0;
+    int64_t scratch = helix_comm_reduce_scratch_bytes(BmL * D, (int)T, c->dtype);
+    if (p->layout.seq_parallel) scratch = helix_comm_reduce_scatter_scratch_bytes(BmL, D, (int)T, c->dtype);
+    o->partial_bytes = helix_al64(BmL * D * es) + scratch;
+    o->out_bytes = (S > 1 && o->stage == S - 1 && o->trank == 0) ? BL / p->R * D * es : 0;
+    o->gather_bytes = p->R > 1 && rank == 0 ? p->R * BmL * D * es : 0;
     o->peak_bytes = helix_al64(o->weight_bytes) + helix_al64(o->act_bytes) +
                     helix_al64(o->norm_bytes) + o->attn_bytes + helix_al64(o->hidden_bytes) +
-                    helix_al64(o->kernel_bytes) + helix_al64(o->partial_bytes) + helix_al64(o->out_bytes);
+                    helix_al64(o->kernel_bytes) + helix_al64(o->partial_bytes) + helix_al64(o->out_bytes) +
+                    helix_al64(o->gather_bytes);
     return HELIX_OK;
 }
 

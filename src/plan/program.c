@@ -44,7 +44,10 @@ typedef struct {
     int64_t gsize[HELIX_NGROUPS], grank[HELIX_NGROUPS];
     helix_comm_topo topo[HELIX_NGROUPS];   /* where each group's members sit */
     /* arena offsets */
-    int64_t act, xn, q, k, v, o, exch, hidden, work, partial, scratch, out;
+    int64_t act, xn, q, k, v, o, exch, hidden, work, partial, scratch, out, gath;
+    /* sequence parallel: this device's rows of the micro-batch */
+    int sp, from_root;
+    int64_t rb, rn;
     helix_shard_offsets *layer;
     /* the current layer's shards */
     const helix_shard_offsets *ls;
@@ -87,6 +90,8 @@ static void traffic(helix_step *s, const size_t *cnt, const helix_comm_topo *t)
     case HELIX_STEP_GATHERV: s->bytes = helix_traffic_gatherv(t, s->n, cnt + 2 * size, s->root); kind = HELIX_COLL_GATHER; break;
     case HELIX_STEP_ALLREDUCE: s->bytes = helix_traffic_allreduce(t, s->n, es); kind = HELIX_COLL_ALLREDUCE; break;
     case HELIX_STEP_REDUCE: s->bytes = helix_traffic_reduce(t, s->n, s->root, es); kind = HELIX_COLL_REDUCE; break;
+    case HELIX_STEP_REDUCE_SCATTER:
+        s->bytes = helix_traffic_reduce_scatter(t, s->n, s->N, es); kind = HELIX_COLL_REDUCE_SCATTER; break;
     default: break;
     }
     s->messages = kind >= 0 ? helix_comm_messages(t, kind, s->n) : 0;
@@ -123,8 +128,12 @@ typedef struct { size_t *v; int64_t at; size_t *heap; } counts;
 static counts counts_new(em *e, int64_t size)
 {
     counts c = {NULL, 0, NULL};
-    if (e->write) c.v = pool_get(e, 4 * size, &c.at);
-    else c.v = c.heap = calloc((size_t)(4 * size), sizeof(size_t));
+    if (e->write) {
+        c.v = pool_get(e, 4 * size, &c.at);
+        if (c.v) memset(c.v, 0, sizeof(size_t) * 4 * (size_t)size);   /* counts not set are 0 */
+    } else {
+        c.v = c.heap = calloc((size_t)(4 * size), sizeof(size_t));
+    }
     if (!c.v) e->oom = 1;
     return c;
 }
@@ -383,28 +392,65 @@ static void allreduce(em *e, helix_phase ph)
          e->t, A(e->scratch));
 }
 
+/* sequence parallel: the rows of buf [rows, D] every tensor rank holds
+ * (split by rows), all-gathered in place */
+static void gather_rows(em *e, helix_phase ph, int64_t buf)
+{
+    const int64_t T = e->p->T, rows = e->p->Bm * e->p->model.seq, row = e->p->D * e->es;
+    counts c = counts_new(e, T);
+    for (int64_t q = 0; c.v && q < T; q++) {
+        int64_t b, x;
+        helix_split_range(rows, T, q, &b, &x);
+        c.v[2 * T + q] = (size_t)((x - b) * row);
+        c.v[3 * T + q] = (size_t)(b * row);
+    }
+    helix_step s = step(HELIX_STEP_ALLGATHERV, ph);
+    s.group = HELIX_GROUP_TENSOR; s.a = NONE; s.c = A(buf); s.n = e->rn * row; s.t = e->t;
+    counts_done(e, s, &c);
+}
+
+/* the partial sums: all-reduced, or (sequence parallel) reduce-scattered
+ * onto this device's rows */
+static void combine(em *e, helix_phase ph)
+{
+    if (!e->sp) { allreduce(e, ph); return; }
+    helix_step s = step(HELIX_STEP_REDUCE_SCATTER, ph);
+    s.group = HELIX_GROUP_TENSOR; s.a = A(e->partial); s.d = A(e->scratch); s.t = e->t;
+    s.n = e->p->Bm * e->p->model.seq; s.N = e->p->D;
+    emit(e, s);
+}
+
+/* Pre:  [LN1] attention, combine, residual, [LN2] MLP, combine, residual.
+ * Post: attention, combine, residual, LN1, MLP, combine, residual, LN2.
+ * Sequence parallel: LN and the residual on this device's rows (rb..),
+ * the input of QKV and of FC1 all-gathered first (phases REDUCE and
+ * MLP_REDUCE: with the reduce-scatters they carry what the all-reduces
+ * would). */
 static void layer_block(em *e, int64_t a)
 {
     const helix_model_plan *p = e->p;
     const helix_shard_offsets *w = e->ls;
     const int64_t D = p->D, fc = p->fcols, rows = p->Bm * p->model.seq;
     const int pre = p->model.norm == HELIX_NORM_PRE;
-    if (pre) layernorm(e, a, w->ln1_g, w->ln1_b, e->xn, rows);
+    const int64_t off = e->sp ? e->rb * D * e->es : 0, n = e->sp ? e->rn : rows;   /* the rows LN and residual see */
+    if (pre) layernorm(e, a + off, w->ln1_g, w->ln1_b, e->xn + off, n);
+    if (e->sp) gather_rows(e, HELIX_PHASE_REDUCE, pre ? e->xn : a);
     attention_core(e, pre ? e->xn : a, e->partial);
-    allreduce(e, HELIX_PHASE_REDUCE);
-    residual(e, a, e->partial, rows);
-    if (pre) layernorm(e, a, w->ln2_g, w->ln2_b, e->xn, rows);
-    else layernorm(e, a, w->ln1_g, w->ln1_b, a, rows);        /* post: a = LN1(a); the MLP reads a */
+    combine(e, HELIX_PHASE_REDUCE);
+    residual(e, a + off, e->partial + off, n);
+    if (pre) layernorm(e, a + off, w->ln2_g, w->ln2_b, e->xn + off, n);
+    else layernorm(e, a + off, w->ln1_g, w->ln1_b, a + off, n);        /* post: a = LN1(a); the MLP reads a */
     const int64_t in = pre ? e->xn : a;
+    if (e->sp) gather_rows(e, HELIX_PHASE_MLP_REDUCE, in);
     gemm(e, HELIX_PHASE_MLP, rows, fc, D, in, D, w->w1, fc, w->b1, e->hidden, fc);
     helix_step s = step(HELIX_STEP_ACTIVATE, HELIX_PHASE_MLP);
     s.a = A(e->hidden); s.M = rows; s.N = fc; s.t = e->t;
     s.e = A(e->work + 4 * 3 * D);                              /* f32 row after LN's three */
     emit(e, s);
     gemm(e, HELIX_PHASE_MLP, rows, D, fc, e->hidden, fc, w->w2, D, w->b2, e->partial, D);
-    allreduce(e, HELIX_PHASE_MLP_REDUCE);
-    residual(e, a, e->partial, rows);
-    if (!pre) layernorm(e, a, w->ln2_g, w->ln2_b, a, rows);
+    combine(e, HELIX_PHASE_MLP_REDUCE);
+    residual(e, a + off, e->partial + off, n);
+    if (!pre) layernorm(e, a + off, w->ln2_g, w->ln2_b, a + off, n);
 }
 
 static void attention_block(em *e, int64_t a)
@@ -454,7 +500,8 @@ static void carve(em *e)
     e->hidden = c; c += helix_al64(dp->hidden_bytes);
     e->work = c; c += helix_al64(dp->kernel_bytes);
     e->partial = c; e->scratch = c + helix_al64(BmL * D * es); c += helix_al64(dp->partial_bytes);
-    e->out = dp->out_bytes ? c : -1;
+    e->out = dp->out_bytes ? c : -1; c += helix_al64(dp->out_bytes);
+    e->gath = dp->gather_bytes ? c : -1;
 }
 
 static void groups(em *e)
@@ -467,7 +514,8 @@ static void groups(em *e)
     e->gsize[HELIX_GROUP_COL] = p->attn.cfg.groups; e->grank[HELIX_GROUP_COL] = dp->attn.i;
     e->gsize[HELIX_GROUP_PREV] = 2; e->grank[HELIX_GROUP_PREV] = 1;
     e->gsize[HELIX_GROUP_NEXT] = 2; e->grank[HELIX_GROUP_NEXT] = 0;
-    e->gsize[HELIX_GROUP_OUT] = 2; e->grank[HELIX_GROUP_OUT] = e->rank == 0 ? 0 : 1;
+    e->gsize[HELIX_GROUP_OUT] = 2; e->grank[HELIX_GROUP_OUT] = e->rank % p->Pr == 0 ? 0 : 1;
+    e->gsize[HELIX_GROUP_DP] = p->R; e->grank[HELIX_GROUP_DP] = dp->replica;
     int *node = p->layout.ranks_per_node > 0 ? malloc(sizeof(int) * (size_t)p->P) : NULL;
     if (p->layout.ranks_per_node > 0 && !node) e->oom = 1;
     for (int g = 0; g < HELIX_NGROUPS; g++) {
@@ -485,17 +533,18 @@ static void groups_free(em *e)
 
 int64_t helix_group_nodes(const helix_model_plan *p, int64_t rank, helix_group g, int *node)
 {
-    const int64_t T = p->T, S = p->S, m = p->attn.cfg.slices, n = p->attn.cfg.groups;
-    const int64_t s = rank / T, r = rank % T, i = r / m, j = r % m;
+    const int64_t T = p->T, S = p->S, Pr = p->Pr, m = p->attn.cfg.slices, n = p->attn.cfg.groups;
+    const int64_t q0 = rank / Pr * Pr, loc = rank % Pr, s = loc / T, r = loc % T, i = r / m, j = r % m;
     int64_t size = 0, base = 0, stride = 1;
     switch (g) {
     case HELIX_GROUP_WORLD: size = p->P; break;
-    case HELIX_GROUP_TENSOR: size = T; base = s * T; break;
-    case HELIX_GROUP_ROW: size = m; base = s * T + i * m; break;
-    case HELIX_GROUP_COL: size = n; base = s * T + j; stride = m; break;
-    case HELIX_GROUP_PREV: if (s > 0) { size = 2; base = (s - 1) * T + r; stride = T; } break;
+    case HELIX_GROUP_TENSOR: size = T; base = q0 + s * T; break;
+    case HELIX_GROUP_ROW: size = m; base = q0 + s * T + i * m; break;
+    case HELIX_GROUP_COL: size = n; base = q0 + s * T + j; stride = m; break;
+    case HELIX_GROUP_PREV: if (s > 0) { size = 2; base = q0 + (s - 1) * T + r; stride = T; } break;
     case HELIX_GROUP_NEXT: if (s + 1 < S) { size = 2; base = rank; stride = T; } break;
-    case HELIX_GROUP_OUT: if (S > 1 && (rank == 0 || (s == S - 1 && r == 0))) { size = 2; stride = (S - 1) * T; } break;
+    case HELIX_GROUP_OUT: if (S > 1 && (loc == 0 || (s == S - 1 && r == 0))) { size = 2; base = q0; stride = (S - 1) * T; } break;
+    case HELIX_GROUP_DP: size = p->R; base = loc; stride = Pr; break;
     default: break;
     }
     const int64_t rpn = p->layout.ranks_per_node > 0 ? p->layout.ranks_per_node : p->P;
@@ -531,17 +580,85 @@ static void repeat(em *e, const snapshot *t, int64_t times)
     e->n += (e->n - t->n) * times;
 }
 
+/* Y of micro-batch k of this replica, whole in buffer yb of the replica's
+ * rank 0: to rank 0's Y (with replicas, gathered over the DP group first:
+ * every replica's micro-batch k). Loading, not the forward pass. */
+static void y_home(em *e, int64_t k, int64_t yb)
+{
+    const helix_model_plan *p = e->p;
+    const int64_t rows = p->Bm * p->model.seq, chunk = rows * p->D * e->es, R = p->R;
+    int64_t src = yb;
+    helix_step s;
+    if (R > 1) {
+        counts c = counts_new(e, R);
+        for (int64_t q = 0; c.v && q < R; q++) { c.v[2 * R + q] = (size_t)chunk; c.v[3 * R + q] = (size_t)(q * chunk); }
+        s = step(HELIX_STEP_GATHERV, HELIX_PHASE_OUTPUT);
+        s.group = HELIX_GROUP_DP; s.root = 0; s.a = A(yb); s.c = e->gath >= 0 ? A(e->gath) : NONE; s.n = chunk; s.t = e->t;
+        counts_done(e, s, &c);
+        src = e->gath;
+    }
+    if (e->rank != 0) return;
+    for (int64_t q = 0; q < R; q++) {
+        s = step(HELIX_STEP_DOWNLOAD, HELIX_PHASE_OUTPUT);
+        s.a = A(src + q * chunk); s.c = (helix_ref){HELIX_MEM_Y, ((q * p->mb + k) * rows) * p->D * 4}; s.n = rows * p->D;
+        s.t = e->t;
+        emit(e, s);
+    }
+}
+
+/* Micro-batch k of X into act on a first-stage device: read by the
+ * device itself (replicated: its rows, sequence parallel), or uploaded on
+ * rank 0 (with replicas: every replica's micro-batch k, sent to each
+ * replica's rank 0 over the DP group) and broadcast over the tensor
+ * group. Loading, not the forward pass. */
+static void x_in(em *e, int64_t k)
+{
+    const helix_model_plan *p = e->p;
+    const int64_t rows = p->Bm * p->model.seq, D = p->D, chunk = rows * D * e->es, R = p->R;
+    const int64_t q0 = e->dp.replica;
+    helix_step s;
+    if (!e->from_root) {
+        const int64_t r0 = e->sp ? e->rb : 0, n = e->sp ? e->rn : rows;
+        s = step(HELIX_STEP_UPLOAD, HELIX_PHASE_INPUT);
+        s.a = (helix_ref){HELIX_MEM_X, ((q0 * p->mb + k) * rows + r0) * D * 4}; s.c = A(e->act + r0 * D * e->es);
+        s.n = n * D; s.t = e->t;
+        emit(e, s);
+        return;
+    }
+    if (e->rank == 0)
+        for (int64_t q = 0; q < R; q++) {
+            s = step(HELIX_STEP_UPLOAD, HELIX_PHASE_INPUT);
+            s.a = (helix_ref){HELIX_MEM_X, (q * p->mb + k) * rows * D * 4}; s.c = A(R > 1 ? e->gath + q * chunk : e->act);
+            s.n = rows * D; s.t = e->t;
+            emit(e, s);
+        }
+    if (R > 1 && e->dp.trank == 0) {                         /* rank 0 -> each replica's rank 0 */
+        counts c = counts_new(e, R);
+        for (int64_t q = 0; c.v && q < R; q++) {
+            if (e->rank == 0) { c.v[q] = (size_t)chunk; c.v[R + q] = (size_t)(q * chunk); }
+            if (q == 0) c.v[2 * R] = (size_t)chunk;
+        }
+        s = step(HELIX_STEP_ALLTOALLV, HELIX_PHASE_INPUT);
+        s.group = HELIX_GROUP_DP; s.a = e->rank == 0 ? A(e->gath) : NONE; s.c = A(e->act);
+        counts_done(e, s, &c);
+    }
+    coll(e, HELIX_STEP_BCAST, HELIX_PHASE_INPUT, HELIX_GROUP_TENSOR, 0, A(e->act), NONE, chunk, e->t, NONE);
+}
+
 static void pass(em *e)
 {
     const helix_model_plan *p = e->p;
     const helix_model_device_plan *dp = &e->dp;
     const int64_t D = p->D, S = p->S, rows = p->Bm * p->model.seq, chunk = rows * D * e->es;
     const int attn_only = p->model.block == HELIX_BLOCK_ATTENTION;
+    const int home = e->rank % p->Pr == 0;                   /* the replica's rank 0 */
     /* pipeline hand-over, scatter/gather (Megatron's): tensor rank r sends
      * its 1/T slice of the micro-batch to tensor rank r of the next stage,
-     * which all-gathers the slices inside its tensor group */
+     * which all-gathers the slices inside its tensor group; sequence
+     * parallel: its rows, which is all the next stage needs */
     int64_t sl_b, sl_e;
     helix_split_range(rows * D, p->T, dp->trank, &sl_b, &sl_e);
+    if (e->sp) { sl_b = e->rb * D; sl_e = (e->rb + e->rn) * D; }
     const int64_t sl_n = (sl_e - sl_b) * e->es;
     sl_b *= e->es;
     helix_step s = step(HELIX_STEP_BARRIER, HELIX_PHASE_INPUT);
@@ -551,19 +668,14 @@ static void pass(em *e)
     for (int64_t k = 0; k < p->mb; k++) {
         if (!e->write && k == 1) mb1 = snap(e);
         if (!e->write && k == 2) { repeat(e, &mb1, p->mb - 2); break; }   /* micro-batches 2.. = 1 */
-        if (dp->stage == 0) {                                /* micro-batch k of X from rank 0 */
-            if (e->rank == 0) {
-                s = step(HELIX_STEP_UPLOAD, HELIX_PHASE_INPUT);
-                s.a = (helix_ref){HELIX_MEM_X, k * rows * D * 4}; s.c = A(e->act); s.n = rows * D; s.t = e->t;
-                emit(e, s);
-            }
-            coll(e, HELIX_STEP_BCAST, HELIX_PHASE_INPUT, HELIX_GROUP_TENSOR, 0, A(e->act), NONE, chunk, e->t, NONE);
+        if (dp->stage == 0) {
+            x_in(e, k);
         } else {                                             /* my slice from the previous stage */
             s = step(HELIX_STEP_BCAST, HELIX_PHASE_P2P);
             s.group = HELIX_GROUP_PREV; s.root = 0; s.a = A(e->act + sl_b); s.n = sl_n; s.t = e->t;
             if (k == 0) s.flags = HELIX_STEP_BUBBLE;       /* pipeline fill */
             emit(e, s);
-            if (p->T > 1) {                                  /* then the whole micro-batch inside the stage */
+            if (p->T > 1 && !e->sp) {                        /* then the whole micro-batch inside the stage */
                 counts c = counts_new(e, p->T);
                 for (int64_t q = 0; c.v && q < p->T; q++) {
                     int64_t qb, qe;
@@ -596,37 +708,50 @@ static void pass(em *e)
                 s.flags = HELIX_STEP_UNTIMED;
                 emit(e, s);
             }
-        } else if (dp->stage < S - 1) {                     /* my slice to my peer in the next stage */
+            continue;
+        }
+        if (dp->stage < S - 1) {                             /* my slice to my peer in the next stage */
             coll(e, HELIX_STEP_BCAST, HELIX_PHASE_P2P, HELIX_GROUP_NEXT, 0, A(e->act + sl_b), NONE, sl_n, e->t, NONE);
-        } else if (e->out >= 0) {                            /* kept for rank 0 */
-            s = step(HELIX_STEP_COPY, HELIX_PHASE_P2P);
-            s.c = A(e->out + k * chunk); s.a = A(e->act); s.ldc = s.lda = s.N = chunk; s.M = 1;
+            continue;
+        }
+        /* last stage: the micro-batch whole on tensor rank 0 (sequence
+         * parallel: its rows gathered there, into partial), then home */
+        int64_t yb = e->act;
+        if (e->sp) {
+            counts c = counts_new(e, p->T);
+            for (int64_t q = 0; c.v && q < p->T; q++) {
+                int64_t qb, qe;
+                helix_split_range(rows, p->T, q, &qb, &qe);
+                c.v[2 * p->T + q] = (size_t)((qe - qb) * D * e->es);
+                c.v[3 * p->T + q] = (size_t)(qb * D * e->es);
+            }
+            s = step(HELIX_STEP_GATHERV, HELIX_PHASE_OUTPUT);
+            s.group = HELIX_GROUP_TENSOR; s.root = 0; s.a = A(e->act + sl_b); s.c = A(e->partial); s.n = sl_n; s.t = e->t;
+            counts_done(e, s, &c);
+            yb = e->partial;
+        }
+        if (e->out >= 0) {                                   /* kept for the replica's rank 0 */
+            s = step(HELIX_STEP_COPY, HELIX_PHASE_OUTPUT);
+            s.c = A(e->out + k * chunk); s.a = A(yb); s.ldc = s.lda = s.N = chunk; s.M = 1;
             s.flags = HELIX_STEP_UNTIMED;
             emit(e, s);
-        } else if (e->rank == 0) {
-            s = step(HELIX_STEP_DOWNLOAD, HELIX_PHASE_P2P);
-            s.a = A(e->act); s.c = (helix_ref){HELIX_MEM_Y, k * rows * D * 4}; s.n = rows * D; s.t = e->t;
-            s.flags = HELIX_STEP_UNTIMED;
-            emit(e, s);
+        } else if (home) {
+            y_home(e, k, yb);
         }
     }
-    if (S > 1) {
+    if (S > 1 && !attn_only) {
         s = step(HELIX_STEP_BARRIER, HELIX_PHASE_OUTPUT);
         s.group = HELIX_GROUP_WORLD;
         s.flags = dp->stage < S - 1 ? HELIX_STEP_BUBBLE : HELIX_STEP_UNTIMED;   /* pipeline drain */
         emit(e, s);
-        /* Y from the last stage to rank 0, a micro-batch at a time */
+        /* Y from the last stage to the replica's rank 0, a micro-batch at a time */
         const snapshot y0 = snap(e);
-        if (e->rank == 0 || e->out >= 0)
+        if (home || e->out >= 0)
             for (int64_t k = 0; k < p->mb; k++) {
                 if (!e->write && k == 1) { repeat(e, &y0, p->mb - 1); break; }
-                coll(e, HELIX_STEP_BCAST, HELIX_PHASE_OUTPUT, HELIX_GROUP_OUT, 1, A(e->rank == 0 ? e->act : e->out + k * chunk),
+                coll(e, HELIX_STEP_BCAST, HELIX_PHASE_OUTPUT, HELIX_GROUP_OUT, 1, A(home ? e->act : e->out + k * chunk),
                      NONE, chunk, e->t, NONE);
-                if (e->rank == 0) {
-                    s = step(HELIX_STEP_DOWNLOAD, HELIX_PHASE_OUTPUT);
-                    s.a = A(e->act); s.c = (helix_ref){HELIX_MEM_Y, k * rows * D * 4}; s.n = rows * D; s.t = e->t;
-                    emit(e, s);
-                }
+                if (home) y_home(e, k, e->act);
             }
     }
 }
@@ -654,6 +779,11 @@ static helix_status build(const helix_model_plan *p, int64_t rank, int write, he
     }
     carve(&e);
     groups(&e);
+    e.from_root = p->model.block == HELIX_BLOCK_ATTENTION || p->layout.input_from_root;
+    e.sp = p->layout.seq_parallel && p->model.block == HELIX_BLOCK_LAYER;
+    int64_t r1;
+    helix_split_range(p->Bm * p->model.seq, p->T, e.dp.trank, &e.rb, &r1);
+    e.rn = r1 - e.rb;
     if (!e.oom) pass(&e);
     groups_free(&e);
     if (e.oom) {
@@ -705,7 +835,7 @@ const char *helix_step_name(helix_step_kind k)
 {
     static const char *const names[HELIX_NSTEP_KINDS] = {
         "gemm", "attention", "scores", "softmax_v", "layernorm", "activate", "residual", "upload", "download", "copy",
-        "bcast", "allgatherv", "alltoallv", "gatherv", "allreduce", "reduce", "barrier"};
+        "bcast", "allgatherv", "alltoallv", "gatherv", "allreduce", "reduce", "reduce_scatter", "barrier"};
     return k >= 0 && k < HELIX_NSTEP_KINDS ? names[k] : "?";
 }
 

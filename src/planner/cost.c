@@ -6,7 +6,8 @@
  *   W_gemm = 2*Bm*L*D*(3*cols + cols) + 2*Bm*L*D*fc*2    QKV, W_O, FC1, FC2
  *   W_attn = 4*Bm*pairs*D / T                             QK^T and PV, its share
  *            (pairs = L^2, or L(L+1)/2 when causal)
- *   E      = es*Bm*L*(12*D + 2*fc)                        LN x2, residual x2, activation
+ *   E      = es*Bm*L*(12*D*u + 2*fc)                      LN x2, residual x2, activation
+ *            (u = 1, sequence parallel: the device's share of the rows)
  *            (+ Bm*L*fc / gelu_rate for GELU and GELU-tanh when the
  *            machine gives one: erf/tanh are not free on a CPU; ReLU is
  *            memory-bound only). Pre- and post-LN cost the same.
@@ -20,9 +21,7 @@
  *     (helix_model_device_plan.messages; flat all-reduce over T: 2(T-1),
  *     hierarchical over K nodes of G: 2(G-1) + 2(K-1); regather: 3(m-1),
  *     return m-1; score reduce: 2(m-1) per block of 64 queries and batch
- *     row; broadcast: log2 T steps of the whole buffer, pipelined as NCCL
- *     and MPI do for large messages, so the time counts the buffer once
- *     even though the plan books it T-1 times at the root; p2p: the
+ *     row; broadcast (loading only): the bytes the plan books; p2p: the
  *     slice to the next stage and, middle stages, the all-gather of the
  *     slices received; the last stage's all-gather is not charged).
  *     Bytes: the program's, per phase and per link class (inside a node /
@@ -31,19 +30,23 @@
  *     the two classes in parallel; alpha is inter_lat when any byte
  *     leaves the node. Nodes: ranks / devices_per_node (the planner's
  *     layouts carry it, so collectives spanning nodes are hierarchical).
- *   t_stage(s) = max over its devices of  nl_s*(t_comp + sum t_c) + t_in + t_p2p
+ *   t_stage(s) = max over its devices of  nl_s*(t_comp + sum t_c) + t_p2p
+ *   (replicas dpK: each its own stages; they run side by side)
  *   pipeline (GPipe, k micro-batches, S stages):
  *     T_path  = sum_s t_stage(s) + (k-1)*max_s t_stage(s)
  *     bubble  = T_path - k*max_s t_stage(s)
  *   devices that share a node's cores (CPU ranks) cannot all run at full
  *   rate: T_share = max over nodes of (sum of its devices' busy time) / parallel
- *   total = max(T_path, T_share) + t_output (last stage -> rank 0, S > 1)
+ *   total = max(T_path, T_share): the forward pass; tokens/s = B*L / total
+ *   load  = max over devices of the time of X in (input phase: none when
+ *           replicated, the planner's assumption) and Y home (output phase:
+ *           last stage -> replica's rank 0 -> rank 0), apart from total
  *   bound with perfect overlap (nothing in the executor overlaps; this is
  *   the figure a perfect overlap could reach): every device's t_mb becomes
- *   max(nl*t_comp, nl*sum t_c + t_in + t_p2p), the rest as above
+ *   max(nl*t_comp, nl*sum t_c + t_p2p), the rest as above
  *
- *   memory per device = the plan's arena, less the copy of Y the executor's
- *   last stage keeps for rank 0 (not needed to compute); fits when it is
+ *   memory per device = the plan's arena, less the copies of Y (and X) the
+ *   executor keeps for rank 0 (not needed to compute); fits when it is
  *   <= device_mem and each node's sum <= node_mem.
  */
 #include "helix_model.h"
@@ -96,7 +99,9 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     linkctx lc = {hw, hw->devices_per_node > 0 ? hw->devices_per_node : P};
 
     const double w_attn = 4 * (double)Bm * pairs * (double)D / (double)T;
-    const double elem = es * BmL * (double)(12 * D + 2 * fc);
+    const int64_t T_ = T;   /* (sequence parallel: LN and residual on a device's rows, the largest share) */
+    const double u = p->layout.seq_parallel ? (double)((Bm * L + T_ - 1) / T_) / BmL : 1.0;
+    const double elem = es * BmL * ((double)(12 * D) * u + (double)(2 * fc));
     const double width = p->attn.cfg.mode == HELIX_MODE_SLICED ? (double)p->attn.ds : (double)c->head_dim;
     const double e_qkv = gemm_eff(hw, BmL, (double)cols, (double)D), e_o = gemm_eff(hw, BmL, (double)D, (double)cols);
     const double e_1 = gemm_eff(hw, BmL, (double)fc, (double)D), e_2 = gemm_eff(hw, BmL, (double)D, (double)fc);
@@ -108,6 +113,8 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     const int transcendental = c->act != HELIX_ACT_RELU;
     const double t_elem = elem / hw->mem_bw + (hw->gelu_rate > 0 && transcendental ? BmL * (double)fc / hw->gelu_rate : 0);
     const double t_comp = t_qkv + t_o + t_mlp + t_att + t_elem;
+    o->eff_gemm_qkv = e_qkv;
+    o->eff_attention = e_a;
 
     double *busy = calloc((size_t)P, sizeof *busy), *stage_t = calloc((size_t)S, sizeof *stage_t);
     double *stage_comp = calloc((size_t)S, sizeof *stage_comp), *stage_ov = calloc((size_t)S, sizeof *stage_ov);
@@ -118,7 +125,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         snprintf(o->why, sizeof o->why, "out of memory");
         return;
     }
-    double out_t = 0;
+    double out_t = 0, in_t = 0;
     for (int64_t r = 0; r < P; r++) {
         helix_model_device_plan dp;
         helix_model_plan_device(p, r, &dp);
@@ -138,32 +145,24 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
                                 ph[HELIX_PHASE_MLP_REDUCE];
         /* bytes were booked once per layer and micro-batch: scale to the pass */
         ib *= reps; ob *= reps;
-        /* per micro-batch: X in (stage 0), the hand-over to the next stage */
-        double t_in = 0, t_p2p = 0, ib1 = 0, ob1 = 0;
-        if (dp.stage == 0 && T > 1) {
-            /* the broadcast is pipelined: its time counts the buffer once
-             * per link class it crosses (log2 T rounds of latency); its
-             * bytes are what the plan books */
-            const double xk = (double)(Bm * L * D) * es;            /* one micro-batch of X */
-            const helix_traffic *in = &t[HELIX_PHASE_INPUT];
-            helix_traffic once = {(int64_t)xk, (int64_t)xk, in->inter_sent_bytes || in->inter_recv_bytes ? (int64_t)xk : 0, 0};
-            double ib0 = 0, ob0 = 0;
-            t_in = coll_time(&lc, &once, 1, msg[HELIX_PHASE_INPUT] / (double)k, &ib0, &ob0);
-            coll_time(&lc, in, (double)k, 0, &ib1, &ob1);
-        }
+        /* per micro-batch: the hand-over to the next stage */
+        double t_p2p = 0, ib1 = 0, ob1 = 0;
         if (dp.stage < S - 1) t_p2p += coll_time(&lc, &t[HELIX_PHASE_P2P], (double)k, msg[HELIX_PHASE_P2P] / (double)k, &ib1, &ob1);
         ib += ib1 * (double)k; ob += ob1 * (double)k;
-        double t_mb = nl * (t_comp + per_layer_comm) + t_in + t_p2p;
+        double t_mb = nl * (t_comp + per_layer_comm) + t_p2p;
         if (t_mb > stage_t[dp.stage]) { stage_t[dp.stage] = t_mb; stage_comp[dp.stage] = nl * t_comp; }
         busy[r] = (double)k * t_mb;
-        const double c_mb = nl * t_comp, x_mb = nl * per_layer_comm + t_in + t_p2p, t_ov = c_mb > x_mb ? c_mb : x_mb;
+        const double c_mb = nl * t_comp, x_mb = nl * per_layer_comm + t_p2p, t_ov = c_mb > x_mb ? c_mb : x_mb;
         if (t_ov > stage_ov[dp.stage]) stage_ov[dp.stage] = t_ov;
         busy_ov[r] = (double)k * t_ov;
-        if (S > 1 && dp.out_bytes) {
-            double ob2 = 0, ib2 = 0;
-            out_t = (double)k * coll_time(&lc, &t[HELIX_PHASE_OUTPUT], (double)k, 1, &ib2, &ob2);
-            ib += ib2; ob += ob2;
-        }
+        /* loading: X in (none when replicated), Y home */
+        double ib2 = 0, ob2 = 0;
+        const double t_in = coll_time(&lc, &t[HELIX_PHASE_INPUT], 1, msg[HELIX_PHASE_INPUT], &ib2, &ob2);
+        const double t_out = coll_time(&lc, &t[HELIX_PHASE_OUTPUT], 1, msg[HELIX_PHASE_OUTPUT], &ib2, &ob2);
+        if (t_in > in_t) in_t = t_in;
+        if (t_out > out_t) out_t = t_out;
+        if (t_in + t_out > o->load_s) o->load_s = t_in + t_out;
+        if (ib2 + ob2 > o->load_bytes) o->load_bytes = ib2 + ob2;
         /* the slowest device's time per phase over the whole pass */
         ph[HELIX_PHASE_ATTENTION] = scores;
         double kk = (double)k;
@@ -174,14 +173,14 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         full[HELIX_PHASE_OUT_PROJ] = reps * t_o;
         full[HELIX_PHASE_MLP] = reps * t_mlp;
         full[HELIX_PHASE_NORM] = reps * t_elem;
-        full[HELIX_PHASE_INPUT] = kk * t_in;
         full[HELIX_PHASE_P2P] = kk * t_p2p;
         for (int q = 0; q < HELIX_NPHASES; q++) if (full[q] > o->phase_s[q]) o->phase_s[q] = full[q];
         if (ib > o->intra_bytes) o->intra_bytes = ib;
         if (ob > o->inter_bytes) o->inter_bytes = ob;
-        mem[r] = dp.peak_bytes - helix_al64(dp.out_bytes);
+        mem[r] = dp.peak_bytes - helix_al64(dp.out_bytes) - helix_al64(dp.gather_bytes);
         if (mem[r] > o->mem_bytes) o->mem_bytes = mem[r];
     }
+    o->phase_s[HELIX_PHASE_INPUT] = in_t;
     o->phase_s[HELIX_PHASE_OUTPUT] = out_t;
     double tmax = 0, sum = 0, comp = 0;
     for (int64_t s = 0; s < S; s++) { sum += stage_t[s]; if (stage_t[s] > tmax) { tmax = stage_t[s]; comp = stage_comp[s]; } }
@@ -210,13 +209,12 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         b /= hw->parallel > 0 ? hw->parallel : (double)lc.G;
         if (b > share_ov) share_ov = b;
     }
-    o->total_overlap_s = (path_ov > share_ov ? path_ov : share_ov) + out_t;
+    o->total_overlap_s = path_ov > share_ov ? path_ov : share_ov;
     o->tokens_per_s_overlap = (double)(c->batch * c->seq) / o->total_overlap_s;
     o->compute_s = (double)k * comp;
     o->bubble_s = path - (double)k * tmax;
     o->comm_s = path - o->compute_s - o->bubble_s;
-    o->total_s = (path > share ? path : share) + out_t;
-    o->comm_s += out_t;
+    o->total_s = path > share ? path : share;
     o->tokens_per_s = (double)(c->batch * c->seq) / o->total_s;
     o->bound = share > path ? "shared cores" : o->comm_s > o->compute_s && o->comm_s > o->bubble_s ? "communication"
              : o->bubble_s > o->compute_s ? "pipeline bubble" : "compute";

@@ -1,5 +1,6 @@
 /* search.c — the planner's layout search: every legal layout of a model
- * on P devices (helix n x m sliced and exact, TP x PP), each with the
+ * on P devices (helix n x m sliced and exact, TP x PP, sequence parallel
+ * or not, as dpK replicas or not), each with the
  * micro-batch count that fits and runs fastest under the cost model, and
  * the order they rank in. */
 #include "helix_model.h"
@@ -43,31 +44,53 @@ void helix_candidate_evaluate(helix_candidate *c, const helix_model_config *mc, 
     if (have) { c->plan = best.plan; c->pr = best.pr; c->ok = 1; }
 }
 
+/* The layouts of one replica on P devices: helix n x m (sliced and exact)
+ * and TP x PP, each also sequence parallel when its tensor group has 2 or
+ * more devices; R replicas of each. */
+static int replica_layouts(helix_candidate *cs, int max, const helix_model_config *mc, int64_t P, int64_t R)
+{
+    int n = 0;
+    helix_layout base[128];
+    int nb = 0;
+    for (int64_t g = 1; g <= P && nb < 128; g++) {
+        if (P % g || P / g == 1) continue;                     /* helix P x 1 is tpP, listed below */
+        if (mc->heads % g || mc->head_dim % (P / g)) continue;
+        for (int mode = 0; mode < 2 && nb < 128; mode++) {
+            helix_layout l;
+            memset(&l, 0, sizeof l);
+            l.kind = HELIX_LAYOUT_HELIX; l.groups = g; l.slices = P / g;
+            l.mode = mode ? HELIX_MODE_EXACT : HELIX_MODE_SLICED;
+            base[nb++] = l;
+        }
+    }
+    for (int64_t t = 1; t <= P && nb < 128; t++) {
+        if (P % t || mc->heads % t || mc->layers < P / t) continue;
+        helix_layout l;
+        memset(&l, 0, sizeof l);
+        l.kind = HELIX_LAYOUT_TPPP; l.tp = t; l.pp = P / t;
+        base[nb++] = l;
+    }
+    for (int b = 0; b < nb; b++)
+        for (int sp = 0; sp < 2 && n < max; sp++) {
+            const int64_t T = base[b].kind == HELIX_LAYOUT_HELIX ? P : base[b].tp;
+            if (sp && T < 2) continue;
+            helix_candidate *c = &cs[n++];
+            memset(c, 0, sizeof *c);
+            c->lay = base[b];
+            c->lay.microbatches = 1;
+            c->lay.replicas = R;
+            c->lay.seq_parallel = sp;
+        }
+    return n;
+}
+
 int helix_candidates(helix_candidate *cs, int max, const helix_model_config *mc, int64_t P)
 {
     int n = 0;
-    for (int64_t g = 1; g <= P && n + 2 < max; g++) {
-        if (P % g) continue;
-        for (int mode = 0; mode < 2; mode++) {
-            helix_candidate *c = &cs[n];
-            memset(c, 0, sizeof *c);
-            c->lay.kind = HELIX_LAYOUT_HELIX; c->lay.groups = g; c->lay.slices = P / g;
-            c->lay.mode = mode ? HELIX_MODE_EXACT : HELIX_MODE_SLICED; c->lay.microbatches = 1;
-            if (mc->heads % g || mc->head_dim % (P / g)) continue;
-            if (P / g == 1 && mode == 0) continue;             /* m = 1: sliced is exact, and = TP */
-            if (P / g == 1) continue;                          /* helix P x 1 is tpP, listed below */
-            n++;
-        }
-    }
-    for (int64_t t = 1; t <= P && n < max; t++) {
-        if (P % t) continue;
-        helix_candidate *c = &cs[n];
-        memset(c, 0, sizeof *c);
-        c->lay.kind = HELIX_LAYOUT_TPPP; c->lay.tp = t; c->lay.pp = P / t; c->lay.microbatches = 1;
-        if (mc->heads % t || mc->layers < P / t) continue;
-        n++;
+    for (int64_t R = 1; R <= P && n < max; R++) {
+        if (P % R || mc->batch % R) continue;
+        n += replica_layouts(cs + n, max - n, mc, P / R, R);
     }
     for (int k = 0; k < n; k++) helix_layout_name(&cs[k].lay, cs[k].name, sizeof cs[k].name);
     return n;
 }
-
