@@ -13,15 +13,31 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 out=$("$HELIX" plan --preset paper --hardware h100-dgx --devices 16 --json "$tmp/p.json" 2>&1); rc=$?
 if [ $rc -eq 0 ] && grep -q "verdict (the paper's layouts): helix4x4-sliced" <<<"$out" && grep -q "paper's claim" <<<"$out" \
-   && grep -qE '^ +[0-9]+ tp8pp2 ' <<<"$out" && grep -qE '^ +[0-9]+ helix4x4-exact ' <<<"$out"; then ok
+   && grep -qE '^ +[0-9]+ tp8pp2 ' <<<"$out" && grep -qE '^ +[0-9]+ helix4x4-exact ' <<<"$out" \
+   && grep -q "^# sensitivity (helix4x4-sliced against tp8pp2" <<<"$out" && grep -q "^# best of all: dp16" <<<"$out" \
+   && grep -E '^ +[0-9]+ helix4x4-sliced ' <<<"$out" | grep -q "(different model)"; then ok
 else bad "plan --preset paper: rc=$rc"; echo "$out" | tail -8 >&2; fi
 if "$PY" - "$tmp/p.json" <<'EOF_PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 names = {r["layout"] for r in d["layouts"]}
 assert {"helix4x4-sliced", "helix4x4-exact", "tp8pp2", "tp16"} <= names and "tp4pp4" not in names, names  # 2 layers: at most 2 stages
+assert {"tp8pp2-sp", "dp2-tp8", "dp16", "helix4x4-exact-sp"} <= names, names   # sequence and data parallel are ranked
+by = {r["layout"]: r for r in d["layouts"]}
 for r in d["layouts"]:
     assert r["fits"] and r["tokens_per_s"] > 0 and r["mem_bytes_per_device"] > 0, r
+    assert r["tokens_per_s_overlap"] >= r["tokens_per_s"] and r["load_s"] >= 0, r
+    assert r["assumptions"]["input"] == "replicated" and 0 < r["assumptions"]["eff_gemm_qkv"] <= 1, r
+    assert r["different_model"] == ("sliced" in r["layout"]), r
+# loading is apart: helix (Y already on rank 0) loads nothing, a pipeline returns Y
+assert by["helix4x4-exact"]["load_s"] == 0 and by["tp8pp2"]["load_s"] > 0
+# replicas of one device move nothing in the forward pass
+assert by["dp16"]["intra_node_bytes"] == 0 and by["dp16"]["inter_node_bytes"] == 0
+sens = d["sensitivity"]
+assert sens["helix"] == "helix4x4-sliced" and sens["tp_pp"] == "tp8pp2" and len(sens["moves"]) == 16, sens
+# moving the between-node bandwidth moves the verdict (both layouts cross the NIC, by different amounts)
+bw = [m["helix_vs_tp_pp"] for m in sens["moves"] if m["assumption"] == "between-node bandwidth"]
+assert abs(bw[0] - bw[1]) > 0.01 and all(abs(v - sens["helix_vs_tp_pp"]) > 0.001 for v in bw), bw
 assert d["paper_claim"]["helix_tokens_per_s"] == 1.58e6
 EOF_PY
 then ok; else bad "plan --json"; fi

@@ -93,6 +93,39 @@ static void print_cand(int rank, const cand *c)
            p->mem_bytes / 1e9, p->fits ? "yes" : "NO: ", p->fits ? "" : p->why, other ? "  (different model)" : "");
 }
 
+/* ------------------------------------------------------------ sensitivity */
+
+/* The verdict with one assumption of the hardware file moved: a / b - 1
+ * (tokens/s) for candidates a and b re-planned (micro-batches chosen
+ * again) on the moved machine. */
+typedef struct { const char *name; double *(*field)(helix_hw *); } knob;
+static double *k_peak(helix_hw *h) { return h->flops; }           /* all three dtypes, below */
+static double *k_gemm(helix_hw *h) { return &h->eff_gemm; }
+static double *k_attn(helix_hw *h) { return &h->eff_attn; }
+static double *k_mem(helix_hw *h) { return &h->mem_bw; }
+static double *k_ibw(helix_hw *h) { return &h->intra_bw; }
+static double *k_xbw(helix_hw *h) { return &h->inter_bw; }
+static double *k_ilat(helix_hw *h) { return &h->intra_lat; }
+static double *k_xlat(helix_hw *h) { return &h->inter_lat; }
+static const knob knobs[] = {{"peak FLOP/s", k_peak}, {"GEMM efficiency", k_gemm}, {"attention efficiency", k_attn},
+                             {"memory bandwidth", k_mem}, {"in-node bandwidth", k_ibw}, {"between-node bandwidth", k_xbw},
+                             {"in-node latency", k_ilat}, {"between-node latency", k_xlat}};
+enum { N_KNOBS = sizeof knobs / sizeof knobs[0] };
+
+static double moved_ratio(const cand *a, const cand *b, const helix_model_config *mc, int64_t P, const helix_hw *hw,
+                          int knob_i, double scale, int64_t fixed_mb)
+{
+    helix_hw h = *hw;
+    double *f = knobs[knob_i].field(&h);
+    if (f == h.flops) for (int t = 0; t < 3; t++) h.flops[t] *= scale;
+    else *f *= scale;
+    cand x = *a, y = *b;
+    helix_candidate_evaluate(&x, mc, P, &h, fixed_mb);
+    helix_candidate_evaluate(&y, mc, P, &h, fixed_mb);
+    if (!x.ok || !y.ok || !x.pr.fits || !y.pr.fits) return NAN;
+    return x.pr.tokens_per_s / y.pr.tokens_per_s - 1;
+}
+
 /* ------------------------------------------------------------ validate */
 
 typedef struct {
@@ -450,6 +483,26 @@ int cmd_plan(int argc, char **argv)
     } else {
         printf("# verdict: no helix or no TP x PP layout fits\n");
     }
+    /* sensitivity: the verdict with each assumption moved by -30 % / +30 % */
+    double sens[N_KNOBS][2];
+    if (bh && bt) {
+        const double base = bh->pr.tokens_per_s / bt->pr.tokens_per_s - 1;
+        int flips = 0;
+        printf("# sensitivity (%s against %s, now %+.1f%%; each assumption x0.7 / x1.3, the rest as above):\n", bh->name,
+               bt->name, 100 * base);
+        for (int q = 0; q < N_KNOBS; q++) {
+            for (int e = 0; e < 2; e++) {
+                sens[q][e] = moved_ratio(bh, bt, &mc, P, &hw, q, e ? 1.3 : 0.7, fixed_mb);
+                flips += !isnan(sens[q][e]) && (sens[q][e] >= 0) != (base >= 0);
+            }
+            char v[2][16];
+            for (int e = 0; e < 2; e++)
+                if (isnan(sens[q][e])) snprintf(v[e], sizeof v[e], "%8s", "no fit");
+                else snprintf(v[e], sizeof v[e], "%+7.1f%%", 100 * sens[q][e]);
+            printf("#   %-24s %s  %s\n", knobs[q].name, v[0], v[1]);
+        }
+        printf("#   the verdict's sign %s\n", flips ? "flips under at least one move above" : "holds under every move above");
+    }
     /* the best of all, when it is neither */
     const cand *best = n > 0 && cs[0].ok && cs[0].pr.fits ? &cs[0] : NULL;
     if (best && (best->lay.replicas > 1 || best->lay.seq_parallel))
@@ -510,6 +563,21 @@ int cmd_plan(int argc, char **argv)
             jw_end_obj(&j);
         }
         jw_end_arr(&j);
+        if (bh && bt) {
+            jw_obj(&j, "sensitivity");
+            jw_str(&j, "helix", bh->name); jw_str(&j, "tp_pp", bt->name);
+            jw_num(&j, "helix_vs_tp_pp", bh->pr.tokens_per_s / bt->pr.tokens_per_s - 1);
+            jw_arr(&j, "moves");
+            for (int q = 0; q < N_KNOBS; q++)
+                for (int e = 0; e < 2; e++) {
+                    jw_obj(&j, NULL);
+                    jw_str(&j, "assumption", knobs[q].name); jw_num(&j, "scale", e ? 1.3 : 0.7);
+                    jw_num(&j, "helix_vs_tp_pp", sens[q][e]);
+                    jw_end_obj(&j);
+                }
+            jw_end_arr(&j);
+            jw_end_obj(&j);
+        }
         if (paper) {
             jw_obj(&j, "paper_claim");
             jw_num(&j, "helix_tokens_per_s", 1.58e6); jw_num(&j, "tp8pp2_tokens_per_s", 1.20e6);
