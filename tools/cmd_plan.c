@@ -445,7 +445,7 @@ int cmd_plan(int argc, char **argv)
            "#   loading: X is replicated (every first-stage device reads its own); Y's return to rank 0 is load_s,\n"
            "#     apart from time_s and tokens/s; dpK replicas exchange nothing in a forward pass\n"
            "#   not modelled yet: compute/communication overlap (none is assumed; a bound with perfect overlap is shown\n"
-           "#     for the verdict's layouts), efficiencies beyond the GEMM/attention fits above, sensitivity.\n"
+           "#     for the verdict's layouts), efficiencies beyond the GEMM/attention fits above, assumptions moved together.\n"
            "#     Sliced layouts compute a different model (h*m heads of width d/m): marked (different model)\n",
            helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
            eff_text(hw.eff_attn, hw.attn_half, "w", a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
