@@ -3,7 +3,8 @@
  * An engine (in-process grid, MPI, NCCL) supplies five data-moving
  * primitives with MPI semantics; everything else (all-reduce, reduce, byte
  * counting per phase) is built on them in one place, so every engine moves
- * the same bytes and sums in the same order.
+ * the same bytes and sums in the same order (unless the caller asks for
+ * the library's own reductions: helix_comm_set_native).
  *
  * Byte counting convention (logical bytes, self-copies excluded; each
  * counted again as inter-node when the peer is on another node):
@@ -111,6 +112,16 @@ typedef struct {
      * rows of n elements, in row order with f32 accumulation. */
     helix_status (*copy)(void *self, void *dst, const void *src, size_t n_bytes);
     helix_status (*sum_rows)(void *self, void *rows, int64_t n_rows, int64_t n, helix_dtype t);
+    /* Optional: the library's own reductions (`native` collectives: fastest,
+     * not bitwise reproducible), NULL where the engine has none. allreduce:
+     * in place; reduce: send onto recv at root; reduce_scatter: rank p's
+     * counts[p] elements at displs[p] of buf summed into scratch[0, counts
+     * [rank]). HELIX_ERR_UNSUPPORTED: not for these sizes (the ordered one
+     * runs instead). */
+    helix_status (*allreduce_native)(void *self, void *buf, int64_t count, helix_dtype t);
+    helix_status (*reduce_native)(void *self, const void *send, void *recv, int64_t count, helix_dtype t, int root);
+    helix_status (*reduce_scatter_native)(void *self, const void *buf, const int64_t *counts, void *scratch,
+                                          helix_dtype t);
 } helix_comm_ops;
 
 /* Per-device counters, shared by all communicators of one device. */
@@ -127,6 +138,8 @@ struct helix_comm {
     /* helix_comm_set_nodes; zero: every member on one node */
     helix_comm_topo topo;
     struct helix_comm *hnode, *hcross;   /* hierarchical: node and cross sub-communicators */
+    int native;                          /* reductions by the library where it has them
+                                            (helix_comm_set_native); split copies it */
 };
 
 /* Wrappers: count bytes, then call the engine. */
@@ -144,6 +157,13 @@ helix_status helix_comm_any(helix_comm_t *c, int mine, int *any);
  * the topology). Where the collectives become hierarchical, splits the
  * node and cross sub-communicators (they share c's counters). */
 helix_status helix_comm_set_nodes(helix_comm_t *c, const int *node_of);
+/* Collectives `native` (1: all-reduce, reduce and reduce-scatter by the
+ * engine's library where it has them: MPI_Allreduce, MPI_Reduce,
+ * MPI_Reduce_scatter; not bitwise reproducible, no hierarchy of ours) or
+ * `ordered` (0, the default: the fixed-order sums above). Bytes are booked
+ * by the ordered convention either way (the library's algorithm may move
+ * others). Returns 1 when c's engine has native reductions. Local. */
+int helix_comm_set_native(helix_comm_t *c, int native);
 /* frees the topology and sub-communicators too */
 void         helix_comm_free(helix_comm_t *c);
 

@@ -93,6 +93,9 @@ typedef struct {
     int input_from_root;           /* X broadcast from rank 0; else every
                                       first-stage device reads X itself
                                       (replicated); not part of the name */
+    int native_collectives;        /* reductions by the engine's library
+                                      where it has them (helix_comm_set_
+                                      native); not part of the name      */
 } helix_layout;
 
 /* Parse "helix4x4-sliced", "helix4x4-exact", "helix4x4-exact-scores",

@@ -74,6 +74,16 @@ for lay in helix4x4-exact tp8pp2 tp8pp2-sp dp2-tp8 tp16 helix2x8-sliced; do
     "$HELIX" bench layouts --backend inproc $a --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1
     cmp -s "$tmp/mpi.npy" "$tmp/inproc.npy" && ok || bad "$lay, 2 nodes of 8: MPI output differs from the in-process output"
 done
+# --collectives native: the MPI library's reductions, right (#wrong 0) and
+# booked like the ordered ones (= plan), but not bitwise the ordered output
+a=${args/--layouts*/--layouts helix4x4-exact,tp8pp2-sp}
+out=$(mpirun -np 16 "$HELIX" bench layouts --backend mpi $a --dtype bf16 --collectives native --output "$tmp/native.npy" --json "$tmp/native.json" 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -q "^# collectives: native (the MPI library's MPI_Allreduce" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 2 ] \
+   && "$PY" -c 'import json,sys; assert all(r["collectives"] == "native" and r["wrong"] == 0 for r in json.load(open(sys.argv[1]))["layouts"])' "$tmp/native.json"
+then ok; else bad "--collectives native: rc=$rc"; echo "$out" | tail -5 >&2; fi
+mpirun -np 16 "$HELIX" bench layouts --backend mpi ${a/,tp8pp2-sp/} --dtype bf16 --no-check --output "$tmp/ordered.npy" >/dev/null 2>&1
+cmp -s "$tmp/native.npy" "$tmp/ordered.npy" && echo "# native and ordered bf16 outputs happen to be bitwise equal here" || ok
+
 # X broadcast from rank 0 (to each replica, then its tensor group) instead of
 # replicated: the same output, bitwise, and loading bytes where there were none
 a=${args/--layouts*/--layouts dp2-tp4pp2-sp}

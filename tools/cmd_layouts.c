@@ -68,6 +68,10 @@ static const char *layouts_help =
     "                    rank0: X broadcast from rank 0. Either way loading\n"
     "                    (and Y's return to rank 0) is timed apart from the\n"
     "                    forward pass                                  [replicated]\n"
+    "  --collectives C   ordered: sums in a fixed order (bitwise reproducible,\n"
+    "                    hierarchical across nodes); native: all-reduce, reduce\n"
+    "                    and reduce-scatter by the MPI library (fastest, not\n"
+    "                    bitwise reproducible; in-process: ordered)     [ordered]\n"
     "  --ranks-per-node K  nodes of K consecutive ranks: collectives that span\n"
     "                    nodes run hierarchically, bytes are counted per link\n"
     "                    (inside a node / between nodes); emulates nodes on one\n"
@@ -317,6 +321,7 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
         jw_num(&j, "compute_s", r->compute_s); jw_num(&j, "comm_s", r->comm_s); jw_num(&j, "bubble_s", r->bubble_s);
         jw_num(&j, "idle_s", r->idle_s); jw_num(&j, "load_s", r->load_s);
         jw_bool(&j, "input_from_rank0", r->lay.input_from_root);
+        jw_str(&j, "collectives", r->lay.native_collectives && !strcmp(engine, "mpi") ? "native" : "ordered");
         jw_obj(&j, "sent_bytes_per_rank_max");
         jw_int(&j, "load", r->b_load); jw_int(&j, "attention_exchange", r->b_attn);
         jw_int(&j, "allreduce", r->b_allreduce); jw_int(&j, "p2p", r->b_p2p);
@@ -362,12 +367,13 @@ int cmd_layouts(int argc, char **argv)
         {"input", required_argument, 0, 'I'}, {"output", required_argument, 0, 'O'},
         {"allow-nonfinite", no_argument, 0, 'A'}, {"norm", required_argument, 0, 'R'},
         {"activation", required_argument, 0, 'G'}, {"timeout", required_argument, 0, 'w'},
-        {"ranks-per-node", required_argument, 0, 'K'}, {"input-from", required_argument, 0, 'i'}, {0, 0, 0, 0}};
+        {"ranks-per-node", required_argument, 0, 'K'}, {"input-from", required_argument, 0, 'i'},
+        {"collectives", required_argument, 0, 'C'}, {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 2; mc.seq = 256;
     int64_t P = 16, mbs = 0, seed = 1, threads = 0, rpn = 0;
     double timeout = -1;
-    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0;
+    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0, native = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
     char list[1024] = "";
     int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq, dtype, bias were given */
@@ -406,6 +412,11 @@ int cmd_layouts(int argc, char **argv)
         case 'e': backend_s = optarg; break;
         case 'w': bad = cli_timeout(optarg, &timeout); break;
         case 'K': bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &rpn); break;
+        case 'C':
+            if (!strcmp(optarg, "native")) native = 1;
+            else if (!strcmp(optarg, "ordered")) native = 0;
+            else { fprintf(stderr, "helix: --collectives: '%s' (expected ordered or native)\n", optarg); bad = 1; }
+            break;
         case 'i':
             if (!strcmp(optarg, "rank0")) input_root = 1;
             else if (!strcmp(optarg, "replicated")) input_root = 0;
@@ -501,6 +512,7 @@ int cmd_layouts(int argc, char **argv)
             r->lay.microbatches = pipelined ? (mbs ? mbs : (mc.batch % R ? 1 : mc.batch / R)) : 1;
             r->lay.ranks_per_node = rpn;
             r->lay.input_from_root = input_root;
+            r->lay.native_collectives = native;
             helix_layout_name(&r->lay, r->name, sizeof r->name);
             valid = helix_model_plan_init(&mc, &r->lay, P, &r->plan, &e) == HELIX_OK;
         }
@@ -529,6 +541,7 @@ int cmd_layouts(int argc, char **argv)
     }
 
     const int64_t BL = mc.batch * mc.seq, D = mc.heads * mc.head_dim;
+    const int has_native = mpi && world && world->ops->allreduce_native != NULL;
     const double flops = helix_model_flops(&mc);
     if (mpi) cli_watchdog(timeout, flops);
     if (root) {
@@ -542,6 +555,13 @@ int cmd_layouts(int argc, char **argv)
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
         printf("# nodes: %s\n", nodes);
+        if (!native)
+            printf("# collectives: ordered (fixed summation order: bitwise equal on every engine for the same nodes)\n");
+        else if (has_native)
+            printf("# collectives: native (the MPI library's MPI_Allreduce, MPI_Reduce, MPI_Reduce_scatter: fastest, not\n"
+                   "#   bitwise reproducible; the library's algorithms, not helix's hierarchy; bytes booked by the ordered convention)\n");
+        else
+            printf("# collectives: native asked for, but the in-process engine has no library of its own: ordered\n");
         printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n",
                mbs ? "--microbatches" : "B (of a replica, dpK)");
         if (dropped[0]) printf("# default layouts left out (not valid for this model on %lld devices): %s\n", (long long)P, dropped);
@@ -634,6 +654,7 @@ int cmd_layouts(int argc, char **argv)
         if (mbs) printf(" --microbatches %lld", (long long)mbs);
         if (rpn) printf(" --ranks-per-node %lld", (long long)rpn);
         if (input_root) printf(" --input-from rank0");
+        if (native) printf(" --collectives native");
         if (mi.weights) printf(" --weights %s", mi.weights);
         if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);
         if (mi.input) printf(" --input %s", mi.input);

@@ -92,8 +92,14 @@ helix_status helix_comm_gatherv(helix_comm_t *c, const void *send, size_t send_b
 helix_status helix_comm_split(helix_comm_t *c, int color, int key, helix_comm_t **out)
 {
     helix_status st = c->ops->split(c->self, color, key, out);
-    if (st == HELIX_OK) (*out)->counters = c->counters;
+    if (st == HELIX_OK) { (*out)->counters = c->counters; (*out)->native = c->native; }
     return st;
+}
+
+int helix_comm_set_native(helix_comm_t *c, int native)
+{
+    c->native = native != 0;
+    return c->ops->allreduce_native != NULL;
 }
 
 helix_status helix_comm_any(helix_comm_t *c, int mine, int *any) { return c->ops->any(c->self, mine, any); }
@@ -225,6 +231,25 @@ helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t r
     if (c->size == 1 || rows == 0 || unit == 0) return HELIX_OK;
     const size_t es = helix_dtype_size(t);
     int64_t b, n;
+    if (c->native && c->ops->reduce_scatter_native) {
+        int64_t stack[128], *cnt = c->size <= 64 ? stack : malloc(sizeof(int64_t) * 2 * (size_t)c->size);
+        if (!cnt) return HELIX_ERR_NOMEM;
+        for (int p = 0; p < c->size; p++) {
+            int64_t pb, pe;
+            helix_split_range(rows, c->size, p, &pb, &pe);
+            cnt[p] = (pe - pb) * unit;
+            cnt[c->size + p] = pb * unit;
+        }
+        helix_status st = c->ops->reduce_scatter_native(c->self, buf, cnt, scratch, t);
+        b = cnt[c->size + c->rank];
+        n = cnt[c->rank];
+        if (cnt != stack) free(cnt);
+        if (st != HELIX_ERR_UNSUPPORTED) {
+            helix_comm_topo tmp;
+            if (!st) book(c, helix_traffic_reduce_scatter(topo(c, &tmp), rows, unit, es));
+            return st ? st : local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
+        }
+    }
     helix_status st = reduce_scatter_rows(c, buf, rows * unit, unit, t, scratch, &b, &n);
     return st ? st : local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
 }
@@ -280,6 +305,12 @@ static helix_status flat_reduce(helix_comm_t *c, const void *send, void *recv, i
  * scratch the flat one needs is enough: each part's is no larger. */
 helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count, helix_dtype t, void *scratch)
 {
+    if (c->native && c->ops->allreduce_native && c->size > 1 && count > 0) {
+        helix_status st = c->ops->allreduce_native(c->self, buf, count, t);
+        helix_comm_topo tmp;
+        if (!st) book(c, helix_traffic_allreduce(topo(c, &tmp), count, helix_dtype_size(t)));
+        if (st != HELIX_ERR_UNSUPPORTED) return st;
+    }
     if (!hier(c)) return flat_allreduce(c, buf, count, t, scratch);
     if (count == 0) return HELIX_OK;
     const size_t es = helix_dtype_size(t);
@@ -303,6 +334,12 @@ helix_status helix_comm_allreduce_sum(helix_comm_t *c, void *buf, int64_t count,
 helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv, int64_t count, helix_dtype t,
                                    int root, void *scratch)
 {
+    if (c->native && c->ops->reduce_native && c->size > 1 && count > 0) {
+        helix_status st = c->ops->reduce_native(c->self, send, recv, count, t, root);
+        helix_comm_topo tmp;
+        if (!st) book(c, helix_traffic_reduce(topo(c, &tmp), count, root, helix_dtype_size(t)));
+        if (st != HELIX_ERR_UNSUPPORTED) return st;
+    }
     if (!hier(c)) return flat_reduce(c, send, recv, count, t, root, scratch);
     const helix_comm_topo *tp = &c->topo;
     const size_t es = helix_dtype_size(t);

@@ -392,8 +392,100 @@ static helix_status m_split(void *self, int color, int key, helix_comm_t **out)
     return st;
 }
 
+/* ---------------------------------------------- native reductions (the library's) */
+
+/* 16-bit elements have no MPI type: a 2-byte type and a sum op that
+ * widens to f32 (commutative; the library picks the order) */
+static void sum16(void *in, void *inout, int *len, helix_dtype t)
+{
+    for (int k = 0; k < *len; k++) {
+        float v = helix_load(t, in, k) + helix_load(t, inout, k);
+        helix_from_f32(t, &v, (char *)inout + 2 * (size_t)k, 1);
+    }
+}
+static void sum_bf16(void *in, void *inout, int *len, MPI_Datatype *dt) { (void)dt; sum16(in, inout, len, HELIX_BF16); }
+static void sum_f16(void *in, void *inout, int *len, MPI_Datatype *dt) { (void)dt; sum16(in, inout, len, HELIX_F16); }
+
+static struct { int made; MPI_Datatype half; MPI_Op op[3]; } nat;
+
+/* the MPI type and sum op of t (made on first use, by the thread that runs
+ * the collectives) */
+static int native_type(helix_dtype t, MPI_Datatype *dt, MPI_Op *op)
+{
+    if (t == HELIX_F32) { *dt = MPI_FLOAT; *op = MPI_SUM; return 0; }
+    if (!nat.made) {
+        if (MPI_Type_contiguous(2, MPI_BYTE, &nat.half) != MPI_SUCCESS || MPI_Type_commit(&nat.half) != MPI_SUCCESS ||
+            MPI_Op_create(sum_bf16, 1, &nat.op[HELIX_BF16]) != MPI_SUCCESS ||
+            MPI_Op_create(sum_f16, 1, &nat.op[HELIX_F16]) != MPI_SUCCESS)
+            return -1;
+        nat.made = 1;
+    }
+    *dt = nat.half;
+    *op = nat.op[t];
+    return 0;
+}
+
+static helix_status m_allreduce_native(void *self, void *buf, int64_t count, helix_dtype t)
+{
+    MPI_Datatype dt;
+    MPI_Op op;
+    if (native_type(t, &dt, &op)) return HELIX_ERR_COMM;
+    wd_enter(self, "all-reduce (MPI_Allreduce)");
+    const size_t es = helix_dtype_size(t);
+    int rc = MPI_SUCCESS;
+    for (int64_t at = 0; at < count && rc == MPI_SUCCESS; at += 1 << 30) {   /* counts are int */
+        const int n = (int)(count - at < (1 << 30) ? count - at : 1 << 30);
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * es, n, dt, op, C(self));
+    }
+    wd_leave();
+    return ok(rc);
+}
+
+static helix_status m_reduce_native(void *self, const void *send, void *recv, int64_t count, helix_dtype t, int root)
+{
+    MPI_Datatype dt;
+    MPI_Op op;
+    if (native_type(t, &dt, &op)) return HELIX_ERR_COMM;
+    mpi_comm_t *c = (mpi_comm_t *)self;
+    const int me = c->pub.rank;
+    wd_enter(self, "reduce (MPI_Reduce)");
+    const size_t es = helix_dtype_size(t);
+    int rc = MPI_SUCCESS;
+    for (int64_t at = 0; at < count && rc == MPI_SUCCESS; at += 1 << 30) {
+        const int n = (int)(count - at < (1 << 30) ? count - at : 1 << 30);
+        const char *s = (const char *)send + (size_t)at * es;
+        char *r = me == root ? (char *)recv + (size_t)at * es : NULL;
+        rc = MPI_Reduce(me == root && s == r ? MPI_IN_PLACE : s, r, n, dt, op, root, c->comm);
+    }
+    wd_leave();
+    return ok(rc);
+}
+
+static helix_status m_reduce_scatter_native(void *self, const void *buf, const int64_t *counts, void *scratch,
+                                            helix_dtype t)
+{
+    mpi_comm_t *c = (mpi_comm_t *)self;
+    const int n = c->pub.size;
+    int small = 1, all_small = 0;
+    for (int p = 0; p < n; p++) small &= counts[p] <= INT_MAX;
+    if (MPI_Allreduce(&small, &all_small, 1, MPI_INT, MPI_LAND, c->comm) != MPI_SUCCESS) return HELIX_ERR_COMM;
+    if (!all_small) return HELIX_ERR_UNSUPPORTED;
+    MPI_Datatype dt;
+    MPI_Op op;
+    if (native_type(t, &dt, &op)) return HELIX_ERR_COMM;
+    int *rc_n = malloc(sizeof(int) * (size_t)n);
+    if (!rc_n) return HELIX_ERR_NOMEM;
+    for (int p = 0; p < n; p++) rc_n[p] = (int)counts[p];
+    wd_enter(self, "reduce-scatter (MPI_Reduce_scatter)");
+    int rc = MPI_Reduce_scatter(buf, scratch, rc_n, dt, op, c->comm);
+    wd_leave();
+    free(rc_n);
+    return ok(rc);
+}
+
 static const helix_comm_ops mpi_ops = {
-    "mpi", m_bcast, m_allgatherv, m_alltoallv, m_gatherv, m_split, m_any, m_free,
+    "mpi", m_bcast, m_allgatherv, m_alltoallv, m_gatherv, m_split, m_any, m_free, NULL, NULL,
+    m_allreduce_native, m_reduce_native, m_reduce_scatter_native,
 };
 
 int helix_mpi_built(void) { return 1; }
@@ -446,6 +538,12 @@ void helix_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 void helix_mpi_finalize(void)
 {
     wd_stop();
+    if (nat.made) {
+        MPI_Op_free(&nat.op[HELIX_BF16]);
+        MPI_Op_free(&nat.op[HELIX_F16]);
+        MPI_Type_free(&nat.half);
+        nat.made = 0;
+    }
     MPI_Finalize();
 }
 

@@ -247,7 +247,9 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
     m.p = p;
     m.world = world;
     helix_comm_counters *saved = world->counters;
+    const int saved_native = world->native;
     world->counters = &m.ctr;
+    helix_comm_set_native(world, p->layout.native_collectives);   /* the communicators split from it inherit it */
     helix_backend *be = m.be = helix_backend_cpu();
     helix_status st = helix_program_build(p, world->rank, &m.prog, err);
     if (!st) m.dp = m.prog.dev;            /* the device's plan comes with its program */
@@ -262,6 +264,7 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
         be->ops->free(be, m.arena);
         helix_program_free(&m.prog);
         world->counters = saved;
+        world->native = saved_native;
         return cst ? cst : st ? st : HELIX_ERR_NOMEM;
     }
     if (!be->ops->host_memory) {
@@ -289,6 +292,7 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
     helix_program_free(&m.prog);
     be->ops->free(be, m.arena);
     world->counters = saved;
+    world->native = saved_native;
     return st;
 }
 
