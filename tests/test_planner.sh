@@ -67,9 +67,12 @@ out=$("$HELIX" plan --validate --hardware "$tmp/other.hw" 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "describes the CPU 'Some Other CPU', but this machine's is" <<<"$out" && ok || bad "validate, other CPU: rc=$rc: $out"
 out=$("$HELIX" plan --validate --devices 8 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "drop the model, --devices" <<<"$out" && ok || bad "validate --devices: rc=$rc: $out"
-# --validate (calibrating this machine first): the bytes are exact; the times are reported
+# --validate (calibrating this machine first, 2 emulated nodes): the bytes are exact per link class, some
+# cross the nodes; the times are reported
 out=$("$HELIX" plan --validate 2>/dev/null); rc=$?
-if [ $rc -le 1 ] && grep -q "bytes predicted = measured on every rank" <<<"$out" && grep -q "median |time error|" <<<"$out"; then ok
+if [ $rc -le 1 ] && grep -q "bytes predicted = measured on every rank, per phase and link class" <<<"$out" \
+   && grep -q "median |time error|" <<<"$out" && grep -q "in 2 emulated nodes of 2" <<<"$out" \
+   && grep -qE '^  mpi +dp2-tp2 .* exact +[1-9][0-9]* +[1-9][0-9]*$' <<<"$out"; then ok
 else bad "plan --validate: rc=$rc"; echo "$out" | tail -6 >&2; fi
 echo "$out" | grep "median"
 
