@@ -1,10 +1,13 @@
 /* helix_cuda.h — the GPU path: per-device attention kernels on tensor cores,
  * cuBLAS GEMMs, and an NCCL engine for helix_comm.h bootstrapped over MPI.
  *
- * Optional: built when CMake finds nvcc, the CUDA toolkit and NCCL
- * (HELIX_HAVE_CUDA). Without it every function returns
- * HELIX_ERR_UNSUPPORTED ("built without CUDA") and helix_cuda_built() is 0.
- * With it but without a GPU, helix_cuda_device_count says so
+ * Optional and loaded only when used: the kernels, cuBLAS and NCCL live in
+ * a module of their own, libhelix-cuda.so (built when CMake finds nvcc and
+ * the CUDA toolkit; NCCL when found), which the core library loads with
+ * dlopen on the first call below. The core and the CLI never link CUDA.
+ * Where the module was not built, is not found, or does not load, every
+ * function returns HELIX_ERR_UNSUPPORTED saying why and helix_cuda_built()
+ * is 0. With it but without a GPU, helix_cuda_device_count says so
  * (HELIX_ERR_UNSUPPORTED, the CUDA error in the message).
  *
  * Device buffers are plain pointers from helix_cuda_malloc; tensors have
@@ -19,7 +22,16 @@
 extern "C" {
 #endif
 
+/* 1 when the GPU module is loaded (this loads it: cudart and cuBLAS are
+ * then mapped into the process). */
 int helix_cuda_built(void);
+/* Where the module is and what it was built with, or why there is none
+ * (into buf); 1 when loaded. Loads it, as helix_cuda_built. */
+int helix_cuda_module_status(char *buf, size_t n);
+/* Where the module file is and what it was built with, read from the
+ * file without loading it (so the caller maps nothing of CUDA), or why
+ * there is none; 1 when found. Whether it loads: helix_cuda_module_status. */
+int helix_cuda_module_find(char *buf, size_t n);
 
 typedef struct {
     char name[256];

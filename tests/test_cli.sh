@@ -120,7 +120,25 @@ grep -qE "^# overhead: [0-9.]+ s wall / [0-9.]+ s for the same kernels alone .* 
 # (CI has it under /usr/local/cuda, without a GPU); without a GPU it says so
 ver=$("$HELIX" version)
 if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null; then
-    grep -q "gpu path: CUDA + cuBLAS + NCCL built in" <<<"$ver" && ok || bad "nvcc is installed but the GPU path was not built: $ver"
+    grep -q "gpu path: module .*libhelix-cuda.so (CUDA " <<<"$ver" && ok || bad "nvcc is installed but the GPU module was not built: $ver"
+    # the module is loaded only when used: helix version (and every CPU run) maps nothing of CUDA
+    rss=$("$PY" -c 'import resource, subprocess, sys
+subprocess.run([sys.argv[1], "version"], stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$HELIX")
+    [ "${rss:-99999}" -lt 32768 ] && ok || bad "helix version peak RSS ${rss} KiB with the GPU module present (want < 32 MiB)"
+    echo "# helix version: peak RSS ${rss} KiB with the GPU module present"
+    if ldd "$HELIX" | grep -qE 'libcudart|libcublas|libnccl'; then bad "the helix binary links CUDA libraries"; else ok; fi
+    out=$("$HELIX" version --gpu 2>&1)
+    grep -qE "gpu path: (module .* loads|not loadable: )" <<<"$out" && ok || bad "helix version --gpu: $out"
+    # scripts/gpu-check.sh: on a machine without a GPU it says so and exits 77, building nothing
+    if nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+        echo "  (a GPU is here: run scripts/gpu-check.sh OUTDIR by hand; ctest does not)"
+    else
+        out=$("$(dirname "$README")/scripts/gpu-check.sh" "$TMP/gpu-check" 2>&1); rc=$?
+        [ $rc -eq 77 ] && grep -q "no GPU on this machine" <<<"$out" && ok || bad "gpu-check.sh without a GPU: rc=$rc: $out"
+    fi
+    out=$(HELIX_CUDA_MODULE=/nonexistent.so "$HELIX" bench kernels --backend cuda --quick 2>&1); rc=$?
+    [ $rc -eq 2 ] && grep -q "HELIX_CUDA_MODULE=/nonexistent.so: no such file" <<<"$out" && ok || bad "missing module: rc=$rc: $out"
     out=$("$HELIX" bench kernels --backend cuda --quick 2>&1); rc=$?
     if [ $rc -eq 0 ] || { [ $rc -eq 2 ] && grep -q "no usable CUDA device\|no CUDA device" <<<"$out"; }; then ok
     else bad "bench kernels --backend cuda: rc=$rc: $out"; fi

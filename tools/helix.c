@@ -56,7 +56,26 @@ int main(int argc, char **argv)
         const helix_status ist = helix_isa_select(&isa, &ierr);
         printf("cpu kernels: %s path (best on this CPU: %s; HELIX_CPU_ISA=portable|avx2|avx512|amx forces one)%s%s\n",
                helix_isa_name(isa), helix_isa_name(helix_isa_best()), ist ? "; " : "", ist ? ierr.msg : "");
-        printf("gpu path: %s\n", helix_cuda_built() ? "CUDA + cuBLAS + NCCL built in" : "not built (no CUDA toolkit found)");
+        char gpu[1200];
+        const int gpu_asked = argc > 2 && !strcmp(argv[2], "--gpu");
+        if (!gpu_asked) {                          /* read from the file: this process maps nothing of CUDA */
+            const int found = helix_cuda_module_find(gpu, sizeof gpu);
+            printf("gpu path: %s%s\n", found ? "module " : "", gpu);
+            if (found) printf("  (not loaded; 'helix version --gpu' loads it and lists the GPUs)\n");
+        } else if (!helix_cuda_module_status(gpu, sizeof gpu)) {
+            printf("gpu path: not loadable: %s\n", gpu);
+        } else {
+            int count = 0;
+            helix_err gerr = {{0}};
+            printf("gpu path: module %s loads\n", gpu);
+            if (helix_cuda_device_count(&count, &gerr)) printf("  GPUs: none usable (%s)\n", gerr.msg);
+            for (int g = 0; g < count; g++) {
+                helix_cuda_device d;
+                if (helix_cuda_device_info(g, &d, &gerr)) { printf("  GPU %d: %s\n", g, gerr.msg); continue; }
+                printf("  GPU %d: %s, sm_%d%d, %d SMs, %.1f GiB, dense f16 peak %.0f TFLOP/s (%s)\n", g, d.name, d.cc_major,
+                       d.cc_minor, d.sms, d.mem_bytes / 1073741824.0, d.peak_f16 / 1e12, d.peak_source);
+            }
+        }
         return finish(EXIT_OK);
     }
     cli_stderr_fd = dup(2);          /* for the MPI watchdog: stderr as it was, before a rank mutes it */

@@ -13,6 +13,11 @@
 
 #include <nccl.h>
 #include <stddef.h>
+
+/* ncclCommSplit (rows and columns) and ncclCommFinalize */
+#if !defined(NCCL_VERSION_CODE) || NCCL_VERSION_CODE < NCCL_VERSION(2, 18, 0)
+#error "the NCCL engine needs NCCL >= 2.18 (ncclCommSplit)"
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +29,15 @@ typedef struct {
     helix_cuda_ctx *ctx;
     cudaEvent_t before, after;
     int rank, size;
+    int aborted;               /* ncclCommAbort was called: destroy, never finalize */
 } nc_self;
 
+/* (the library prints nothing: the status says it failed; `what` names
+ * the call for a debugger) */
 static helix_status nccl_check(ncclResult_t r, const char *what)
 {
-    if (r == ncclSuccess) return HELIX_OK;
-    fprintf(stderr, "helix: NCCL %s: %s\n", what, ncclGetErrorString(r));
-    return HELIX_ERR_COMM;
+    (void)what;
+    return r == ncclSuccess ? HELIX_OK : HELIX_ERR_COMM;
 }
 
 /* the communication stream starts after the compute stream's work so far */
@@ -40,10 +47,24 @@ static helix_status enter(nc_self *s)
     return cudaStreamWaitEvent(s->ctx->comm_stream, s->before, 0) == cudaSuccess ? HELIX_OK : HELIX_ERR_COMM;
 }
 
+/* An error NCCL found asynchronously (a peer gone, a network failure)
+ * aborts the communicator, so no rank waits on it forever. */
+static helix_status async_check(nc_self *s, helix_status st)
+{
+    ncclResult_t ar = ncclSuccess;
+    if (!s->aborted && ncclCommGetAsyncError(s->nccl, &ar) == ncclSuccess && ar != ncclSuccess && ar != ncclInProgress) {
+        ncclCommAbort(s->nccl);
+        s->aborted = 1;
+        return HELIX_ERR_COMM;
+    }
+    if (st && !s->aborted) { ncclCommAbort(s->nccl); s->aborted = 1; }
+    return st;
+}
+
 /* ... and the compute stream's next work starts after the collective */
 static helix_status leave(nc_self *s, helix_status st)
 {
-    if (st) return st;
+    if ((st = async_check(s, st))) return st;
     if (cudaEventRecord(s->after, s->ctx->comm_stream) != cudaSuccess) return HELIX_ERR_COMM;
     return cudaStreamWaitEvent(s->ctx->stream, s->after, 0) == cudaSuccess ? HELIX_OK : HELIX_ERR_COMM;
 }
@@ -168,15 +189,64 @@ static void nc_pair_free(void *self)
 {
     nc_self *s = self;
     nc_pair *p = (nc_pair *)((char *)s - offsetof(nc_pair, self));
-    ncclCommDestroy(s->nccl);
+    if (!s->aborted && ncclCommFinalize(s->nccl) != ncclSuccess) ncclCommAbort(s->nccl);   /* flush, then free */
+    else if (!s->aborted) ncclCommDestroy(s->nccl);
     cudaEventDestroy(s->before);
     cudaEventDestroy(s->after);
     helix_comm_free(s->host);
     free(p);
 }
 
+/* --collectives native: NCCL's own reductions (NVLS / trees / rings; not
+ * bitwise reproducible) */
+static int nccl_type(helix_dtype t, ncclDataType_t *out)
+{
+    switch (t) {
+    case HELIX_F32: *out = ncclFloat32; return 0;
+    case HELIX_F16: *out = ncclFloat16; return 0;
+    case HELIX_BF16: *out = ncclBfloat16; return 0;
+    default: return -1;
+    }
+}
+
+static helix_status nc_allreduce_native(void *self, void *buf, int64_t count, helix_dtype t)
+{
+    nc_self *s = self;
+    ncclDataType_t dt;
+    if (nccl_type(t, &dt)) return HELIX_ERR_UNSUPPORTED;
+    helix_status st = enter(s);
+    if (!st) st = nccl_check(ncclAllReduce(buf, buf, (size_t)count, dt, ncclSum, s->nccl, s->ctx->comm_stream), "all-reduce");
+    return leave(s, st);
+}
+
+static helix_status nc_reduce_native(void *self, const void *send, void *recv, int64_t count, helix_dtype t, int root)
+{
+    nc_self *s = self;
+    ncclDataType_t dt;
+    if (nccl_type(t, &dt)) return HELIX_ERR_UNSUPPORTED;
+    helix_status st = enter(s);
+    if (!st) st = nccl_check(ncclReduce(send, s->rank == root ? recv : NULL, (size_t)count, dt, ncclSum, root, s->nccl,
+                                        s->ctx->comm_stream), "reduce");
+    return leave(s, st);
+}
+
+/* ncclReduceScatter gives every rank the same count: uneven rows run ordered */
+static helix_status nc_reduce_scatter_native(void *self, const void *buf, const int64_t *counts, void *scratch,
+                                             helix_dtype t)
+{
+    nc_self *s = self;
+    ncclDataType_t dt;
+    if (nccl_type(t, &dt)) return HELIX_ERR_UNSUPPORTED;
+    for (int p = 1; p < s->size; p++) if (counts[p] != counts[0]) return HELIX_ERR_UNSUPPORTED;
+    helix_status st = enter(s);
+    if (!st) st = nccl_check(ncclReduceScatter(buf, scratch, (size_t)counts[0], dt, ncclSum, s->nccl, s->ctx->comm_stream),
+                             "reduce-scatter");
+    return leave(s, st);
+}
+
 static const helix_comm_ops nccl_ops = {
     "nccl", nc_bcast, nc_allgatherv, nc_alltoallv, nc_gatherv, nc_split, nc_any, nc_pair_free, nc_copy, nc_sum_rows,
+    nc_allreduce_native, nc_reduce_native, nc_reduce_scatter_native,
 };
 
 static helix_status wrap(ncclComm_t nccl, helix_comm_t *host, helix_cuda_ctx *ctx, helix_comm_t **out)
@@ -230,12 +300,37 @@ helix_status helix_nccl_world(helix_comm_t *mpi, helix_cuda_ctx **ctx, helix_com
     free(hashes);
     free(cd);
     if (st) return helix_errf(err, st, "gathering host names over MPI failed");
-    int gpus = 0;
+    /* the GPU: local rank mod the GPUs this rank sees (one visible GPU per
+     * rank, CUDA_VISIBLE_DEVICES or SLURM --gpus-per-task=1, gives 0) */
+    int gpus = 0, version = 0;
     helix_status mine = helix_cuda_device_count(&gpus, err);
-    if (!mine && on_host > gpus)
-        mine = helix_errf(err, HELIX_ERR_UNSUPPORTED, "%d ranks on this host but %d GPU%s: NCCL cannot put two ranks on "
-                          "one GPU (run --virtual-devices, or fewer ranks per host)", on_host, gpus, gpus == 1 ? "" : "s");
-    if (!mine) mine = helix_cuda_ctx_new(local, ctx, err);
+    const int dev = gpus > 0 ? local % gpus : 0;
+    if (!mine && (ncclGetVersion(&version) != ncclSuccess || version < 21800))
+        mine = helix_errf(err, HELIX_ERR_UNSUPPORTED, "NCCL %d.%d.%d at run time; the engine needs 2.18 or newer (ncclCommSplit)",
+                          version / 10000, version / 100 % 100, version % 100);
+    if (!mine) mine = helix_cuda_ctx_new(dev, ctx, err);
+    /* two ranks on one physical GPU (NCCL cannot): compare GPU UUIDs */
+    unsigned char *uuids = calloc((size_t)size, 16 + sizeof(uint64_t));
+    size_t *ucd = calloc(2 * (size_t)size, sizeof *ucd);
+    if (!uuids || !ucd) { free(uuids); free(ucd); helix_cuda_ctx_free(*ctx); *ctx = NULL; return helix_errf(err, HELIX_ERR_NOMEM, "out of memory"); }
+    const size_t rec = 16 + sizeof(uint64_t);
+    struct cudaDeviceProp prop;
+    if (!mine && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) memcpy(uuids + (size_t)rank * rec, prop.uuid.bytes, 16);
+    const uint64_t hh = host_hash();
+    memcpy(uuids + (size_t)rank * rec + 16, &hh, sizeof hh);
+    for (int p = 0; p < size; p++) { ucd[p] = rec; ucd[size + p] = (size_t)p * rec; }
+    st = helix_comm_allgatherv(mpi, NULL, rec, uuids, ucd, ucd + size);
+    for (int p = 0; !st && !mine && p < size; p++) {
+        if (p == rank || memcmp(uuids + (size_t)p * rec + 16, &hh, sizeof hh)) continue;   /* another host */
+        if (!memcmp(uuids + (size_t)p * rec, uuids + (size_t)rank * rec, 16))
+            mine = helix_errf(err, HELIX_ERR_UNSUPPORTED, "ranks %d and %d would share GPU %d of this host (%d visible): NCCL "
+                              "cannot put two ranks on one GPU (one GPU per rank, or --virtual-devices)",
+                              p < rank ? p : rank, p < rank ? rank : p, dev, gpus);
+    }
+    free(uuids);
+    free(ucd);
+    (void)on_host;
+    if (st) { helix_cuda_ctx_free(*ctx); *ctx = NULL; return helix_errf(err, st, "gathering GPU ids over MPI failed"); }
     int any = 0;
     if (helix_comm_any(mpi, mine != HELIX_OK, &any)) return helix_errf(err, HELIX_ERR_COMM, "MPI failed");
     if (any) {
@@ -259,8 +354,12 @@ helix_status helix_nccl_world(helix_comm_t *mpi, helix_cuda_ctx **ctx, helix_com
     ncclComm_t nccl = NULL;
     ncclResult_t r = st ? ncclInvalidUsage : ncclCommInitRank(&nccl, size, id, rank);
     if (!st && r != ncclSuccess)
-        st = helix_errf(err, HELIX_ERR_COMM, "ncclCommInitRank (rank %d of %d, GPU %d): %s", rank, size, local,
+        st = helix_errf(err, HELIX_ERR_COMM, "ncclCommInitRank (rank %d of %d, GPU %d): %s", rank, size, dev,
                         ncclGetErrorString(r));
+    int nrank = -1, nsize = -1;
+    if (!st && (ncclCommUserRank(nccl, &nrank) != ncclSuccess || ncclCommCount(nccl, &nsize) != ncclSuccess ||
+                nrank != rank || nsize != size))
+        st = helix_errf(err, HELIX_ERR_COMM, "NCCL says rank %d of %d, MPI rank %d of %d", nrank, nsize, rank, size);
     if (!st) st = wrap(nccl, host, *ctx, out);
     if (st) {
         if (nccl) ncclCommDestroy(nccl);

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern "C" int helix_cuda_built(void) { return 1; }
-
 extern "C" helix_status helix_cuda_check(cudaError_t e, const char *what, helix_err *err)
 {
     if (e == cudaSuccess) return HELIX_OK;

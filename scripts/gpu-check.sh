@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# gpu-check.sh OUTDIR — every GPU check of helix in one command, for a
+# machine with an NVIDIA GPU (sized for a 16-core H100/H200 box: under 10
+# minutes, every step under `timeout`). Prints the GPU, driver and toolkit;
+# builds helix with the GPU module into build-gpu/; runs the GPU tests,
+# compute-sanitizer memcheck on the kernel tests, `helix bench kernels
+# --backend cuda`; writes summary.txt and one log per step into OUTDIR.
+# On a machine without a GPU it says so and exits 77 (nothing is built).
+# Exit: 0 every step passed, 1 a step failed, 77 no GPU.
+set -u
+out=${1:?usage: scripts/gpu-check.sh OUTDIR}
+cd "$(dirname "$0")/.."
+mkdir -p "$out" || exit 1
+sum="$out/summary.txt"
+: >"$sum"
+say() { echo "$*" | tee -a "$sum"; }
+failed=0
+# step NAME SECONDS CMD...: run under timeout, log to OUTDIR/NAME.log, one summary line
+step() {
+    local name=$1 limit=$2 t0 rc
+    shift 2
+    t0=$(date +%s)
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || failed=1
+    say "$(printf '  %-22s %-12s %4ss  %s' "$name" "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")" "$(( $(date +%s) - t0 ))" "$name.log")"
+    return $rc
+}
+
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+    say "gpu-check: no GPU on this machine (nvidia-smi is not installed): nothing to check"
+    exit 77
+fi
+if ! timeout 30 nvidia-smi -L >"$out/nvidia-smi.log" 2>&1 || ! grep -q '^GPU ' "$out/nvidia-smi.log"; then
+    say "gpu-check: no GPU on this machine (nvidia-smi -L: $(head -1 "$out/nvidia-smi.log"))"
+    exit 77
+fi
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+say "# helix gpu-check, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
+say "# GPUs: $(nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tr '\n' ';')"
+say "# toolkit: $("$nvcc" --version 2>/dev/null | tail -1)"
+ngpu=$(grep -c '^GPU ' "$out/nvidia-smi.log")
+
+step configure 120 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release || { say "gpu-check: configure failed"; exit 1; }
+step build 300 cmake --build build-gpu -j"$(nproc)" || { say "gpu-check: build failed"; exit 1; }
+step version 30 build-gpu/helix version --gpu
+grep "gpu path\|GPU " "$out/version.log" | sed 's/^/  /' | tee -a "$sum"
+step test_cuda 300 build-gpu/tests/test_cuda
+grep -E "passed|failed|SKIPPED" "$out/test_cuda.log" | tail -1 | sed 's/^/    /' | tee -a "$sum"
+if grep -q '^SKIPPED' "$out/test_cuda.log"; then say "gpu-check: the GPU tests skipped on a machine with a GPU"; failed=1; fi
+if [ "$ngpu" -ge 2 ] && [ -x build-gpu/tests/test_nccl ]; then
+    step test_nccl 300 tests/test_nccl.sh build-gpu/tests/test_nccl
+else
+    say "  test_nccl              not run (needs 2 GPUs, has $ngpu)"
+fi
+if command -v compute-sanitizer >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    step memcheck 420 "$cs" --tool memcheck --error-exitcode 9 build-gpu/tests/test_cuda
+else
+    say "  memcheck               not run (compute-sanitizer not installed)"
+fi
+step bench_kernels 420 build-gpu/helix bench kernels --backend cuda --json "$out/bench_kernels.json"
+grep -E '^  |^# peak|^# gpu' "$out/bench_kernels.log" | sed 's/^/    /' | tee -a "$sum"
+say "  virtual-devices        not written yet (helix run / bench layouts --virtual-devices: issue 17)"
+say "# $( [ $failed -eq 0 ] && echo 'every step passed' || echo 'a step FAILED: see its log' ); logs in $out"
+exit $failed
