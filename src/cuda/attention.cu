@@ -171,8 +171,16 @@ static cudaError_t launch(int variant, cudaStream_t s, int heads, int L, int cau
     }
     constexpr int WARPS = W <= 256 ? 4 : 2;
     constexpr size_t shm = tile<T, W, WARPS>::bytes;
-    cudaError_t e = cudaFuncSetAttribute(attn_wmma<T, W, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    /* the opt-in shared-memory size, once per kernel and device (not per launch) */
+    static int set_on[64];
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
+    if (dev < 0 || dev >= 64 || !set_on[dev]) {
+        e = cudaFuncSetAttribute(attn_wmma<T, W, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+        if (e != cudaSuccess) return e;
+        if (dev >= 0 && dev < 64) set_on[dev] = 1;
+    }
     dim3 grid((L + tile<T, W, WARPS>::BM - 1) / tile<T, W, WARPS>::BM, heads);
     attn_wmma<T, W, WARPS><<<grid, WARPS * 32, shm, s>>>(Q, K, V, Out, L, causal, scale);
     return cudaGetLastError();
@@ -211,6 +219,7 @@ extern "C" helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, hel
                           (long long)heads, (long long)L);
     if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)o) % 16)
         return helix_errf(err, HELIX_ERR_INVALID, "GPU attention: buffers must be 16-byte aligned");
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     cudaError_t e = t == HELIX_F16
                         ? by_width<__half>(variant, c->stream, (int)heads, (int)L, (int)width, causal, scale, q, k, v, o)
                         : by_width<__nv_bfloat16>(variant, c->stream, (int)heads, (int)L, (int)width, causal, scale, q, k,

@@ -21,6 +21,8 @@ struct helix_cuda_ctx {
     cublasHandle_t blas;
 };
 
+/* cudaSetDevice(c->device): every entry point with a context calls it. */
+helix_status helix_cuda_use(helix_cuda_ctx *c, helix_err *err);
 /* HELIX_ERR_INTERNAL with "what: <CUDA error name and text>" unless ok. */
 helix_status helix_cuda_check(cudaError_t e, const char *what, helix_err *err);
 

@@ -168,7 +168,7 @@ int helix_cuda_module_find(char *buf, size_t n)
     snprintf(buf, n, MODULE_FILE " not found (beside the executable, in %s; HELIX_CUDA_MODULE=PATH names it)",
              HELIX_CUDA_MODULE_DIR);
 #else
-    snprintf(buf, n, "not built (no nvcc or CUDA toolkit with cuBLAS at configure time)");
+    snprintf(buf, n, "not built (-DHELIX_CUDA=OFF, or no nvcc or CUDA toolkit with cuBLAS at configure time)");
 #endif
     return 0;
 }

@@ -16,6 +16,14 @@ extern "C" helix_status helix_cuda_check(cudaError_t e, const char *what, helix_
                       cudaGetErrorString(e));
 }
 
+/* Every entry point that takes a context makes its device current first:
+ * the calling thread may not be the one that made the context. */
+extern "C" helix_status helix_cuda_use(helix_cuda_ctx *c, helix_err *err)
+{
+    if (!c) return helix_errf(err, HELIX_ERR_INVALID, "no GPU context");
+    return helix_cuda_check(cudaSetDevice(c->device), "cudaSetDevice", err);
+}
+
 static helix_status blas_check(cublasStatus_t s, const char *what, helix_err *err)
 {
     if (s == CUBLAS_STATUS_SUCCESS) return HELIX_OK;
@@ -39,15 +47,18 @@ extern "C" helix_status helix_cuda_device_count(int *count, helix_err *err)
  * figures (dense, no sparsity); other GPUs use per-SM rates x SMs x clock. */
 static void peaks(helix_cuda_device *d)
 {
-    static const struct { int major, minor, sms; double min_mem, f16, f32; const char *what; } table[] = {
-        {9, 0, 132, 100e9, 989.4e12, 66.9e12, "H200 SXM datasheet (dense bf16 989 TFLOP/s)"},
-        {9, 0, 132, 0, 989.4e12, 66.9e12, "H100 SXM5 datasheet (dense bf16 989 TFLOP/s)"},
-        {9, 0, 114, 0, 756.5e12, 51.2e12, "H100 PCIe datasheet (dense bf16 756 TFLOP/s)"},
-        {8, 0, 108, 0, 312e12, 19.5e12, "A100 datasheet (dense bf16 312 TFLOP/s)"},
+    /* memory tells the 132-SM parts apart: H100 SXM 80 GB, H100 NVL 94 GB
+     * (101e9 bytes), H200 141 GB */
+    static const struct { int major, minor, sms; double min_mem, max_mem, f16, f32; const char *what; } table[] = {
+        {9, 0, 132, 120e9, 1e15, 989.4e12, 66.9e12, "H200 SXM datasheet (dense bf16 989 TFLOP/s)"},
+        {9, 0, 132, 90e9, 120e9, 835.5e12, 60.0e12, "H100 NVL datasheet (dense bf16 835 TFLOP/s)"},
+        {9, 0, 132, 0, 90e9, 989.4e12, 66.9e12, "H100 SXM5 datasheet (dense bf16 989 TFLOP/s)"},
+        {9, 0, 114, 0, 1e15, 756.5e12, 51.2e12, "H100 PCIe datasheet (dense bf16 756 TFLOP/s)"},
+        {8, 0, 108, 0, 1e15, 312e12, 19.5e12, "A100 datasheet (dense bf16 312 TFLOP/s)"},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
         if (table[k].major == d->cc_major && table[k].minor == d->cc_minor && table[k].sms == d->sms &&
-            d->mem_bytes >= table[k].min_mem) {
+            d->mem_bytes >= table[k].min_mem && d->mem_bytes < table[k].max_mem) {
             d->peak_f16 = table[k].f16;
             d->peak_f32 = table[k].f32;
             d->peak_source = table[k].what;
@@ -114,6 +125,7 @@ extern "C" void helix_cuda_ctx_free(helix_cuda_ctx *c)
 
 extern "C" helix_status helix_cuda_sync(helix_cuda_ctx *c, helix_err *err)
 {
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     helix_status st = helix_cuda_check(cudaStreamSynchronize(c->stream), "compute stream", err);
     if (!st) st = helix_cuda_check(cudaStreamSynchronize(c->comm_stream), "communication stream", err);
     return st;
@@ -121,8 +133,8 @@ extern "C" helix_status helix_cuda_sync(helix_cuda_ctx *c, helix_err *err)
 
 extern "C" helix_status helix_cuda_malloc(helix_cuda_ctx *c, size_t n, void **out, helix_err *err)
 {
-    (void)c;
     *out = NULL;
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     cudaError_t e = cudaMalloc(out, n ? n : 1);
     if (e == cudaErrorMemoryAllocation)
         return helix_errf(err, HELIX_ERR_NOMEM, "GPU out of memory allocating %zu bytes", n);
@@ -136,23 +148,27 @@ extern "C" void helix_cuda_free(void *p)
 
 extern "C" helix_status helix_cuda_upload(helix_cuda_ctx *c, void *dst, const void *src, size_t n, helix_err *err)
 {
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     helix_status st = helix_cuda_check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload", err);
     return st ? st : helix_cuda_check(cudaStreamSynchronize(c->stream), "upload", err);
 }
 
 extern "C" helix_status helix_cuda_download(helix_cuda_ctx *c, void *dst, const void *src, size_t n, helix_err *err)
 {
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     helix_status st = helix_cuda_check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download", err);
     return st ? st : helix_cuda_check(cudaStreamSynchronize(c->stream), "download", err);
 }
 
 extern "C" helix_status helix_cuda_timer_start(helix_cuda_ctx *c, helix_err *err)
 {
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     return helix_cuda_check(cudaEventRecord(c->t0, c->stream), "timer", err);
 }
 
 extern "C" helix_status helix_cuda_timer_stop(helix_cuda_ctx *c, double *seconds, helix_err *err)
 {
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     float ms = 0;
     helix_status st = helix_cuda_check(cudaEventRecord(c->t1, c->stream), "timer", err);
     if (!st) st = helix_cuda_check(cudaEventSynchronize(c->t1), "timer", err);
@@ -169,6 +185,7 @@ static cudaDataType_t cuda_type(helix_dtype t)
 extern "C" helix_status helix_cuda_gemm(helix_cuda_ctx *c, helix_dtype t, int64_t M, int64_t N, int64_t K,
                                         const void *A, const void *B, void *C, helix_err *err)
 {
+    if (helix_status u = helix_cuda_use(c, err)) return u;
     if (M < 1 || N < 1 || K < 1 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
         return helix_errf(err, HELIX_ERR_INVALID, "GEMM %lldx%lldx%lld: sizes must be in 1..2^31-1", (long long)M,
                           (long long)N, (long long)K);
