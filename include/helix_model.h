@@ -248,6 +248,10 @@ typedef struct {
     double gemm_half;           /* GEMM efficiency = eff_gemm * s/(s + gemm_half),
                                    s = its smallest dimension (0: constant)  */
     double attn_half;           /* same for attention over the head width    */
+    int attn_n;                 /* > 0: attention efficiency by head width,  */
+    double attn_w[8], attn_e[8];/*   a table (eff_attention_wN = e lines),
+                                    ascending w, used instead of the formula;
+                                    between entries linear in log2(w)        */
     double mem_bw;              /* bytes/s of one device's memory            */
     double gelu_rate;           /* GELU elements/s of one device (0: memory-bound only) */
     double device_mem;          /* bytes one device may use (0: no limit)    */
@@ -259,6 +263,8 @@ typedef struct {
 } helix_hw;
 
 helix_status helix_hw_load(const char *path, helix_hw *hw, helix_err *err);
+/* The attention efficiency the cost model uses at head width w. */
+double helix_hw_attention_eff(const helix_hw *hw, double w);
 helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, helix_err *err);
 
 /* What the cost model predicts for one forward pass of a planned layout. */

@@ -14,7 +14,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 out=$("$HELIX" plan --preset paper --hardware h100-dgx --devices 16 --json "$tmp/p.json" 2>&1); rc=$?
 if [ $rc -eq 0 ] && grep -q "verdict (the paper's layouts): helix4x4-sliced" <<<"$out" && grep -q "paper's claim" <<<"$out" \
    && grep -qE '^ +[0-9]+ tp8pp2 ' <<<"$out" && grep -qE '^ +[0-9]+ helix4x4-exact ' <<<"$out" \
-   && grep -q "^# sensitivity (helix4x4-sliced against tp8pp2" <<<"$out" && grep -q "^# best of all: dp16" <<<"$out" \
+   && grep -q "^# sensitivity (helix4x4-sliced against tp8pp2" <<<"$out" && grep -q "^# best of all (this model, not sliced): dp16" <<<"$out" \
    && grep -E '^ +[0-9]+ helix4x4-sliced ' <<<"$out" | grep -q "(different model)"; then ok
 else bad "plan --preset paper: rc=$rc"; echo "$out" | tail -8 >&2; fi
 if "$PY" - "$tmp/p.json" <<'EOF_PY'
@@ -52,7 +52,11 @@ out=$("$HELIX" plan --preset paper --hardware h200-dgx 2>&1) && grep -q "h200-dg
 printf 'name = x\ndevices_per_node = 8\nflopz = 1\n' >"$tmp/typo.hw"
 sed 's/^intra_bw.*//' "$HW/h100-dgx.hw" >"$tmp/missing.hw"
 sed 's/^mem_bw.*/mem_bw = fast/' "$HW/h100-dgx.hw" >"$tmp/nan.hw"
+{ cat "$HW/h100-dgx.hw"; echo "eff_attention_wide = 0.5"; } >"$tmp/badw.hw"
+{ cat "$HW/h100-dgx.hw"; echo "eff_attention_w96 = 1.5"; } >"$tmp/bade.hw"
 for c in "typo.hw:3: unknown key 'flopz'" "missing.hw: missing 'intra_bw'" "nan.hw:10: mem_bw must be a non-negative number" \
+         "badw.hw:$(( $(wc -l <"$HW/h100-dgx.hw") + 1 )): 'eff_attention_wide': write eff_attention_wN" \
+         "bade.hw:$(( $(wc -l <"$HW/h100-dgx.hw") + 1 )): eff_attention_w96 must be a fraction of peak in (0, 1]" \
          "nosuch: no file 'nosuch'"; do
     f=${c%%:*}; msg=${c#*: }
     arg=$tmp/$f; [ "$f" = nosuch ] && arg=nosuch

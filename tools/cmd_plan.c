@@ -119,6 +119,8 @@ static double moved_ratio(const cand *a, const cand *b, const helix_model_config
     double *f = knobs[knob_i].field(&h);
     if (f == h.flops) for (int t = 0; t < 3; t++) h.flops[t] *= scale;
     else *f *= scale;
+    if (f == &h.eff_attn)              /* the table too, capped at the peak */
+        for (int q = 0; q < h.attn_n; q++) h.attn_e[q] = h.attn_e[q] * scale > 1 ? 1 : h.attn_e[q] * scale;
     cand x = *a, y = *b;
     helix_candidate_evaluate(&x, mc, P, &h, fixed_mb);
     helix_candidate_evaluate(&y, mc, P, &h, fixed_mb);
@@ -325,6 +327,17 @@ static const char *eff_text(double eff, double half, const char *v, char *buf)
     return buf;
 }
 
+/* the attention efficiency as the cost model reads it: the table by head
+ * width, or the formula */
+static const char *attn_text(const helix_hw *hw, char *buf, size_t n)
+{
+    if (hw->attn_n <= 0) return eff_text(hw->eff_attn, hw->attn_half, "w", buf);
+    size_t u = (size_t)snprintf(buf, n, "by head width");
+    for (int q = 0; q < hw->attn_n && u < n; q++)
+        u += (size_t)snprintf(buf + u, n - u, "%s %g: %.2f", q ? "," : "", hw->attn_w[q], hw->attn_e[q]);
+    return buf;
+}
+
 int cmd_plan(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -442,7 +455,7 @@ int cmd_plan(int argc, char **argv)
     qsort(cs, (size_t)n, sizeof cs[0], helix_candidate_cmp);
 
     const int64_t D = mc.heads * mc.head_dim;
-    char g_txt[64], a_txt[64];
+    char g_txt[64], a_txt[200];
     printf("# helix %s plan: %lld devices of %s (%lld per node; %s)\n", HELIX_VERSION, (long long)P, hw.name,
            (long long)hw.devices_per_node, hwpath);
     printf("# model%s: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s; %.4g TFLOP per forward pass\n",
@@ -464,7 +477,7 @@ int cmd_plan(int argc, char **argv)
            "#     for the verdict's layouts), efficiencies beyond the GEMM/attention fits above, assumptions moved together.\n"
            "#     Sliced layouts compute a different model (h*m heads of width d/m): marked (different model)\n",
            helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
-           eff_text(hw.eff_attn, hw.attn_half, "w", a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
+           attn_text(&hw, a_txt, sizeof a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
     printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"
            "#   time_s: the forward pass, load_s: loading apart; time split on the critical path; GB (1e9 bytes) sent per\n"
            "#   device in the forward pass inside a node / between nodes; memory per device in GB\n#\n");
@@ -520,9 +533,12 @@ int cmd_plan(int argc, char **argv)
         printf("#   the verdict's sign %s\n", flips ? "flips under at least one move above" : "holds under every move above");
     }
     /* the best of all, when it is neither */
-    const cand *best = n > 0 && cs[0].ok && cs[0].pr.fits ? &cs[0] : NULL;
+    const cand *best = NULL;                 /* the fastest that fits and computes this model (not sliced) */
+    for (int k = 0; k < n && !best; k++)
+        if (cs[k].ok && cs[k].pr.fits && !(cs[k].lay.kind == HELIX_LAYOUT_HELIX && cs[k].lay.mode == HELIX_MODE_SLICED))
+            best = &cs[k];
     if (best && (best->lay.replicas > 1 || best->lay.seq_parallel))
-        printf("# best of all: %s, %.4g tokens/s (%s%s%s) -- not a plain helix or TP x PP layout%s\n", best->name,
+        printf("# best of all (this model, not sliced): %s, %.4g tokens/s (%s%s%s) -- not a plain helix or TP x PP layout%s\n", best->name,
                best->pr.tokens_per_s, best->lay.replicas > 1 ? "data-parallel replicas: each holds a whole copy of its weights" : "",
                best->lay.replicas > 1 && best->lay.seq_parallel ? "; " : "", best->lay.seq_parallel ? "sequence parallel" : "",
                best->lay.replicas > 1 ? "; it wins where the weights fit a replica" : "");
@@ -538,6 +554,15 @@ int cmd_plan(int argc, char **argv)
         jw_int(&j, "devices_per_node", hw.devices_per_node);
         jw_num(&j, "peak_flops", hw.flops[mc.dtype]); jw_num(&j, "eff_gemm", hw.eff_gemm); jw_num(&j, "gemm_half", hw.gemm_half);
         jw_num(&j, "eff_attention", hw.eff_attn); jw_num(&j, "attention_half", hw.attn_half); jw_num(&j, "mem_bw", hw.mem_bw);
+        if (hw.attn_n > 0) {
+            jw_arr(&j, "eff_attention_by_width");
+            for (int q = 0; q < hw.attn_n; q++) {
+                jw_obj(&j, NULL);
+                jw_num(&j, "width", hw.attn_w[q]); jw_num(&j, "eff", hw.attn_e[q]);
+                jw_end_obj(&j);
+            }
+            jw_end_arr(&j);
+        }
         jw_num(&j, "intra_bw", hw.intra_bw); jw_num(&j, "intra_lat_s", hw.intra_lat);
         jw_num(&j, "inter_bw", hw.inter_bw); jw_num(&j, "inter_lat_s", hw.inter_lat);
         jw_str(&j, "collectives", "ordered: direct, hierarchical where a group spans nodes");

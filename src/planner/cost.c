@@ -14,7 +14,8 @@
  *   t_comp = sum over the GEMMs of W/(F*e_g(s)) + W_attn/(F*e_a(w)) + E/mem_bw
  *            e_g(s) = eff_gemm*s/(s + gemm_half), s = the GEMM's smallest
  *            dimension; e_a(w) = eff_attention*w/(w + attention_half),
- *            w = the attention width (small shapes run below peak)
+ *            w = the attention width (small shapes run below peak), or
+ *            the hardware file's table by width (eff_attention_wN)
  *
  *   each collective c: t_c = k_c*alpha + max(intra_c/intra_bw, inter_c/inter_bw)   (alpha-beta)
  *     k_c: messages, counted from the device's program
@@ -79,6 +80,20 @@ static double coll_time(const linkctx *lc, const helix_traffic *t, double reps, 
     return msgs * (xs > 0 || xr > 0 ? hw->inter_lat : hw->intra_lat) + (ti > to ? ti : to);
 }
 
+/* attention at head width w: the hardware file's table (linear in
+ * log2 w between its rows, its ends beyond them), else the formula */
+double helix_hw_attention_eff(const helix_hw *hw, double w)
+{
+    if (hw->attn_n <= 0) return hw->eff_attn * w / (w + hw->attn_half);
+    if (w <= hw->attn_w[0]) return hw->attn_e[0];
+    for (int q = 1; q < hw->attn_n; q++)
+        if (w <= hw->attn_w[q]) {
+            const double a = log2(hw->attn_w[q - 1]), b = log2(hw->attn_w[q]), t = (log2(w) - a) / (b - a);
+            return hw->attn_e[q - 1] + t * (hw->attn_e[q] - hw->attn_e[q - 1]);
+        }
+    return hw->attn_e[hw->attn_n - 1];
+}
+
 static double gemm_eff(const helix_hw *hw, double M, double N, double K)
 {
     double s = M < N ? M : N;
@@ -105,7 +120,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     const double width = p->attn.cfg.mode == HELIX_MODE_SLICED ? (double)p->attn.ds : (double)c->head_dim;
     const double e_qkv = gemm_eff(hw, BmL, (double)cols, (double)D), e_o = gemm_eff(hw, BmL, (double)D, (double)cols);
     const double e_1 = gemm_eff(hw, BmL, (double)fc, (double)D), e_2 = gemm_eff(hw, BmL, (double)D, (double)fc);
-    const double e_a = hw->eff_attn * width / (width + hw->attn_half);
+    const double e_a = helix_hw_attention_eff(hw, width);
     const double t_qkv = 2 * BmL * (double)D * (double)(3 * cols) / (F * e_qkv);
     const double t_o = 2 * BmL * (double)D * (double)cols / (F * e_o);
     const double t_mlp = 2 * BmL * (double)D * (double)fc * (1 / (F * e_1) + 1 / (F * e_2));

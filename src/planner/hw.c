@@ -58,6 +58,25 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
         while (isspace((unsigned char)*v)) v++;
         for (end = v + strlen(v); end > v && isspace((unsigned char)end[-1]);) *--end = 0;
         if (!strcmp(k, "name")) { snprintf(hw->name, sizeof hw->name, "%s", v); continue; }
+        if (!strncmp(k, "eff_attention_w", 15)) {          /* a row of the attention table */
+            char *we;
+            errno = 0;
+            const long w = strtol(k + 15, &we, 10);
+            const double x = strtod(v, &end);
+            if (we == k + 15 || *we || w < 1 || w > 65536)
+                return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: '%s': write eff_attention_wN with a head width N", what, line, k);
+            if (end == v || *end || errno || !(x > 0 && x <= 1))
+                return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s must be a fraction of peak in (0, 1], got '%s'", what, line, k, v);
+            if (hw->attn_n == 8) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: at most 8 eff_attention_wN rows", what, line);
+            int at = hw->attn_n;
+            for (int q = 0; q < hw->attn_n; q++)
+                if (hw->attn_w[q] == (double)w) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s given twice", what, line, k);
+            while (at > 0 && hw->attn_w[at - 1] > (double)w) { hw->attn_w[at] = hw->attn_w[at - 1]; hw->attn_e[at] = hw->attn_e[at - 1]; at--; }
+            hw->attn_w[at] = (double)w;
+            hw->attn_e[at] = x;
+            hw->attn_n++;
+            continue;
+        }
         size_t f = 0;
         while (f < sizeof fields / sizeof fields[0] && strcmp(fields[f].key, k)) f++;
         if (f == sizeof fields / sizeof fields[0]) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: unknown key '%s'", what, line, k);
