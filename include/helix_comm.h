@@ -20,6 +20,7 @@
  *                  c_r*(size-1) (+ count-c_root on root)
  *   reduce-scatter by rows: rank r owns rows split(rows, size, r) (c_r
  *                  elements): sends count-c_r, receives c_r*(size-1)
+ *                  (flat; hierarchical: helix_traffic_reduce_scatter)
  *
  * Topology (helix_comm_set_nodes). A communicator whose members span K >= 2
  * nodes with the same G >= 2 members on each runs bcast, allgatherv,
@@ -35,8 +36,9 @@
  * the nodes from root, then inside each. The sum order is fixed by the
  * topology (node-local partials in local order, then across nodes in
  * cross order): bitwise equal on every engine for the same topology, and
- * different in the last bits from the flat order. Other communicators,
- * and alltoallv, gatherv and reduce-scatter always, are flat.
+ * different in the last bits from the flat order; reduce-scatter by rows
+ * likewise (below). Other communicators, and alltoallv and gatherv
+ * always, are flat.
  */
 #ifndef HELIX_COMM_H
 #define HELIX_COMM_H
@@ -179,9 +181,12 @@ helix_status helix_comm_reduce_sum(helix_comm_t *c, const void *send, void *recv
 int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t);
 /* Reduce-scatter by rows, in place: buf holds rows x unit elements on
  * every rank; afterwards rank r's rows split(rows, size, r) hold the sum
- * over all ranks (f32 accumulation in rank order), the other rows are
- * left as they were. Always flat (one all-to-all), whatever the topology.
- * scratch: helix_comm_reduce_scatter_scratch_bytes(...) bytes. */
+ * over all ranks (f32 accumulation in rank order; hierarchical: node
+ * partials in local order, then across nodes), the other rows are left
+ * as they were. Hierarchical where c spans nodes: per node block, an
+ * in-node reduce-scatter of its chunks, then each node partial to its
+ * owner across the nodes ((K-1) chunks between nodes per rank where the
+ * flat one sends (K-1)*G). scratch: helix_comm_reduce_scatter_scratch_bytes. */
 helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t rows, int64_t unit,
                                            helix_dtype t, void *scratch);
 int64_t helix_comm_reduce_scatter_scratch_bytes(int64_t rows, int64_t unit, int size, helix_dtype t);

@@ -62,13 +62,14 @@ then ok; else bad "MPI --json bytes vs plan"; fi
 # two emulated nodes of 8 (--ranks-per-node 8): the hierarchical collectives
 # give bitwise the in-process output, bytes per link equal the plan, and the
 # flat (one node) output differs from them in the last bits only
-# (with sequence parallel and data-parallel layouts: reduce-scatter, rows
-# handed over, Y gathered over the replicas)
-args="--quick --heads 16 --devices 16 --ranks-per-node 8 --layouts helix4x4-exact,tp8pp2,tp8pp2-sp,dp2-tp8,tp16,helix2x8-sliced"
+# (with sequence parallel and data-parallel layouts: reduce-scatter, across
+# both nodes hierarchical for tp16-sp, rows handed over, Y gathered over the
+# replicas)
+args="--quick --heads 16 --devices 16 --ranks-per-node 8 --layouts helix4x4-exact,tp8pp2,tp8pp2-sp,dp2-tp8,tp16-sp,helix2x8-sliced"
 out=$(mpirun -np 16 "$HELIX" bench layouts --backend mpi $args --json "$tmp/mpi.json" 2>&1); rc=$?
 if [ $rc -eq 0 ] && grep -q "# nodes: 2 nodes of 8 consecutive ranks" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 6 ]
 then ok; else bad "mpirun -np 16 helix bench layouts $args: rc=$rc"; echo "$out" | tail -8 >&2; fi
-for lay in helix4x4-exact tp8pp2 tp8pp2-sp dp2-tp8 tp16 helix2x8-sliced; do
+for lay in helix4x4-exact tp8pp2 tp8pp2-sp dp2-tp8 tp16-sp helix2x8-sliced; do
     a=${args/--layouts*/--layouts $lay}
     mpirun -np 16 "$HELIX" bench layouts --backend mpi $a --no-check --output "$tmp/mpi.npy" >/dev/null 2>&1
     "$HELIX" bench layouts --backend inproc $a --no-check --output "$tmp/inproc.npy" >/dev/null 2>&1

@@ -2,7 +2,8 @@
  * in-process engine with K emulated nodes of G ranks:
  *   - bytes between nodes per rank are exactly the closed forms the
  *     issue states (all-reduce 2(K-1)/K * N/G elements, reduce, all-gather,
- *     broadcast), and everything booked equals helix_traffic_*'s prediction;
+ *     broadcast, reduce-scatter by rows (K-1) N/P), and everything booked
+ *     equals helix_traffic_*'s prediction;
  *   - the hierarchical sums follow the documented order bitwise (node-local
  *     partials in local order, then across nodes), and differ from no sum
  *     by more than rounding;
@@ -25,7 +26,9 @@ static helix_inproc_world_t *world;
 static helix_comm_counters ctr[MAXP];
 static float in[MAXP][N], ar_out[MAXP][N], red_out[N], ag_out[MAXP][MAXP * 16];
 static int bc_out[MAXP][16];
-static helix_traffic booked[MAXP][4], predicted[MAXP][4];
+static float rs_out[MAXP][N];
+static helix_traffic booked[MAXP][5], predicted[MAXP][5];
+#define RS_UNIT 8   /* reduce-scatter by rows of 8: N / 8 = 120 rows */
 static int errors[MAXP];
 static const int *node_map;   /* node of world rank q */
 
@@ -63,7 +66,14 @@ static void *rank_main(void *arg)
     ctr[r].phase = (helix_phase)++phase;
     if (helix_comm_bcast(c, bc_out[r], sizeof bc_out[r], 1)) errors[r] = 6;
     predicted[r][3] = helix_traffic_bcast(&t, sizeof bc_out[r], 1);
-    for (int k = 0; k < 4; k++) booked[r][k] = ctr[r].bytes[k];
+    /* reduce-scatter by rows */
+    memcpy(rs_out[r], in[r], sizeof in[r]);
+    float *rs_scratch = malloc((size_t)helix_comm_reduce_scatter_scratch_bytes(N / RS_UNIT, RS_UNIT, P, HELIX_F32));
+    ctr[r].phase = (helix_phase)++phase;
+    if (!rs_scratch || helix_comm_reduce_scatter_sum(c, rs_out[r], N / RS_UNIT, RS_UNIT, HELIX_F32, rs_scratch)) errors[r] = 7;
+    predicted[r][4] = helix_traffic_reduce_scatter(&t, N / RS_UNIT, RS_UNIT, 4);
+    free(rs_scratch);
+    for (int k = 0; k < 5; k++) booked[r][k] = ctr[r].bytes[k];
     helix_comm_topo_free(&t);
     free(scratch);
     helix_comm_free(c);
@@ -109,7 +119,7 @@ int main(void)
         run(k_nodes, g_per, map, p);
         for (int r = 0; r < P; r++) CHECK(errors[r] == 0, "K=%d G=%d rank %d: error %d", K, G, r, errors[r]);
         for (int r = 0; r < P; r++)
-            for (int op = 0; op < 4; op++)
+            for (int op = 0; op < 5; op++)
                 CHECK(helix_traffic_eq(&booked[r][op], &predicted[r][op]),
                       "K=%d G=%d rank %d op %d: booked %lld/%lld (inter %lld/%lld), predicted %lld/%lld (inter %lld/%lld)",
                       K, G, r, op, (long long)booked[r][op].sent_bytes, (long long)booked[r][op].recv_bytes,
@@ -137,6 +147,13 @@ int main(void)
             CHECK(g->inter_sent_bytes == 4 * (int64_t)(r + 1) * (K - 1),
                   "K=%d G=%d rank %d all-gather: %lld bytes between nodes, want (K-1) x chunk = %lld", K, G, r,
                   (long long)g->inter_sent_bytes, (long long)(4 * (r + 1) * (K - 1)));
+            /* reduce-scatter: my local index's chunk of every other node block to its owner (K-1 chunks of
+             * N/P), and inside the node the G-1 other chunks of each of the K blocks */
+            const helix_traffic *q = &booked[r][4];
+            CHECK(q->inter_sent_bytes == 4 * (K - 1) * (N / P) && q->sent_bytes - q->inter_sent_bytes == 4 * K * (G - 1) * (N / P),
+                  "K=%d G=%d rank %d reduce-scatter: %lld between nodes (want (K-1) N/P = %d), %lld inside (want K(G-1) N/P = %d)",
+                  K, G, r, (long long)q->inter_sent_bytes, 4 * (K - 1) * (N / P),
+                  (long long)(q->sent_bytes - q->inter_sent_bytes), 4 * K * (G - 1) * (N / P));
             /* broadcast: the root sends once to each other node */
             const helix_traffic *b = &booked[r][3];
             CHECK(b->inter_sent_bytes == (r == 1 ? 64 * (K - 1) : 0), "K=%d G=%d rank %d bcast: %lld bytes between nodes",
@@ -160,6 +177,15 @@ int main(void)
                 for (int k = 0; k <= q; k++) bad_ag += ag_out[r][16 * q + k] != (float)(100 * q + k);
             for (int k = 0; k < 16; k++) bad_bc += bc_out[r][k] != 1000 + k;
         }
+        int bad_rs = 0;
+        for (int r = 0; r < P; r++) {
+            const int64_t per = N / P;                       /* rows split evenly: rank r's elements r*per.. */
+            for (int64_t k = r * per; k < (r + 1) * per; k++) {
+                const float want = hier_sum((int)k);
+                bad_rs += memcmp(&rs_out[r][k], &want, sizeof want) != 0;
+            }
+        }
+        CHECK(!bad_rs, "K=%d G=%d: %d reduce-scatter values off the documented order", K, G, bad_rs);
         CHECK(!bad_ar, "K=%d G=%d: %d all-reduce values off the documented order", K, G, bad_ar);
         CHECK(!bad_red, "K=%d G=%d: %d reduce values off the documented order", K, G, bad_red);
         CHECK(!bad_ag && !bad_bc, "K=%d G=%d: all-gather %d, bcast %d wrong values", K, G, bad_ag, bad_bc);
@@ -171,7 +197,7 @@ int main(void)
         run(3, 0, map, 8);
         for (int r = 0; r < 8; r++) {
             CHECK(errors[r] == 0, "uneven: rank %d error %d", r, errors[r]);
-            for (int op = 0; op < 4; op++) CHECK(helix_traffic_eq(&booked[r][op], &predicted[r][op]), "uneven: rank %d op %d", r, op);
+            for (int op = 0; op < 5; op++) CHECK(helix_traffic_eq(&booked[r][op], &predicted[r][op]), "uneven: rank %d op %d", r, op);
             /* flat all-reduce: my chunk (N/8) to each of the off-node peers, every other chunk to its owner */
             int64_t off = 0;
             for (int q = 0; q < 8; q++) off += map[q] != map[r];

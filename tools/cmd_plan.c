@@ -468,7 +468,7 @@ int cmd_plan(int argc, char **argv)
            "#   links per device: inside a node %.4g GB/s, %.3g us per message; between nodes %.4g GB/s, %.3g us per message\n"
            "#   collectives: as the executor runs them (fixed summation order): direct reduce-scatter + all-gather, and where\n"
            "#     a group spans nodes hierarchical (in-node reduce-scatter, all-reduce of 1/G shards between nodes, in-node\n"
-           "#     all-gather); reduce-scatter (sequence parallel) always direct; bytes per link class are the program's\n"
+           "#     all-gather; sequence parallel's reduce-scatter likewise); bytes per link class are the program's\n"
            "#   pipelines: each tensor rank sends its 1/t slice to the next stage, which all-gathers it (-sp: its rows,\n"
            "#     nothing to gather)\n"
            "#   loading: X is replicated (every first-stage device reads its own); Y's return to rank 0 is load_s,\n"
@@ -512,6 +512,18 @@ int cmd_plan(int argc, char **argv)
     } else {
         printf("# verdict: no helix or no TP x PP layout fits\n");
     }
+    /* the same question with sequence parallelism on both sides */
+    const cand *sh = NULL, *stp = NULL;
+    for (int k = 0; k < n; k++) {
+        const cand *x = &cs[k];
+        if (!x->ok || !x->pr.fits || !x->lay.seq_parallel || x->plan.R > 1) continue;
+        if (paper ? !strcmp(x->name, "helix4x4-sliced-sp") : (x->lay.kind == HELIX_LAYOUT_HELIX && !sh)) sh = x;
+        if (paper ? !strcmp(x->name, "tp8pp2-sp") : (x->lay.kind == HELIX_LAYOUT_TPPP && !stp)) stp = x;
+    }
+    if (sh && stp)
+        printf("#   sequence parallel on both: %s %.4g tokens/s, %s %.4g tokens/s: %.1f%% %s\n", sh->name, sh->pr.tokens_per_s,
+               stp->name, stp->pr.tokens_per_s, 100 * fabs(sh->pr.tokens_per_s / stp->pr.tokens_per_s - 1),
+               sh->pr.tokens_per_s >= stp->pr.tokens_per_s ? "faster" : "slower");
     /* sensitivity: the verdict with each assumption moved by -30 % / +30 % */
     double sens[N_KNOBS][2];
     if (bh && bt) {
@@ -592,7 +604,7 @@ int cmd_plan(int argc, char **argv)
             jw_num(&j, "eff_gemm_qkv", x->pr.eff_gemm_qkv); jw_num(&j, "eff_attention", x->pr.eff_attention);
             jw_num(&j, "intra_bw", hw.intra_bw); jw_num(&j, "inter_bw", hw.inter_bw);
             jw_int(&j, "devices_per_node", x->plan.layout.ranks_per_node ? x->plan.layout.ranks_per_node : P);
-            jw_str(&j, "collectives", x->plan.T > hw.devices_per_node ? "hierarchical across nodes (reduce-scatter direct)"
+            jw_str(&j, "collectives", x->plan.T > hw.devices_per_node ? "hierarchical across nodes"
                                                                      : "direct, inside a node");
             jw_str(&j, "input", "replicated");
             jw_bool(&j, "overlap", 0);

@@ -164,6 +164,24 @@ int64_t helix_comm_reduce_scratch_bytes(int64_t count, int size, helix_dtype t)
     return chunk_max(count, size) * size * (int64_t)helix_dtype_size(t);
 }
 
+/* parts [n_parts][n] in scratch: their f32 sum in part order into
+ * scratch[0, n) (the engine's own device sum where it has one) */
+static helix_status sum_parts(helix_comm_t *c, void *scratch, int n_parts, int64_t n, helix_dtype t)
+{
+    if (c->ops->sum_rows) return c->ops->sum_rows(c->self, scratch, n_parts, n, t);
+    const size_t es = helix_dtype_size(t);
+    float tmp[256];
+    for (int64_t x0 = 0; x0 < n; x0 += 256) {
+        int64_t nx = n - x0 < 256 ? n - x0 : 256;
+        for (int64_t x = 0; x < nx; x++) tmp[x] = 0.0f;
+        for (int p = 0; p < n_parts; p++)
+            for (int64_t x = 0; x < nx; x++)
+                tmp[x] += helix_load(t, scratch, (int64_t)p * n + x0 + x);
+        helix_from_f32(t, tmp, (char *)scratch + (size_t)x0 * es, nx);
+    }
+    return HELIX_OK;
+}
+
 /* Reduce-scatter: rank r receives chunk r of every rank's buf into scratch
  * [size][chunk_r] and sums it, in rank order, into scratch[0..chunk_r).
  * Chunks are whole rows of `unit` elements: chunk r = rows split(count /
@@ -199,17 +217,7 @@ static helix_status reduce_scatter_rows(helix_comm_t *c, const void *buf, int64_
     const int64_t n = e - b;
     *mine_b = b;
     *mine_n = n;
-    if (c->ops->sum_rows) return c->ops->sum_rows(c->self, scratch, size, n, t);
-    float tmp[256];
-    for (int64_t x0 = 0; x0 < n; x0 += 256) {
-        int64_t nx = n - x0 < 256 ? n - x0 : 256;
-        for (int64_t x = 0; x < nx; x++) tmp[x] = 0.0f;
-        for (int p = 0; p < size; p++)
-            for (int64_t x = 0; x < nx; x++)
-                tmp[x] += helix_load(t, scratch, (int64_t)p * n + x0 + x);
-        helix_from_f32(t, tmp, (char *)scratch + (size_t)x0 * es, nx);
-    }
-    return HELIX_OK;
+    return sum_parts(c, scratch, size, n, t);
 }
 
 static helix_status reduce_scatter(helix_comm_t *c, const void *buf, int64_t count, helix_dtype t, void *scratch,
@@ -223,8 +231,60 @@ int64_t helix_comm_reduce_scatter_scratch_bytes(int64_t rows, int64_t unit, int 
     return chunk_max(rows, size) * unit * size * (int64_t)helix_dtype_size(t);
 }
 
-/* Flat always (helix_comm.h): one all-to-all of the row chunks, summed in
- * rank order, the sum copied back to this rank's rows. */
+/* Hierarchical reduce-scatter by rows (helix_comm.h). Node block k (the
+ * ranks of node k, by local index) owns G consecutive chunks: first, for
+ * each k, a reduce-scatter of block k inside my node, so local index l
+ * holds the node partial of chunk (k, l); then across the nodes, the K
+ * partials of my local index, each to its owner (xrank k), summed in
+ * cross order. Scratch: K chunks of results + max(G, K) received, within
+ * the flat size (K + max(G, K) <= K*G for K, G >= 2). */
+static helix_status reduce_scatter_hier(helix_comm_t *c, void *buf, int64_t rows, int64_t unit, helix_dtype t,
+                                        void *scratch)
+{
+    const helix_comm_topo *tp = &c->topo;
+    const int K = tp->nodes, G = tp->per_node, l = tp->local[c->rank], xr = tp->xrank[c->rank];
+    const size_t es = helix_dtype_size(t);
+    const int64_t cmax = chunk_max(rows, c->size) * unit;
+    char *res = (char *)scratch, *rcv = res + (size_t)(K * cmax) * es;
+    const int M = K > G ? K : G;
+    size_t *v = malloc(sizeof(size_t) * 4 * (size_t)M);
+    if (!v) return HELIX_ERR_NOMEM;
+    size_t *sc = v, *sd = v + M, *rc = v + 2 * M, *rd = v + 3 * M;
+#define CHUNK(p, b_, n_) do { int64_t pb_, pe_; helix_split_range(rows, c->size, (p), &pb_, &pe_); (b_) = pb_ * unit; (n_) = (pe_ - pb_) * unit; } while (0)
+    helix_status st = HELIX_OK;
+    for (int k = 0; k < K && !st; k++) {
+        int64_t mb, mn;
+        CHUNK(tp->member[k * G + l], mb, mn);
+        (void)mb;
+        for (int q = 0; q < G; q++) {
+            int64_t qb, qn;
+            CHUNK(tp->member[k * G + q], qb, qn);
+            sc[q] = (size_t)qn * es; sd[q] = (size_t)qb * es;
+            rc[q] = (size_t)mn * es; rd[q] = (size_t)q * (size_t)mn * es;
+        }
+        st = helix_comm_alltoallv(c->hnode, buf, sc, sd, rcv, rc, rd);
+        if (!st) st = sum_parts(c->hnode, rcv, G, mn, t);                      /* local order */
+        if (!st) st = local_copy(c, res + (size_t)(k * cmax) * es, rcv, (size_t)mn * es);
+    }
+    int64_t b, n;
+    CHUNK(c->rank, b, n);
+    for (int k = 0; k < K && !st; k++) {
+        int64_t kb, kn;
+        CHUNK(tp->member[k * G + l], kb, kn);
+        (void)kb;
+        sc[k] = (size_t)kn * es; sd[k] = (size_t)(k * cmax) * es;
+        rc[k] = (size_t)n * es; rd[k] = (size_t)k * (size_t)n * es;
+    }
+#undef CHUNK
+    if (!st) st = helix_comm_alltoallv(c->hcross, res, sc, sd, rcv, rc, rd);
+    if (!st) st = sum_parts(c->hcross, rcv, K, n, t);                          /* cross order */
+    free(v);
+    (void)xr;
+    return st ? st : local_copy(c, (char *)buf + (size_t)b * es, rcv, (size_t)n * es);
+}
+
+/* Flat (one all-to-all of the row chunks, summed in rank order, the sum
+ * copied back to this rank's rows), or hierarchical where c spans nodes. */
 helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t rows, int64_t unit, helix_dtype t,
                                            void *scratch)
 {
@@ -250,6 +310,7 @@ helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t r
             return st ? st : local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
         }
     }
+    if (hier(c)) return reduce_scatter_hier(c, buf, rows, unit, t, scratch);
     helix_status st = reduce_scatter_rows(c, buf, rows * unit, unit, t, scratch, &b, &n);
     return st ? st : local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
 }

@@ -165,10 +165,33 @@ static helix_traffic flat_chunks(const helix_comm_topo *t, int64_t count, size_t
     return flat_chunks_rows(t, count, 1, es, gather);
 }
 static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 0); }
+/* rank p's chunk of a reduce-scatter by rows, elements */
+static int64_t rows_of(int64_t rows, int64_t unit, int size, int p)
+{
+    int64_t b, e;
+    helix_split_range(rows, size, p, &b, &e);
+    return (e - b) * unit;
+}
+
+/* hierarchical (comm.c reduce_scatter_hier): per node block k an in-node
+ * exchange of its G chunks, then each of my K node partials to its owner */
 helix_traffic helix_traffic_reduce_scatter(const helix_comm_topo *t, int64_t rows, int64_t unit, size_t es)
 {
     helix_traffic r = {0, 0, 0, 0};
-    return t->size <= 1 || rows == 0 || unit == 0 ? r : flat_chunks_rows(t, rows, unit, es, 0);
+    if (t->size <= 1 || rows == 0 || unit == 0) return r;
+    if (!helix_comm_topo_hier(t)) return flat_chunks_rows(t, rows, unit, es, 0);
+    const int K = t->nodes, G = t->per_node, l = t->local[t->rank];
+    helix_comm_topo in, x;
+    helix_comm_topo_parts(t, &in, &x);
+    const int64_t e = (int64_t)es, mine = rows_of(rows, unit, t->size, t->rank);
+    for (int k = 0; k < K; k++) {
+        const int64_t mk = rows_of(rows, unit, t->size, t->member[k * G + l]);
+        for (int q = 0; q < G; q++)
+            if (q != l) peer(&r, &in, q, rows_of(rows, unit, t->size, t->member[k * G + q]) * e, mk * e);
+    }
+    for (int k = 0; k < K; k++)
+        if (k != x.rank) peer(&r, &x, k, rows_of(rows, unit, t->size, t->member[k * G + l]) * e, mine * e);
+    return r;
 }
 static helix_traffic flat_allgather_chunks(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 1); }
 
@@ -265,8 +288,8 @@ int64_t helix_comm_messages(const helix_comm_topo *t, int kind, int64_t count)
     case HELIX_COLL_BCAST: return hier ? log2up(K) + log2up(G) : log2up(n);
     case HELIX_COLL_ALLGATHER: return hier ? (K - 1) + K * (G - 1) : n - 1;
     case HELIX_COLL_ALLTOALL:
-    case HELIX_COLL_GATHER:
-    case HELIX_COLL_REDUCE_SCATTER: return n - 1;
+    case HELIX_COLL_GATHER: return n - 1;
+    case HELIX_COLL_REDUCE_SCATTER: return hier ? K * (G - 1) + (K - 1) : n - 1;
     case HELIX_COLL_ALLREDUCE: return count == 0 ? 0 : hier ? 2 * (G - 1) + 2 * (K - 1) : 2 * (n - 1);
     case HELIX_COLL_REDUCE: return hier ? 2 * (G - 1) + 2 * (K - 1) : 2 * (n - 1);
     default: return 0;
