@@ -162,15 +162,15 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
         const int64_t off = k->b * a->kv_sb + k0 * a->kv_sl + k->h * a->kv_sh;
         const int64_t r0 = first_row(k, k0, 32);
         helix_amx_pack_kt(nk, w, (const uint16_t *)a->k + off, a->kv_sl, kt);
-        for (int64_t j0 = 0; j0 < nkp; j0 += 32)
-            for (int64_t i0 = r0; i0 < nqp; i0 += 32)
+        for (int64_t i0 = r0; i0 < nqp; i0 += 32)             /* a Q strip stays in L1 over the key blocks */
+            for (int64_t j0 = 0; j0 < nkp; j0 += 32)
                 helix_amx_32x32(wr, qb + i0 * wr, kt + j0 * wr, W->s + i0 * T + j0, T, 0);
         softmax_tile(k, W->s, r0, k0, nk, W->mx, W->sum, W->acc, wr, pb, nkp);
         for (int64_t i = nq; i < nqp; i++)
             for (int64_t j = 0; j < nkp; j += 32) memset(pb + helix_amx_a_at(i, j, nkp), 0, 64);
         helix_amx_pack_rows(nk, w, (const uint16_t *)a->v + off, a->kv_sl, vt);
-        for (int64_t j0 = 0; j0 < wr; j0 += 32)
-            for (int64_t i0 = r0; i0 < nqp; i0 += 32)
+        for (int64_t i0 = r0; i0 < nqp; i0 += 32)             /* and a P strip over V's column blocks */
+            for (int64_t j0 = 0; j0 < wr; j0 += 32)
                 helix_amx_32x32(nkp, pb + i0 * nkp, vt + j0 * nkp, W->acc + i0 * wr + j0, wr, 1);
     }
     helix_amx_end();
