@@ -150,7 +150,11 @@ static helix_status nc_split(void *self, int color, int key, helix_comm_t **out)
     helix_status st = helix_comm_split(s->host, color, key, &host);
     if (st) return st;
     ncclComm_t sub;
-    st = nccl_check(ncclCommSplit(s->nccl, color, key, &sub, NULL), "comm split");
+    /* the rows and columns share the parent's resources (buffers, channels):
+     * a run splits up to 7 communicators */
+    ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
+    cfg.splitShare = 1;
+    st = nccl_check(ncclCommSplit(s->nccl, color, key, &sub, &cfg), "comm split");
     if (st) { helix_comm_free(host); return st; }
     st = wrap(sub, host, s->ctx, out);
     if (st) { ncclCommDestroy(sub); helix_comm_free(host); }

@@ -87,7 +87,10 @@ __global__ void __launch_bounds__(WARPS * 32) attn_wmma(const T *q, const T *k, 
     float *O = S + BM * BN;
     float *Mx = O + BM * W;
     float *Ls = Mx + BM;
-    const int h = blockIdx.y, q0 = blockIdx.x * BM, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    /* causal: the last query tiles see the most keys; blocks are scheduled
+     * roughly in blockIdx.x order, so the heaviest go first */
+    const int qt = causal ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int h = blockIdx.y, q0 = qt * BM, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const size_t base = (size_t)h * L * W;
 
     load_rows<T, W>(Qs, q + base, q0, BM, L, tid, NT);
