@@ -49,6 +49,44 @@ static double gemm_rate(int64_t M, int64_t N, int64_t K, helix_dtype t)
     return 2.0 * (double)(M * N * K) / best;
 }
 
+/* The same GEMM on `n` threads at once, each its own (best of 5 while the
+ * others run, all started together): the summed rate. Divided by one
+ * thread's rate it is how many devices compute at full rate at once with
+ * the kernels helix runs, which on SMT siblings or a shared memory path
+ * is less than the FMA loop's ratio. */
+typedef struct { pthread_barrier_t *go; double rate; } gemm_job;
+
+static void *gemm_thread(void *p)
+{
+    gemm_job *j = (gemm_job *)p;
+    pthread_barrier_wait(j->go);
+    j->rate = gemm_rate(1024, 512, 1024, HELIX_F32);
+    return NULL;
+}
+
+static double gemm_rate_concurrent(int n)
+{
+    enum { MAXN = 256 };
+    if (n > MAXN) n = MAXN;
+    pthread_t t[MAXN];
+    gemm_job j[MAXN];
+    pthread_barrier_t go;
+    if (pthread_barrier_init(&go, NULL, (unsigned)n)) return 0;
+    int started = 0;
+    for (; started < n; started++) {
+        j[started].go = &go;
+        j[started].rate = 0;
+        if (pthread_create(&t[started], NULL, gemm_thread, &j[started])) break;
+    }
+    if (started < n) {   /* cannot run them all at once: no figure */
+        for (int k = started; k < n; k++) pthread_barrier_wait(&go);
+    }
+    double sum = 0;
+    for (int k = 0; k < started; k++) { pthread_join(t[k], NULL); sum += j[k].rate; }
+    pthread_barrier_destroy(&go);
+    return started == n ? sum : 0;
+}
+
 static double attn_rate(int64_t width)
 {
     helix_attn_args g;
@@ -193,6 +231,10 @@ int cmd_calibrate(int argc, char **argv)
     /* 16-bit: the f32 peak scaled by how much faster the 16-bit GEMM runs at the same shape */
     const double gbf16 = gemm_rate(1024, 512, 1024, HELIX_BF16), gf16 = gemm_rate(1024, 512, 1024, HELIX_F16);
     double attn1 = attn_rate(64), attn2 = attn_rate(16);
+    const double gemm_all = ci.cpus > 1 ? gemm_rate_concurrent(ci.cpus) : gemm1;
+    /* devices at full rate at once: the GEMM's ratio (what the layers run), the FMA loop's where it failed */
+    const double par_fma = peak1 > 0 ? peakn / peak1 : 1, par_gemm = gemm1 > 0 && gemm_all > 0 ? gemm_all / gemm1 : 0;
+    const double par = par_gemm > 0 ? par_gemm : par_fma;
     /* efficiency e*s/(s + half) through the two points (s = 512, 64; width 64, 16) */
     double gh = 512.0 * 64 * (gemm2 - gemm1) / (gemm1 * 64 - gemm2 * 512), ah = 64.0 * 16 * (attn2 - attn1) / (attn1 * 16 - attn2 * 64);
     if (!(gh > 0)) gh = 0;
@@ -208,6 +250,8 @@ int cmd_calibrate(int argc, char **argv)
            amx1 > 0 && kisa == HELIX_ISA_AMX ? 100 * gbf16 / amx1 : 100 * gbf16 / peak1,
            amx1 > 0 && kisa == HELIX_ISA_AMX ? "the AMX peak" : "the f32 peak", gf16 / 1e9);
     printf("# in-process broadcast between 2 devices: latency %.2f us, bandwidth %.2f GB/s\n", lat * 1e6, bw / 1e9);
+    printf("# devices at full rate at once: GEMM on %d threads together %.1f GFLOP/s = %.2f x one (the FMA loop: %.2f x)\n",
+           ci.cpus, gemm_all / 1e9, par_gemm, par_fma);
     int64_t avail = cli_mem_available();
     helix_wfile w;
     helix_err err = {{0}};
@@ -234,7 +278,11 @@ int cmd_calibrate(int argc, char **argv)
                 rb16, helix_kernel_path(HELIX_BF16));
     else
         fprintf(f, "flops_bf16 = %.4g             # the f32 rate: %s\n", peak1, helix_kernel_path(HELIX_BF16));
-    fprintf(f, "parallel = %.3g                # devices at full rate at once: FMA peak all cores / 1 thread\n", peakn / peak1);
+    if (par_gemm > 0)
+        fprintf(f, "parallel = %.3g                # devices at full rate at once: helix_gemm on %d threads together / 1 thread (FMA loop: %.3g)\n",
+                par, ci.cpus, par_fma);
+    else
+        fprintf(f, "parallel = %.3g                # devices at full rate at once: FMA peak all cores / 1 thread\n", par);
     fprintf(f, "eff_gemm = %.3f               # helix_gemm f32, 1 thread: %.3g FLOP/s at 1024x512x1024, %.3g at 1024x64x256\n", eg, gemm1, gemm2);
     fprintf(f, "gemm_half = %.4g                # ... fitted to e*s/(s + half), s = smallest dimension\n", gh);
     fprintf(f, "eff_attention = %.3f          # helix_attention_fwd f32 L=1024, 1 thread: %.3g FLOP/s width 64, %.3g width 16\n", ea, attn1, attn2);
