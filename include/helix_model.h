@@ -278,6 +278,8 @@ typedef struct {
     double intra_bytes, inter_bytes;           /* max over devices, sent in
                                                   the forward pass           */
     double load_bytes;                         /* max over devices, sent loading */
+    double intra_busy_s, inter_busy_s;         /* max over devices: link busy time
+                                                  (bytes / bandwidth) in the pass */
     double eff_gemm_qkv, eff_attention;        /* the efficiencies used at this
                                                   layout's shapes            */
     int64_t mem_bytes;                         /* max over devices          */

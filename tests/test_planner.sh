@@ -27,12 +27,14 @@ by = {r["layout"]: r for r in d["layouts"]}
 for r in d["layouts"]:
     assert r["fits"] and r["tokens_per_s"] > 0 and r["mem_bytes_per_device"] > 0, r
     assert r["tokens_per_s_overlap"] >= r["tokens_per_s"] and r["load_s"] >= 0, r
+    assert r["intra_link_busy_s"] >= 0 and r["inter_link_busy_s"] >= 0, r
     assert r["assumptions"]["input"] == "replicated" and 0 < r["assumptions"]["eff_gemm_qkv"] <= 1, r
     assert r["different_model"] == ("sliced" in r["layout"]), r
 # loading is apart: helix (Y already on rank 0) loads nothing, a pipeline returns Y
 assert by["helix4x4-exact"]["load_s"] == 0 and by["tp8pp2"]["load_s"] > 0
 # replicas of one device move nothing in the forward pass
 assert by["dp16"]["intra_node_bytes"] == 0 and by["dp16"]["inter_node_bytes"] == 0
+assert by["dp16"]["inter_link_busy_s"] == 0 and by["helix4x4-sliced"]["inter_link_busy_s"] > by["tp8pp2"]["inter_link_busy_s"] > 0
 sens = d["sensitivity"]
 assert sens["helix"] == "helix4x4-sliced" and sens["tp_pp"] == "tp8pp2" and len(sens["moves"]) == 16, sens
 # moving the between-node bandwidth moves the verdict (both layouts cross the NIC, by different amounts)

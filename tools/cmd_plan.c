@@ -504,10 +504,12 @@ int cmd_plan(int argc, char **argv)
         for (int q = 0; q < 2; q++) {
             const helix_prediction *p = &two[q]->pr;
             printf("#   %-16s bound by %s: compute %.3g s, communication %.3g s, bubble %.3g s; %.3g GB in-node + %.3g GB\n"
-                   "#   %-16s between nodes sent per device (max); %.3g GB memory per device; %lld micro-batches;\n"
-                   "#   %-16s with perfect compute/communication overlap (a bound; none is modelled) %.4g tokens/s\n",
+                   "#   %-16s between nodes sent per device (max); links busy %.3g s in-node, %.3g s between nodes;\n"
+                   "#   %-16s %.3g GB memory per device; %lld micro-batches; with perfect compute/communication overlap\n"
+                   "#   %-16s (a bound; none is modelled) %.4g tokens/s\n",
                    two[q]->name, p->bound, p->compute_s, p->comm_s, p->bubble_s, p->intra_bytes / 1e9, p->inter_bytes / 1e9,
-                   "", p->mem_bytes / 1e9, (long long)two[q]->plan.mb, "", p->tokens_per_s_overlap);
+                   "", p->intra_busy_s, p->inter_busy_s, "", p->mem_bytes / 1e9, (long long)two[q]->plan.mb, "",
+                   p->tokens_per_s_overlap);
         }
     } else {
         printf("# verdict: no helix or no TP x PP layout fits\n");
@@ -612,6 +614,7 @@ int cmd_plan(int argc, char **argv)
             jw_num(&j, "compute_s", x->pr.compute_s); jw_num(&j, "comm_s", x->pr.comm_s); jw_num(&j, "bubble_s", x->pr.bubble_s);
             jw_str(&j, "bound", x->pr.bound);
             jw_num(&j, "intra_node_bytes", x->pr.intra_bytes); jw_num(&j, "inter_node_bytes", x->pr.inter_bytes);
+            jw_num(&j, "intra_link_busy_s", x->pr.intra_busy_s); jw_num(&j, "inter_link_busy_s", x->pr.inter_busy_s);
             jw_int(&j, "mem_bytes_per_device", x->pr.mem_bytes);
             jw_end_obj(&j);
         }

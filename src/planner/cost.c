@@ -46,6 +46,8 @@
  *   the figure a perfect overlap could reach): every device's t_mb becomes
  *   max(nl*t_comp, nl*sum t_c + t_p2p), the rest as above
  *
+ *   per-link busy time: over the forward pass, the largest device's sum
+ *   of bytes / bandwidth per link class (its collectives' ti and to)
  *   memory per device = the plan's arena, less the copies of Y (and X) the
  *   executor keeps for rank 0 (not needed to compute); fits when it is
  *   <= device_mem and each node's sum <= node_mem.
@@ -62,12 +64,13 @@
 typedef struct {
     const helix_hw *hw;
     int64_t G;              /* devices per node */
+    double bi, bx;          /* link busy time (bytes / bandwidth) booked by coll_time */
 } linkctx;
 
 /* Time of one collective of this device from its traffic t (bytes per
  * class), scaled by 1/reps, with msgs latency rounds; books the bytes it
  * sends per class into *intra_b / *inter_b. */
-static double coll_time(const linkctx *lc, const helix_traffic *t, double reps, double msgs, double *intra_b, double *inter_b)
+static double coll_time(linkctx *lc, const helix_traffic *t, double reps, double msgs, double *intra_b, double *inter_b)
 {
     const double s = (double)t->sent_bytes / reps, r = (double)t->recv_bytes / reps;
     if (s == 0 && r == 0) return 0;
@@ -77,6 +80,8 @@ static double coll_time(const linkctx *lc, const helix_traffic *t, double reps, 
     *inter_b += xs;
     const helix_hw *hw = lc->hw;
     const double ti = (is > ir ? is : ir) / hw->intra_bw, to = (xs > xr ? xs : xr) / hw->inter_bw;
+    lc->bi += ti;
+    lc->bx += to;
     return msgs * (xs > 0 || xr > 0 ? hw->inter_lat : hw->intra_lat) + (ti > to ? ti : to);
 }
 
@@ -111,7 +116,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     const double BmL = (double)(Bm * L);
     const double pairs = c->causal ? (double)L * (double)(L + 1) / 2 : (double)L * (double)L;
     const double F = hw->flops[c->dtype];
-    linkctx lc = {hw, hw->devices_per_node > 0 ? hw->devices_per_node : P};
+    linkctx lc = {hw, hw->devices_per_node > 0 ? hw->devices_per_node : P, 0, 0};
 
     const double w_attn = 4 * (double)Bm * pairs * (double)D / (double)T;
     const int64_t T_ = T;   /* (sequence parallel: LN and residual on a device's rows, the largest share) */
@@ -146,6 +151,7 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
         helix_model_plan_device(p, r, &dp);
         const double nl = (double)(dp.layer_end - dp.layer_begin), reps = nl * (double)k;
         double ib = 0, ob = 0, ph[HELIX_NPHASES] = {0};
+        lc.bi = lc.bx = 0;
         /* per layer and micro-batch */
         const helix_traffic *t = dp.phase;
         const double *msg = dp.messages;   /* per phase, counted from the device's program */
@@ -160,10 +166,15 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
                                 ph[HELIX_PHASE_MLP_REDUCE];
         /* bytes were booked once per layer and micro-batch: scale to the pass */
         ib *= reps; ob *= reps;
+        double busy_i = lc.bi * reps, busy_x = lc.bx * reps;
+        lc.bi = lc.bx = 0;
         /* per micro-batch: the hand-over to the next stage */
         double t_p2p = 0, ib1 = 0, ob1 = 0;
         if (dp.stage < S - 1) t_p2p += coll_time(&lc, &t[HELIX_PHASE_P2P], (double)k, msg[HELIX_PHASE_P2P] / (double)k, &ib1, &ob1);
         ib += ib1 * (double)k; ob += ob1 * (double)k;
+        busy_i += lc.bi * (double)k; busy_x += lc.bx * (double)k;
+        if (busy_i > o->intra_busy_s) o->intra_busy_s = busy_i;
+        if (busy_x > o->inter_busy_s) o->inter_busy_s = busy_x;
         double t_mb = nl * (t_comp + per_layer_comm) + t_p2p;
         if (t_mb > stage_t[dp.stage]) { stage_t[dp.stage] = t_mb; stage_comp[dp.stage] = nl * t_comp; }
         busy[r] = (double)k * t_mb;
