@@ -90,6 +90,11 @@ typedef struct {
                            b attends to keys 0..kv_len[b]-1 only (each in
                            1..seq); NULL: no padding. Not copied: it must
                            outlive the plan. */
+    int64_t ranks_per_node; /* devices share nodes, this many consecutive
+                           ranks each (0: one node): collectives that span
+                           nodes run hierarchically (helix_comm.h)   */
+    int native_collectives; /* 1: reductions by the engine's library where
+                           it has one (not bitwise reproducible)      */
 } helix_config;
 
 /* The default small configuration used by `helix run` with no options. */

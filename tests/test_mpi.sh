@@ -85,6 +85,19 @@ then ok; else bad "--collectives native: rc=$rc"; echo "$out" | tail -5 >&2; fi
 mpirun -np 16 "$HELIX" bench layouts --backend mpi ${a/,tp8pp2-sp/} --dtype bf16 --no-check --output "$tmp/ordered.npy" >/dev/null 2>&1
 cmp -s "$tmp/native.npy" "$tmp/ordered.npy" && echo "# native and ordered bf16 outputs happen to be bitwise equal here" || ok
 
+# helix run (one attention layer) at 2 emulated nodes of 8: hierarchical
+# reduce onto rank 0, bitwise = in-process, bytes per link class = plan;
+# and with the MPI library's own reductions
+out=$(mpirun -np 16 "$HELIX" run --ranks-per-node 8 --seq 64 --output "$tmp/run_mpi.npy" --json "$tmp/run.json" 2>&1); rc=$?
+"$HELIX" run --backend inproc --ranks-per-node 8 --seq 64 --no-check --output "$tmp/run_ip.npy" >/dev/null 2>&1
+if [ $rc -eq 0 ] && grep -q "# nodes: 2 nodes of 8" <<<"$out" && grep -q "bytes: match" <<<"$out" && grep -q PASS <<<"$out" \
+   && cmp -s "$tmp/run_mpi.npy" "$tmp/run_ip.npy" \
+   && "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1]))["comm"]; assert j["ranks_per_node"] == 8 and j["collectives"] == "ordered" and j["matches_plan"]' "$tmp/run.json"
+then ok; else bad "helix run --ranks-per-node 8: rc=$rc, or MPI differs from in-process"; echo "$out" | tail -4 >&2; fi
+out=$(mpirun -np 16 "$HELIX" run --collectives native --seq 64 --dtype bf16 2>&1); rc=$?
+[ $rc -eq 0 ] && grep -q "^# collectives: native" <<<"$out" && grep -q PASS <<<"$out" && grep -q "bytes: match" <<<"$out" && ok \
+    || bad "helix run --collectives native: rc=$rc"
+
 # X broadcast from rank 0 (to each replica, then its tensor group) instead of
 # replicated: the same output, bitwise, and loading bytes where there were none
 a=${args/--layouts*/--layouts dp2-tp4pp2-sp}

@@ -149,6 +149,12 @@ int cmd_run(int argc, char **argv)
                 (long long)o.cfg.slices, (long long)plan.P, (long long)plan.P);
         prc = EXIT_USAGE;
     }
+    if (prc == 0) {                        /* the nodes: given, or as the launcher placed the ranks */
+        int64_t rpn = 0;
+        if (cli_nodes(mpi, o.ranks_per_node, plan.P, rank == 0, &rpn, o.nodes, sizeof o.nodes)) prc = EXIT_USAGE;
+        o.cfg.ranks_per_node = rpn;
+        if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) { fprintf(stderr, "helix: %s\n", err.msg); prc = EXIT_USAGE; }
+    }
     cli_engine_unmute_stderr(&eng);        /* from here on only rank 0 prints, but a rank's failure is heard */
     if (prc != 0) {
         run_files_close(&files);

@@ -116,9 +116,9 @@ int cli_nodes(int mpi, int64_t rpn_given, int64_t P, int root, int64_t *rpn, cha
         *rpn = rpn_given < P ? rpn_given : 0;
         const int64_t K = (P + rpn_given - 1) / rpn_given;
         if (!*rpn) snprintf(desc, n, "one node of %lld ranks (--ranks-per-node %lld)", (long long)P, (long long)rpn_given);
-        else snprintf(desc, n, "%lld nodes of %lld consecutive ranks%s (--ranks-per-node %lld, emulated%s)", (long long)K,
-                      (long long)rpn_given, P % rpn_given ? ", the last one short" : "", (long long)rpn_given,
-                      mpi ? "; collectives that span nodes run hierarchically" : " in one process");
+        else snprintf(desc, n, "%lld nodes of %lld consecutive ranks%s (--ranks-per-node %lld, emulated%s; collectives "
+                      "that span nodes run hierarchically)", (long long)K, (long long)rpn_given,
+                      P % rpn_given ? ", the last one short" : "", (long long)rpn_given, mpi ? "" : " in one process");
         if (mpi && launched && launched != rpn_given && launched < P)
             snprintf(desc + strlen(desc), n - strlen(desc), "; the launcher placed %d per node", launched);
         return 0;

@@ -21,6 +21,8 @@ typedef struct {
     int overhead;          /* --overhead: time the kernels alone too */
     const char *kv_len;    /* --kv-len "N[,N...]", resolved with the files once B is known */
     double timeout;        /* --timeout S: MPI collective watchdog (0: off, <0: automatic) */
+    int64_t ranks_per_node;/* --ranks-per-node K as given (0: as launched / one node) */
+    char nodes[160];       /* the topology, in words, for the header */
     /* which sizes the user gave (files may not contradict them) */
     int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;
 } run_opts;

@@ -59,6 +59,12 @@ const char *run_help_text =
     "                     process; mpi: one MPI rank per device,\n"
     "                     rank = i*m + j, -np must equal n*m\n"
     "  --threads T        inproc: devices computing at once        [0 = all cores]\n"
+    "  --ranks-per-node K nodes of K consecutive ranks: the reduce onto rank 0\n"
+    "                     and the other collectives that span nodes run\n"
+    "                     hierarchically, bytes are counted per link class;\n"
+    "                     emulates nodes on one host   [mpi: as launched; else one node]\n"
+    "  --collectives C    ordered (fixed summation order, bitwise reproducible)\n"
+    "                     or native (mpi: the MPI library's reductions)  [ordered]\n"
     "  --timeout S        mpi: end the job when a collective has waited S\n"
     "                     seconds, naming the ranks that did not arrive\n"
     "                     (0: never)    [60 + the pass's FLOPs at 100 MFLOP/s]\n"
@@ -75,7 +81,8 @@ const char *run_help_text =
 
 enum {
     O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL, O_SCALE,
-    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_KV_LEN, O_TIMEOUT, O_HELP
+    O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_KV_LEN, O_TIMEOUT, O_HELP,
+    O_RPN, O_COLL
 };
 
 static const struct option opts[] = {
@@ -93,6 +100,7 @@ static const struct option opts[] = {
     {"input", required_argument, 0, O_INPUT},     {"allow-nonfinite", no_argument, 0, O_NONFINITE},
     {"overhead", no_argument, 0, O_OVERHEAD},     {"help", no_argument, 0, O_HELP},
     {"kv-len", required_argument, 0, O_KV_LEN},   {"timeout", required_argument, 0, O_TIMEOUT},
+    {"ranks-per-node", required_argument, 0, O_RPN}, {"collectives", required_argument, 0, O_COLL},
     {0, 0, 0, 0},
 };
 
@@ -173,6 +181,12 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_OVERHEAD: o->overhead = 1; break;
         case O_KV_LEN: o->kv_len = optarg; break;
         case O_TIMEOUT: bad = cli_timeout(optarg, &o->timeout); break;
+        case O_RPN: bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &o->ranks_per_node); break;
+        case O_COLL:
+            if (!strcmp(optarg, "native")) cfg->native_collectives = 1;
+            else if (!strcmp(optarg, "ordered")) cfg->native_collectives = 0;
+            else { fprintf(stderr, "helix: --collectives must be ordered or native, got '%s'\n", optarg); bad = 1; }
+            break;
         case O_JSON: o->json = optarg; break;
         case O_OUTPUT: o->output = optarg; break;
         case O_BACKEND:

@@ -37,6 +37,10 @@ void run_print_header(const run_opts *o, const helix_plan *plan, const char *eng
            (long long)cfg->seq, helix_dtype_name(cfg->dtype), cfg->causal ? "yes" : "no",
            cfg->out_proj ? "yes" : "no", cfg->bias ? "yes" : "no", plan->scale);
     cli_print_kernels(cfg->dtype);
+    if (o->nodes[0]) printf("# nodes: %s\n", o->nodes);
+    printf("# collectives: %s\n", !cfg->native_collectives ? "ordered (fixed summation order: bitwise equal on every engine for the same nodes)"
+                                  : strcmp(engine, "mpi") ? "native asked for, but the in-process engine has no library of its own: ordered"
+                                  : "native (the MPI library's reductions: not bitwise reproducible; bytes booked by the ordered convention)");
     if (cfg->kv_len) {
         printf("# key padding: keys seen per batch row");
         for (int64_t b = 0; b < cfg->batch && b < 16; b++) printf(" %lld", (long long)cfg->kv_len[b]);
@@ -86,8 +90,7 @@ void run_print_tables(run_result *r)
         for (int ph = 0; ph < HELIX_NPHASES; ph++) {
             s += r->stats[k].phase[ph].sent_bytes;
             rcv += r->stats[k].phase[ph].recv_bytes;
-            same &= r->stats[k].phase[ph].sent_bytes == dp.phase[ph].sent_bytes &&
-                    r->stats[k].phase[ph].recv_bytes == dp.phase[ph].recv_bytes;
+            same &= helix_traffic_eq(&r->stats[k].phase[ph], &dp.phase[ph]);   /* per link class too */
         }
         r->bytes_match &= same;
         char ij[48];
@@ -162,6 +165,8 @@ int run_write_json(const run_result *r)
     jw_end_arr(&j);
     jw_obj(&j, "comm");
     jw_bool(&j, "matches_plan", r->bytes_match);
+    jw_int(&j, "ranks_per_node", r->o->cfg.ranks_per_node ? r->o->cfg.ranks_per_node : r->plan->P);
+    jw_str(&j, "collectives", r->o->cfg.native_collectives && !strcmp(r->engine, "mpi") ? "native" : "ordered");
     jw_arr(&j, "per_rank");
     for (int64_t k = 0; k < P; k++) {
         helix_device_plan dp;

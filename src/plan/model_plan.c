@@ -224,6 +224,11 @@ helix_status helix_model_plan_attention(const helix_config *cfg, helix_model_pla
     plan->layout = (helix_layout){HELIX_LAYOUT_HELIX, cfg->groups, cfg->slices, cfg->mode, cfg->exact_algo, 0, 0, 1};
     plan->layout.replicas = 1;
     plan->layout.input_from_root = 1;       /* X on rank 0, broadcast */
+    if (cfg->ranks_per_node < 0)
+        return helix_errf(err, HELIX_ERR_INVALID, "ranks per node must be >= 1 (or 0: one node), got %lld",
+                          (long long)cfg->ranks_per_node);
+    plan->layout.ranks_per_node = cfg->ranks_per_node < plan->attn.P ? cfg->ranks_per_node : 0;
+    plan->layout.native_collectives = cfg->native_collectives;
     plan->D = plan->attn.D;
     plan->R = 1;
     plan->P = plan->Pr = plan->T = plan->attn.P;
