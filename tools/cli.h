@@ -93,6 +93,12 @@ int cli_mpi_fits(struct helix_comm *world, int64_t need, char *why, size_t why_n
  * the output. Non-zero (message printed on root): usage error.
  * Collective under MPI. */
 int cli_nodes(int mpi, int64_t rpn_given, int64_t P, int root, int64_t *rpn, char *desc, size_t n);
+/* --collectives ordered|native into *native (0 / 1); -1 with a message on anything else */
+int cli_collectives(const char *s, int *native);
+/* What ran: "native" where it was asked for and the engine has a library
+ * of its own (MPI), else "ordered"; and the header line's words for it. */
+const char *cli_collectives_name(int native, int engine_has_native);
+const char *cli_collectives_text(int native, int engine_has_native);
 
 /* MPI (world NULL: rc as it is): any rank's failure is everyone's; a rank
  * that did not fail returns EXIT_USAGE and root says another rank could

@@ -155,6 +155,27 @@ void cli_safe_name(const char *s, char *out, size_t n)
     out[k < n ? k : n - 1] = 0;
 }
 
+int cli_collectives(const char *s, int *native)
+{
+    if (!strcmp(s, "native")) *native = 1;
+    else if (!strcmp(s, "ordered")) *native = 0;
+    else { fprintf(stderr, "helix: --collectives must be ordered or native, got '%s'\n", s); return -1; }
+    return 0;
+}
+
+const char *cli_collectives_name(int native, int engine_has_native)
+{
+    return native && engine_has_native ? "native" : "ordered";
+}
+
+const char *cli_collectives_text(int native, int engine_has_native)
+{
+    if (!native) return "ordered (fixed summation order: bitwise equal on every engine for the same nodes)";
+    if (!engine_has_native) return "native asked for, but the in-process engine has no library of its own: ordered";
+    return "native (the MPI library's MPI_Allreduce, MPI_Reduce, MPI_Reduce_scatter: fastest, not\n"
+           "#   bitwise reproducible; the library's algorithms, not helix's hierarchy; bytes booked by the ordered convention)";
+}
+
 int cli_timeout(const char *s, double *out)
 {
     if (cli_double("--timeout", s, out)) return -1;

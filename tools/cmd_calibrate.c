@@ -50,17 +50,24 @@ static double gemm_rate(int64_t M, int64_t N, int64_t K, helix_dtype t)
 }
 
 /* The same GEMM on `n` threads at once, each its own (best of 5 while the
- * others run, all started together): the summed rate. Divided by one
+ * others run, all released together): the summed rate. Divided by one
  * thread's rate it is how many devices compute at full rate at once with
  * the kernels helix runs, which on SMT siblings or a shared memory path
- * is less than the FMA loop's ratio. */
-typedef struct { pthread_barrier_t *go; double rate; } gemm_job;
+ * is less than the FMA loop's ratio. 0 where the threads cannot all start. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go;
+} gate;
+typedef struct { gate *g; double rate; } gemm_job;
 
 static void *gemm_thread(void *p)
 {
     gemm_job *j = (gemm_job *)p;
-    pthread_barrier_wait(j->go);
-    j->rate = gemm_rate(1024, 512, 1024, HELIX_F32);
+    pthread_mutex_lock(&j->g->mu);
+    while (!j->g->go) pthread_cond_wait(&j->g->cv, &j->g->mu);
+    pthread_mutex_unlock(&j->g->mu);
+    j->rate = j->g->go > 0 ? gemm_rate(1024, 512, 1024, HELIX_F32) : 0;
     return NULL;
 }
 
@@ -70,20 +77,18 @@ static double gemm_rate_concurrent(int n)
     if (n > MAXN) n = MAXN;
     pthread_t t[MAXN];
     gemm_job j[MAXN];
-    pthread_barrier_t go;
-    if (pthread_barrier_init(&go, NULL, (unsigned)n)) return 0;
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     int started = 0;
     for (; started < n; started++) {
-        j[started].go = &go;
-        j[started].rate = 0;
+        j[started] = (gemm_job){&g, 0};
         if (pthread_create(&t[started], NULL, gemm_thread, &j[started])) break;
     }
-    if (started < n) {   /* cannot run them all at once: no figure */
-        for (int k = started; k < n; k++) pthread_barrier_wait(&go);
-    }
+    pthread_mutex_lock(&g.mu);
+    g.go = started == n ? 1 : -1;          /* -1: not all could start; the others return at once */
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
     double sum = 0;
     for (int k = 0; k < started; k++) { pthread_join(t[k], NULL); sum += j[k].rate; }
-    pthread_barrier_destroy(&go);
     return started == n ? sum : 0;
 }
 

@@ -321,7 +321,7 @@ static int write_json(const char *path, const lrow *rows, int nr, const helix_mo
         jw_num(&j, "compute_s", r->compute_s); jw_num(&j, "comm_s", r->comm_s); jw_num(&j, "bubble_s", r->bubble_s);
         jw_num(&j, "idle_s", r->idle_s); jw_num(&j, "load_s", r->load_s);
         jw_bool(&j, "input_from_rank0", r->lay.input_from_root);
-        jw_str(&j, "collectives", r->lay.native_collectives && !strcmp(engine, "mpi") ? "native" : "ordered");
+        jw_str(&j, "collectives", cli_collectives_name(r->lay.native_collectives, !strcmp(engine, "mpi")));
         jw_obj(&j, "sent_bytes_per_rank_max");
         jw_int(&j, "load", r->b_load); jw_int(&j, "attention_exchange", r->b_attn);
         jw_int(&j, "allreduce", r->b_allreduce); jw_int(&j, "p2p", r->b_p2p);
@@ -412,11 +412,7 @@ int cmd_layouts(int argc, char **argv)
         case 'e': backend_s = optarg; break;
         case 'w': bad = cli_timeout(optarg, &timeout); break;
         case 'K': bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &rpn); break;
-        case 'C':
-            if (!strcmp(optarg, "native")) native = 1;
-            else if (!strcmp(optarg, "ordered")) native = 0;
-            else { fprintf(stderr, "helix: --collectives: '%s' (expected ordered or native)\n", optarg); bad = 1; }
-            break;
+        case 'C': bad = cli_collectives(optarg, &native) != 0; break;
         case 'i':
             if (!strcmp(optarg, "rank0")) input_root = 1;
             else if (!strcmp(optarg, "replicated")) input_root = 0;
@@ -555,13 +551,7 @@ int cmd_layouts(int argc, char **argv)
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
         printf("# nodes: %s\n", nodes);
-        if (!native)
-            printf("# collectives: ordered (fixed summation order: bitwise equal on every engine for the same nodes)\n");
-        else if (has_native)
-            printf("# collectives: native (the MPI library's MPI_Allreduce, MPI_Reduce, MPI_Reduce_scatter: fastest, not\n"
-                   "#   bitwise reproducible; the library's algorithms, not helix's hierarchy; bytes booked by the ordered convention)\n");
-        else
-            printf("# collectives: native asked for, but the in-process engine has no library of its own: ordered\n");
+        printf("# collectives: %s\n", cli_collectives_text(native, has_native));
         printf("# pipeline: GPipe forward; micro-batches = %s for ppP layouts, 1 otherwise\n",
                mbs ? "--microbatches" : "B (of a replica, dpK)");
         if (dropped[0]) printf("# default layouts left out (not valid for this model on %lld devices): %s\n", (long long)P, dropped);

@@ -95,32 +95,39 @@ static void print_cand(int rank, const cand *c)
 
 /* ------------------------------------------------------------ sensitivity */
 
+/* the assumptions the sensitivity moves, one at a time */
+static const char *const knob_names[] = {"peak FLOP/s", "GEMM efficiency", "attention efficiency", "memory bandwidth",
+                                         "in-node bandwidth", "between-node bandwidth", "in-node latency",
+                                         "between-node latency"};
+enum { N_KNOBS = sizeof knob_names / sizeof knob_names[0] };
+
+/* assumption q of h times scale (efficiencies, the attention table's
+ * too, capped at the peak) */
+static void move_knob(helix_hw *h, int q, double scale)
+{
+    switch (q) {
+    case 0: for (int t = 0; t < 3; t++) h->flops[t] *= scale; break;
+    case 1: h->eff_gemm *= scale; break;
+    case 2:
+        h->eff_attn *= scale;
+        for (int r = 0; r < h->attn_n; r++) h->attn_e[r] = h->attn_e[r] * scale > 1 ? 1 : h->attn_e[r] * scale;
+        break;
+    case 3: h->mem_bw *= scale; break;
+    case 4: h->intra_bw *= scale; break;
+    case 5: h->inter_bw *= scale; break;
+    case 6: h->intra_lat *= scale; break;
+    default: h->inter_lat *= scale; break;
+    }
+}
+
 /* The verdict with one assumption of the hardware file moved: a / b - 1
  * (tokens/s) for candidates a and b re-planned (micro-batches chosen
  * again) on the moved machine. */
-typedef struct { const char *name; double *(*field)(helix_hw *); } knob;
-static double *k_peak(helix_hw *h) { return h->flops; }           /* all three dtypes, below */
-static double *k_gemm(helix_hw *h) { return &h->eff_gemm; }
-static double *k_attn(helix_hw *h) { return &h->eff_attn; }
-static double *k_mem(helix_hw *h) { return &h->mem_bw; }
-static double *k_ibw(helix_hw *h) { return &h->intra_bw; }
-static double *k_xbw(helix_hw *h) { return &h->inter_bw; }
-static double *k_ilat(helix_hw *h) { return &h->intra_lat; }
-static double *k_xlat(helix_hw *h) { return &h->inter_lat; }
-static const knob knobs[] = {{"peak FLOP/s", k_peak}, {"GEMM efficiency", k_gemm}, {"attention efficiency", k_attn},
-                             {"memory bandwidth", k_mem}, {"in-node bandwidth", k_ibw}, {"between-node bandwidth", k_xbw},
-                             {"in-node latency", k_ilat}, {"between-node latency", k_xlat}};
-enum { N_KNOBS = sizeof knobs / sizeof knobs[0] };
-
 static double moved_ratio(const cand *a, const cand *b, const helix_model_config *mc, int64_t P, const helix_hw *hw,
                           int knob_i, double scale, int64_t fixed_mb)
 {
     helix_hw h = *hw;
-    double *f = knobs[knob_i].field(&h);
-    if (f == h.flops) for (int t = 0; t < 3; t++) h.flops[t] *= scale;
-    else *f *= scale;
-    if (f == &h.eff_attn)              /* the table too, capped at the peak */
-        for (int q = 0; q < h.attn_n; q++) h.attn_e[q] = h.attn_e[q] * scale > 1 ? 1 : h.attn_e[q] * scale;
+    move_knob(&h, knob_i, scale);
     cand x = *a, y = *b;
     helix_candidate_evaluate(&x, mc, P, &h, fixed_mb);
     helix_candidate_evaluate(&y, mc, P, &h, fixed_mb);
@@ -542,7 +549,7 @@ int cmd_plan(int argc, char **argv)
             for (int e = 0; e < 2; e++)
                 if (isnan(sens[q][e])) snprintf(v[e], sizeof v[e], "%8s", "no fit");
                 else snprintf(v[e], sizeof v[e], "%+7.1f%%", 100 * sens[q][e]);
-            printf("#   %-24s %s  %s\n", knobs[q].name, v[0], v[1]);
+            printf("#   %-24s %s  %s\n", knob_names[q], v[0], v[1]);
         }
         printf("#   the verdict's sign %s\n", flips ? "flips under at least one move above" : "holds under every move above");
     }
@@ -627,7 +634,7 @@ int cmd_plan(int argc, char **argv)
             for (int q = 0; q < N_KNOBS; q++)
                 for (int e = 0; e < 2; e++) {
                     jw_obj(&j, NULL);
-                    jw_str(&j, "assumption", knobs[q].name); jw_num(&j, "scale", e ? 1.3 : 0.7);
+                    jw_str(&j, "assumption", knob_names[q]); jw_num(&j, "scale", e ? 1.3 : 0.7);
                     jw_num(&j, "helix_vs_tp_pp", sens[q][e]);
                     jw_end_obj(&j);
                 }

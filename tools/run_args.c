@@ -182,11 +182,7 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_KV_LEN: o->kv_len = optarg; break;
         case O_TIMEOUT: bad = cli_timeout(optarg, &o->timeout); break;
         case O_RPN: bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &o->ranks_per_node); break;
-        case O_COLL:
-            if (!strcmp(optarg, "native")) cfg->native_collectives = 1;
-            else if (!strcmp(optarg, "ordered")) cfg->native_collectives = 0;
-            else { fprintf(stderr, "helix: --collectives must be ordered or native, got '%s'\n", optarg); bad = 1; }
-            break;
+        case O_COLL: bad = cli_collectives(optarg, &cfg->native_collectives) != 0; break;
         case O_JSON: o->json = optarg; break;
         case O_OUTPUT: o->output = optarg; break;
         case O_BACKEND:

@@ -38,9 +38,7 @@ void run_print_header(const run_opts *o, const helix_plan *plan, const char *eng
            cfg->out_proj ? "yes" : "no", cfg->bias ? "yes" : "no", plan->scale);
     cli_print_kernels(cfg->dtype);
     if (o->nodes[0]) printf("# nodes: %s\n", o->nodes);
-    printf("# collectives: %s\n", !cfg->native_collectives ? "ordered (fixed summation order: bitwise equal on every engine for the same nodes)"
-                                  : strcmp(engine, "mpi") ? "native asked for, but the in-process engine has no library of its own: ordered"
-                                  : "native (the MPI library's reductions: not bitwise reproducible; bytes booked by the ordered convention)");
+    printf("# collectives: %s\n", cli_collectives_text(cfg->native_collectives, !strcmp(engine, "mpi")));
     if (cfg->kv_len) {
         printf("# key padding: keys seen per batch row");
         for (int64_t b = 0; b < cfg->batch && b < 16; b++) printf(" %lld", (long long)cfg->kv_len[b]);
@@ -166,7 +164,7 @@ int run_write_json(const run_result *r)
     jw_obj(&j, "comm");
     jw_bool(&j, "matches_plan", r->bytes_match);
     jw_int(&j, "ranks_per_node", r->o->cfg.ranks_per_node ? r->o->cfg.ranks_per_node : r->plan->P);
-    jw_str(&j, "collectives", r->o->cfg.native_collectives && !strcmp(r->engine, "mpi") ? "native" : "ordered");
+    jw_str(&j, "collectives", cli_collectives_name(r->o->cfg.native_collectives, !strcmp(r->engine, "mpi")));
     jw_arr(&j, "per_rank");
     for (int64_t k = 0; k < P; k++) {
         helix_device_plan dp;

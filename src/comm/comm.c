@@ -7,6 +7,7 @@
  * and reduce are composed hierarchically from the flat ones on its node
  * and cross sub-communicators. */
 #include "helix_comm.h"
+#include "comm-impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -184,9 +185,8 @@ static helix_status sum_parts(helix_comm_t *c, void *scratch, int n_parts, int64
 
 /* Reduce-scatter: rank r receives chunk r of every rank's buf into scratch
  * [size][chunk_r] and sums it, in rank order, into scratch[0..chunk_r).
- * Chunks are whole rows of `unit` elements: chunk r = rows split(count /
- * unit, size, r). */
-static helix_status reduce_scatter_rows(helix_comm_t *c, const void *buf, int64_t count, int64_t unit, helix_dtype t,
+ * Chunks are whole rows of `unit` elements (helix_row_chunk). */
+static helix_status reduce_scatter_rows(helix_comm_t *c, const void *buf, int64_t rows, int64_t unit, helix_dtype t,
                                         void *scratch, int64_t *mine_b, int64_t *mine_n)
 {
     const int size = c->size;
@@ -199,22 +199,19 @@ static helix_status reduce_scatter_rows(helix_comm_t *c, const void *buf, int64_
         sc = heap;
     }
     size_t *scount = sc, *sdisp = sc + size, *rcount = sc + 2 * size, *rdisp = sc + 3 * size;
-    int64_t b, e;
-    helix_split_range(count / unit, size, c->rank, &b, &e);
-    b *= unit; e *= unit;
+    int64_t b, n;
+    helix_row_chunk(rows, unit, size, c->rank, &b, &n);
     for (int p = 0; p < size; p++) {
-        int64_t pb, pe;
-        helix_split_range(count / unit, size, p, &pb, &pe);
-        pb *= unit; pe *= unit;
-        scount[p] = (size_t)(pe - pb) * es;
+        int64_t pb, pn;
+        helix_row_chunk(rows, unit, size, p, &pb, &pn);
+        scount[p] = (size_t)pn * es;
         sdisp[p] = (size_t)pb * es;
-        rcount[p] = (size_t)(e - b) * es;
-        rdisp[p] = (size_t)p * (size_t)(e - b) * es;
+        rcount[p] = (size_t)n * es;
+        rdisp[p] = (size_t)p * (size_t)n * es;
     }
     helix_status st = helix_comm_alltoallv(c, buf, scount, sdisp, scratch, rcount, rdisp);
     free(heap);
     if (st) return st;
-    const int64_t n = e - b;
     *mine_b = b;
     *mine_n = n;
     return sum_parts(c, scratch, size, n, t);
@@ -242,7 +239,7 @@ static helix_status reduce_scatter_hier(helix_comm_t *c, void *buf, int64_t rows
                                         void *scratch)
 {
     const helix_comm_topo *tp = &c->topo;
-    const int K = tp->nodes, G = tp->per_node, l = tp->local[c->rank], xr = tp->xrank[c->rank];
+    const int K = tp->nodes, G = tp->per_node, l = tp->local[c->rank];
     const size_t es = helix_dtype_size(t);
     const int64_t cmax = chunk_max(rows, c->size) * unit;
     char *res = (char *)scratch, *rcv = res + (size_t)(K * cmax) * es;
@@ -250,15 +247,13 @@ static helix_status reduce_scatter_hier(helix_comm_t *c, void *buf, int64_t rows
     size_t *v = malloc(sizeof(size_t) * 4 * (size_t)M);
     if (!v) return HELIX_ERR_NOMEM;
     size_t *sc = v, *sd = v + M, *rc = v + 2 * M, *rd = v + 3 * M;
-#define CHUNK(p, b_, n_) do { int64_t pb_, pe_; helix_split_range(rows, c->size, (p), &pb_, &pe_); (b_) = pb_ * unit; (n_) = (pe_ - pb_) * unit; } while (0)
     helix_status st = HELIX_OK;
     for (int k = 0; k < K && !st; k++) {
-        int64_t mb, mn;
-        CHUNK(tp->member[k * G + l], mb, mn);
-        (void)mb;
+        int64_t mn;
+        helix_row_chunk(rows, unit, c->size, tp->member[k * G + l], NULL, &mn);
         for (int q = 0; q < G; q++) {
             int64_t qb, qn;
-            CHUNK(tp->member[k * G + q], qb, qn);
+            helix_row_chunk(rows, unit, c->size, tp->member[k * G + q], &qb, &qn);
             sc[q] = (size_t)qn * es; sd[q] = (size_t)qb * es;
             rc[q] = (size_t)mn * es; rd[q] = (size_t)q * (size_t)mn * es;
         }
@@ -267,19 +262,16 @@ static helix_status reduce_scatter_hier(helix_comm_t *c, void *buf, int64_t rows
         if (!st) st = local_copy(c, res + (size_t)(k * cmax) * es, rcv, (size_t)mn * es);
     }
     int64_t b, n;
-    CHUNK(c->rank, b, n);
+    helix_row_chunk(rows, unit, c->size, c->rank, &b, &n);
     for (int k = 0; k < K && !st; k++) {
-        int64_t kb, kn;
-        CHUNK(tp->member[k * G + l], kb, kn);
-        (void)kb;
+        int64_t kn;
+        helix_row_chunk(rows, unit, c->size, tp->member[k * G + l], NULL, &kn);
         sc[k] = (size_t)kn * es; sd[k] = (size_t)(k * cmax) * es;
         rc[k] = (size_t)n * es; rd[k] = (size_t)k * (size_t)n * es;
     }
-#undef CHUNK
     if (!st) st = helix_comm_alltoallv(c->hcross, res, sc, sd, rcv, rc, rd);
     if (!st) st = sum_parts(c->hcross, rcv, K, n, t);                          /* cross order */
     free(v);
-    (void)xr;
     return st ? st : local_copy(c, (char *)buf + (size_t)b * es, rcv, (size_t)n * es);
 }
 
@@ -294,12 +286,7 @@ helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t r
     if (c->native && c->ops->reduce_scatter_native) {
         int64_t stack[128], *cnt = c->size <= 64 ? stack : malloc(sizeof(int64_t) * 2 * (size_t)c->size);
         if (!cnt) return HELIX_ERR_NOMEM;
-        for (int p = 0; p < c->size; p++) {
-            int64_t pb, pe;
-            helix_split_range(rows, c->size, p, &pb, &pe);
-            cnt[p] = (pe - pb) * unit;
-            cnt[c->size + p] = pb * unit;
-        }
+        for (int p = 0; p < c->size; p++) helix_row_chunk(rows, unit, c->size, p, &cnt[c->size + p], &cnt[p]);
         helix_status st = c->ops->reduce_scatter_native(c->self, buf, cnt, scratch, t);
         b = cnt[c->size + c->rank];
         n = cnt[c->rank];
@@ -311,7 +298,7 @@ helix_status helix_comm_reduce_scatter_sum(helix_comm_t *c, void *buf, int64_t r
         }
     }
     if (hier(c)) return reduce_scatter_hier(c, buf, rows, unit, t, scratch);
-    helix_status st = reduce_scatter_rows(c, buf, rows * unit, unit, t, scratch, &b, &n);
+    helix_status st = reduce_scatter_rows(c, buf, rows, unit, t, scratch, &b, &n);
     return st ? st : local_copy(c, (char *)buf + (size_t)b * es, scratch, (size_t)n * es);
 }
 

@@ -425,40 +425,37 @@ static int native_type(helix_dtype t, MPI_Datatype *dt, MPI_Op *op)
     return 0;
 }
 
-static helix_status m_allreduce_native(void *self, void *buf, int64_t count, helix_dtype t)
-{
-    MPI_Datatype dt;
-    MPI_Op op;
-    if (native_type(t, &dt, &op)) return HELIX_ERR_COMM;
-    wd_enter(self, "all-reduce (MPI_Allreduce)");
-    const size_t es = helix_dtype_size(t);
-    int rc = MPI_SUCCESS;
-    for (int64_t at = 0; at < count && rc == MPI_SUCCESS; at += 1 << 30) {   /* counts are int */
-        const int n = (int)(count - at < (1 << 30) ? count - at : 1 << 30);
-        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * es, n, dt, op, C(self));
-    }
-    wd_leave();
-    return ok(rc);
-}
-
-static helix_status m_reduce_native(void *self, const void *send, void *recv, int64_t count, helix_dtype t, int root)
+/* MPI_Allreduce in place on recv (root < 0) or MPI_Reduce of send onto
+ * recv at root, in pieces of at most 2^30 elements (counts are int) */
+static helix_status native_sum(void *self, const void *send, void *recv, int64_t count, helix_dtype t, int root)
 {
     MPI_Datatype dt;
     MPI_Op op;
     if (native_type(t, &dt, &op)) return HELIX_ERR_COMM;
     mpi_comm_t *c = (mpi_comm_t *)self;
     const int me = c->pub.rank;
-    wd_enter(self, "reduce (MPI_Reduce)");
+    wd_enter(self, root < 0 ? "all-reduce (MPI_Allreduce)" : "reduce (MPI_Reduce)");
     const size_t es = helix_dtype_size(t);
     int rc = MPI_SUCCESS;
     for (int64_t at = 0; at < count && rc == MPI_SUCCESS; at += 1 << 30) {
         const int n = (int)(count - at < (1 << 30) ? count - at : 1 << 30);
+        char *r = root < 0 || me == root ? (char *)recv + (size_t)at * es : NULL;
+        if (root < 0) { rc = MPI_Allreduce(MPI_IN_PLACE, r, n, dt, op, c->comm); continue; }
         const char *s = (const char *)send + (size_t)at * es;
-        char *r = me == root ? (char *)recv + (size_t)at * es : NULL;
         rc = MPI_Reduce(me == root && s == r ? MPI_IN_PLACE : s, r, n, dt, op, root, c->comm);
     }
     wd_leave();
     return ok(rc);
+}
+
+static helix_status m_allreduce_native(void *self, void *buf, int64_t count, helix_dtype t)
+{
+    return native_sum(self, NULL, buf, count, t, -1);
+}
+
+static helix_status m_reduce_native(void *self, const void *send, void *recv, int64_t count, helix_dtype t, int root)
+{
+    return native_sum(self, send, recv, count, t, root);
 }
 
 static helix_status m_reduce_scatter_native(void *self, const void *buf, const int64_t *counts, void *scratch,

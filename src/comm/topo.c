@@ -6,6 +6,7 @@
  * is the sum of its flat parts on the node communicator (G members, all
  * inside one node) and the cross communicator (K members, one per node). */
 #include "helix_comm.h"
+#include "comm-impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -146,16 +147,21 @@ helix_traffic helix_traffic_gatherv(const helix_comm_topo *t, int64_t mine, cons
 /* The chunks c_p = split(count, size, p) of a direct exchange: gather 0,
  * a reduce-scatter (every other chunk to its owner, c_r from each peer);
  * gather 1, an all-gather of them (c_r to each peer, c_p from each). */
+/* elements of member p's chunk (comm-impl.h) */
+static int64_t rows_of(int64_t rows, int64_t unit, int size, int p)
+{
+    int64_t n;
+    helix_row_chunk(rows, unit, size, p, NULL, &n);
+    return n;
+}
+
 static helix_traffic flat_chunks_rows(const helix_comm_topo *t, int64_t rows, int64_t unit, size_t es, int gather)
 {
     helix_traffic r = {0, 0, 0, 0};
-    int64_t b, e;
-    helix_split_range(rows, t->size, t->rank, &b, &e);
+    const int64_t mine = rows_of(rows, unit, t->size, t->rank) * (int64_t)es;
     for (int p = 0; p < t->size; p++) {
         if (p == t->rank) continue;
-        int64_t pb, pe;
-        helix_split_range(rows, t->size, p, &pb, &pe);
-        const int64_t theirs = (pe - pb) * unit * (int64_t)es, mine = (e - b) * unit * (int64_t)es;
+        const int64_t theirs = rows_of(rows, unit, t->size, p) * (int64_t)es;
         peer(&r, t, p, gather ? mine : theirs, gather ? theirs : mine);
     }
     return r;
@@ -165,13 +171,6 @@ static helix_traffic flat_chunks(const helix_comm_topo *t, int64_t count, size_t
     return flat_chunks_rows(t, count, 1, es, gather);
 }
 static helix_traffic flat_reduce_scatter(const helix_comm_topo *t, int64_t count, size_t es) { return flat_chunks(t, count, es, 0); }
-/* rank p's chunk of a reduce-scatter by rows, elements */
-static int64_t rows_of(int64_t rows, int64_t unit, int size, int p)
-{
-    int64_t b, e;
-    helix_split_range(rows, size, p, &b, &e);
-    return (e - b) * unit;
-}
 
 /* hierarchical (comm.c reduce_scatter_hier): per node block k an in-node
  * exchange of its G chunks, then each of my K node partials to its owner */

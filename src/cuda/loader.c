@@ -53,6 +53,22 @@ static int candidates(char out[][PATH_MAX], int max)
     return n;
 }
 
+/* why no module file was found in any of the places */
+static void not_found(char *buf, size_t n)
+{
+    const char *env = getenv("HELIX_CUDA_MODULE");
+    if (env && env[0]) {
+        snprintf(buf, n, "HELIX_CUDA_MODULE=%.500s: no such file", env);
+        return;
+    }
+#ifdef HELIX_CUDA_MODULE_DIR
+    snprintf(buf, n, MODULE_FILE " not found (beside the executable, in %s, or on the loader's path; "
+                     "HELIX_CUDA_MODULE=PATH names it)", HELIX_CUDA_MODULE_DIR);
+#else
+    snprintf(buf, n, "not built (-DHELIX_CUDA=OFF, or no nvcc or CUDA toolkit with cuBLAS at configure time)");
+#endif
+}
+
 static void load(void)
 {
     char c[8][PATH_MAX];
@@ -83,20 +99,7 @@ static void load(void)
         snprintf(mod.path, sizeof mod.path, "%.4000s", c[k]);
         return;
     }
-    const char *env = getenv("HELIX_CUDA_MODULE");
-    if (!used && env && env[0]) {
-        snprintf(mod.why, sizeof mod.why, "HELIX_CUDA_MODULE=%.500s: no such file", env);
-        return;
-    }
-    if (!used) {
-#ifdef HELIX_CUDA_MODULE_DIR
-        snprintf(mod.why, sizeof mod.why, MODULE_FILE " not found (beside the executable, in %s, or on the loader's path; "
-                                          "HELIX_CUDA_MODULE=PATH names it)", HELIX_CUDA_MODULE_DIR);
-#else
-        snprintf(mod.why, sizeof mod.why, "helix was built without CUDA (no nvcc or CUDA toolkit with cuBLAS found at "
-                                          "configure time), and no " MODULE_FILE " was found");
-#endif
-    }
+    if (!used) not_found(mod.why, sizeof mod.why);
 }
 
 static const helix_cuda_api *api(helix_err *err)
@@ -159,17 +162,7 @@ int helix_cuda_module_find(char *buf, size_t n)
         snprintf(buf, n, "%.3000s (%s)", c[k], info);
         return 1;
     }
-    const char *env = getenv("HELIX_CUDA_MODULE");
-    if (env && env[0]) {
-        snprintf(buf, n, "HELIX_CUDA_MODULE=%.500s: no such file", env);
-        return 0;
-    }
-#ifdef HELIX_CUDA_MODULE_DIR
-    snprintf(buf, n, MODULE_FILE " not found (beside the executable, in %s; HELIX_CUDA_MODULE=PATH names it)",
-             HELIX_CUDA_MODULE_DIR);
-#else
-    snprintf(buf, n, "not built (-DHELIX_CUDA=OFF, or no nvcc or CUDA toolkit with cuBLAS at configure time)");
-#endif
+    not_found(buf, n);
     return 0;
 }
 

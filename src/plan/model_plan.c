@@ -68,26 +68,23 @@ helix_status helix_layout_parse(const char *s, helix_layout *l, helix_err *err)
 
 void helix_layout_name(const helix_layout *l, char *out, size_t on)
 {
-    char b[64], *buf = b;
-    size_t n;
     const int R = l->replicas > 1;
     if (R && l->kind == HELIX_LAYOUT_TPPP && l->tp == 1 && l->pp == 1 && !l->seq_parallel) {
         snprintf(out, on, "dp%lld", (long long)l->replicas);
         return;
     }
-    n = sizeof b;
+    char base[64], dp[32] = "";
     if (l->kind == HELIX_LAYOUT_HELIX)
-        snprintf(buf, n, "helix%lldx%lld-%s%s", (long long)l->groups, (long long)l->slices, helix_mode_name(l->mode),
-                 l->mode == HELIX_MODE_EXACT && l->exact_algo == HELIX_EXACT_SCORES ? "-scores" : "");
+        snprintf(base, sizeof base, "helix%lldx%lld-%s%s", (long long)l->groups, (long long)l->slices,
+                 helix_mode_name(l->mode), l->mode == HELIX_MODE_EXACT && l->exact_algo == HELIX_EXACT_SCORES ? "-scores" : "");
     else if (l->pp == 1)
-        snprintf(buf, n, "tp%lld", (long long)l->tp);
+        snprintf(base, sizeof base, "tp%lld", (long long)l->tp);
     else if (l->tp == 1)
-        snprintf(buf, n, "pp%lld", (long long)l->pp);
+        snprintf(base, sizeof base, "pp%lld", (long long)l->pp);
     else
-        snprintf(buf, n, "tp%lldpp%lld", (long long)l->tp, (long long)l->pp);
-    char dp[32] = "";
+        snprintf(base, sizeof base, "tp%lldpp%lld", (long long)l->tp, (long long)l->pp);
     if (R) snprintf(dp, sizeof dp, "dp%lld-", (long long)l->replicas);
-    snprintf(out, on, "%s%s%s", dp, b, l->seq_parallel ? "-sp" : "");
+    snprintf(out, on, "%s%s%s", dp, base, l->seq_parallel ? "-sp" : "");
 }
 
 helix_status helix_norm_parse(const char *s, helix_norm *out)

@@ -138,6 +138,18 @@ static counts counts_new(em *e, int64_t size)
     return c;
 }
 
+/* receive counts and displacements of total units split over `size`
+ * members, unit bytes each: member q's share split(total, size, q) */
+static void recv_split(counts *c, int64_t size, int64_t total, int64_t unit)
+{
+    for (int64_t q = 0; c->v && q < size; q++) {
+        int64_t b, e;
+        helix_split_range(total, size, q, &b, &e);
+        c->v[2 * size + q] = (size_t)((e - b) * unit);
+        c->v[3 * size + q] = (size_t)(b * unit);
+    }
+}
+
 static void counts_done(em *e, helix_step s, counts *c)
 {
     if (!c->v) return;
@@ -398,12 +410,7 @@ static void gather_rows(em *e, helix_phase ph, int64_t buf)
 {
     const int64_t T = e->p->T, rows = e->p->Bm * e->p->model.seq, row = e->p->D * e->es;
     counts c = counts_new(e, T);
-    for (int64_t q = 0; c.v && q < T; q++) {
-        int64_t b, x;
-        helix_split_range(rows, T, q, &b, &x);
-        c.v[2 * T + q] = (size_t)((x - b) * row);
-        c.v[3 * T + q] = (size_t)(b * row);
-    }
+    recv_split(&c, T, rows, row);
     helix_step s = step(HELIX_STEP_ALLGATHERV, ph);
     s.group = HELIX_GROUP_TENSOR; s.a = NONE; s.c = A(buf); s.n = e->rn * row; s.t = e->t;
     counts_done(e, s, &c);
@@ -591,7 +598,7 @@ static void y_home(em *e, int64_t k, int64_t yb)
     helix_step s;
     if (R > 1) {
         counts c = counts_new(e, R);
-        for (int64_t q = 0; c.v && q < R; q++) { c.v[2 * R + q] = (size_t)chunk; c.v[3 * R + q] = (size_t)(q * chunk); }
+        recv_split(&c, R, R, chunk);                         /* a micro-batch from each replica */
         s = step(HELIX_STEP_GATHERV, HELIX_PHASE_OUTPUT);
         s.group = HELIX_GROUP_DP; s.root = 0; s.a = A(yb); s.c = e->gath >= 0 ? A(e->gath) : NONE; s.n = chunk; s.t = e->t;
         counts_done(e, s, &c);
@@ -677,12 +684,7 @@ static void pass(em *e)
             emit(e, s);
             if (p->T > 1 && !e->sp) {                        /* then the whole micro-batch inside the stage */
                 counts c = counts_new(e, p->T);
-                for (int64_t q = 0; c.v && q < p->T; q++) {
-                    int64_t qb, qe;
-                    helix_split_range(rows * D, p->T, q, &qb, &qe);
-                    c.v[2 * p->T + q] = (size_t)((qe - qb) * e->es);
-                    c.v[3 * p->T + q] = (size_t)(qb * e->es);
-                }
+                recv_split(&c, p->T, rows * D, e->es);
                 s = step(HELIX_STEP_ALLGATHERV, HELIX_PHASE_P2P);
                 s.group = HELIX_GROUP_TENSOR; s.a = NONE; s.c = A(e->act); s.n = sl_n; s.t = e->t;
                 counts_done(e, s, &c);
@@ -719,12 +721,7 @@ static void pass(em *e)
         int64_t yb = e->act;
         if (e->sp) {
             counts c = counts_new(e, p->T);
-            for (int64_t q = 0; c.v && q < p->T; q++) {
-                int64_t qb, qe;
-                helix_split_range(rows, p->T, q, &qb, &qe);
-                c.v[2 * p->T + q] = (size_t)((qe - qb) * D * e->es);
-                c.v[3 * p->T + q] = (size_t)(qb * D * e->es);
-            }
+            recv_split(&c, p->T, rows, D * e->es);
             s = step(HELIX_STEP_GATHERV, HELIX_PHASE_OUTPUT);
             s.group = HELIX_GROUP_TENSOR; s.root = 0; s.a = A(e->act + sl_b); s.c = A(e->partial); s.n = sl_n; s.t = e->t;
             counts_done(e, s, &c);

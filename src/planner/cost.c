@@ -99,6 +99,31 @@ double helix_hw_attention_eff(const helix_hw *hw, double w)
     return hw->attn_e[hw->attn_n - 1];
 }
 
+/* GPipe's critical path over S stages of per-micro-batch times t with k
+ * micro-batches; *slowest (may be NULL): the slowest stage */
+static double gpipe_path(const double *t, int64_t S, int64_t k, int64_t *slowest)
+{
+    double sum = 0;
+    int64_t m = 0;
+    for (int64_t s = 0; s < S; s++) { sum += t[s]; if (t[s] > t[m]) m = s; }
+    if (slowest) *slowest = m;
+    return sum + (double)(k - 1) * t[m];
+}
+
+/* devices of a node (G consecutive ranks) sharing its cores: the largest
+ * node's busy time over the devices it runs at full rate at once */
+static double node_share(const double *busy, int64_t P, int64_t G, double parallel)
+{
+    double share = 0;
+    for (int64_t nd = 0; nd * G < P; nd++) {
+        double b = 0;
+        for (int64_t r = nd * G; r < P && r < (nd + 1) * G; r++) b += busy[r];
+        b /= parallel > 0 ? parallel : (double)G;
+        if (b > share) share = b;
+    }
+    return share;
+}
+
 static double gemm_eff(const helix_hw *hw, double M, double N, double K)
 {
     double s = M < N ? M : N;
@@ -119,8 +144,8 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     linkctx lc = {hw, hw->devices_per_node > 0 ? hw->devices_per_node : P, 0, 0};
 
     const double w_attn = 4 * (double)Bm * pairs * (double)D / (double)T;
-    const int64_t T_ = T;   /* (sequence parallel: LN and residual on a device's rows, the largest share) */
-    const double u = p->layout.seq_parallel ? (double)((Bm * L + T_ - 1) / T_) / BmL : 1.0;
+    /* sequence parallel: LN and residual on a device's rows, the largest share */
+    const double u = p->layout.seq_parallel ? (double)((Bm * L + T - 1) / T) / BmL : 1.0;
     const double elem = es * BmL * ((double)(12 * D) * u + (double)(2 * fc));
     const double width = p->attn.cfg.mode == HELIX_MODE_SLICED ? (double)p->attn.ds : (double)c->head_dim;
     const double e_qkv = gemm_eff(hw, BmL, (double)cols, (double)D), e_o = gemm_eff(hw, BmL, (double)D, (double)cols);
@@ -208,33 +233,16 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     }
     o->phase_s[HELIX_PHASE_INPUT] = in_t;
     o->phase_s[HELIX_PHASE_OUTPUT] = out_t;
-    double tmax = 0, sum = 0, comp = 0;
-    for (int64_t s = 0; s < S; s++) { sum += stage_t[s]; if (stage_t[s] > tmax) { tmax = stage_t[s]; comp = stage_comp[s]; } }
-    const double path = sum + (double)(k - 1) * tmax;
-    /* nodes whose devices share cores */
-    double share = 0;
-    int64_t nodes = (P + lc.G - 1) / lc.G;
-    for (int64_t nd = 0; nd < nodes; nd++) {
-        double b = 0;
+    int64_t slowest = 0;
+    const double path = gpipe_path(stage_t, S, k, &slowest), tmax = stage_t[slowest], comp = stage_comp[slowest];
+    const double share = node_share(busy, P, lc.G, hw->parallel);
+    for (int64_t nd = 0; nd * lc.G < P; nd++) {
         int64_t node_mem = 0;
-        for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) {
-            b += busy[r];
-            node_mem += mem[r];
-        }
-        b /= hw->parallel > 0 ? hw->parallel : (double)lc.G;
-        if (b > share) share = b;
+        for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) node_mem += mem[r];
         if (node_mem > o->node_mem_bytes) o->node_mem_bytes = node_mem;
     }
     /* the same with perfect overlap */
-    double tmax_ov = 0, sum_ov = 0, share_ov = 0;
-    for (int64_t s = 0; s < S; s++) { sum_ov += stage_ov[s]; if (stage_ov[s] > tmax_ov) tmax_ov = stage_ov[s]; }
-    const double path_ov = sum_ov + (double)(k - 1) * tmax_ov;
-    for (int64_t nd = 0; nd < nodes; nd++) {
-        double b = 0;
-        for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) b += busy_ov[r];
-        b /= hw->parallel > 0 ? hw->parallel : (double)lc.G;
-        if (b > share_ov) share_ov = b;
-    }
+    const double path_ov = gpipe_path(stage_ov, S, k, NULL), share_ov = node_share(busy_ov, P, lc.G, hw->parallel);
     o->total_overlap_s = path_ov > share_ov ? path_ov : share_ov;
     o->tokens_per_s_overlap = (double)(c->batch * c->seq) / o->total_overlap_s;
     o->compute_s = (double)k * comp;
