@@ -98,6 +98,16 @@ typedef struct {
 
     /* seconds on a monotonic clock, after everything issued so far is done */
     double (*now)(helix_backend *be);
+    /* Backends whose memory the host cannot address (host_memory 0) also
+     * give the communicator what it needs to move and sum their buffers:
+     * sum_rows sets rows[0] = the sum of n_rows rows of n elements of type
+     * t, in row order with f32 accumulation (what the host loop gives),
+     * and copy (above) with HELIX_COPY_D2D must be able to read another
+     * instance's memory on the same machine and be complete on return.
+     * NULL on host-memory backends. */
+    helix_status (*sum_rows)(helix_backend *be, void *rows, int64_t n_rows, int64_t n, helix_dtype t);
+    /* frees an instance made by a constructor below; NULL: a shared one */
+    void (*destroy)(helix_backend *be);
 } helix_backend_ops;
 
 struct helix_backend {
@@ -108,6 +118,31 @@ struct helix_backend {
 /* The CPU backend (the kernels of helix.h on the path helix_isa_current()
  * names). One shared instance: it holds no per-run state. */
 helix_backend *helix_backend_cpu(void);
+
+/* A CUDA backend on GPU `device` (from the GPU module, loaded on first
+ * use; HELIX_ERR_UNSUPPORTED saying why where there is none): device
+ * memory from cudaMalloc, its own stream, cuBLASLt GEMMs (leading
+ * dimensions, bias epilogue, f32 accumulation), the attention, scores,
+ * LayerNorm, activation and residual kernels of src/cuda/backend.cu.
+ * Several instances may share one GPU (virtual devices): each has its
+ * own stream and handles, and their memory is reachable from the others. */
+helix_status helix_backend_cuda_new(int device, helix_backend **out, helix_err *err);
+/* Frees an instance from a constructor; the shared CPU backend is left. */
+void helix_backend_free(helix_backend *be);
+
+/* The runs of helix.h / helix_model.h with device r on be[r] (be NULL:
+ * every device on the CPU backend, as the plain calls). Devices on a
+ * backend without host memory get their weight shards staged through
+ * host memory and copied once; X and Y stay host f32 (the program's
+ * upload and download steps move them). In-process, the engine moves
+ * and sums device buffers through the backends' copy and sum_rows; an
+ * engine of its own (the MPI one) must reach device memory itself
+ * (helix_comm_ops.copy), else the run is refused. */
+helix_status helix_grid_run_on(const helix_plan *plan, const helix_weights *w, const float *x, void *y,
+                               int threads, helix_backend *const *be, helix_device_stats *stats, helix_err *err);
+helix_status helix_device_run_on(const helix_plan *plan, struct helix_comm *world, helix_backend *be,
+                                 const helix_weights *w, const float *x, void *y, helix_device_stats *stats,
+                                 helix_err *err);
 
 #ifdef __cplusplus
 }

@@ -201,6 +201,19 @@ helix_status helix_inproc_world_new(int size, int compute_slots, helix_inproc_wo
 /* Communicator for `rank`; counters may be NULL. Enters a compute slot. */
 helix_status helix_inproc_comm(helix_inproc_world_t *w, int rank, helix_comm_counters *counters,
                                helix_comm_t **out);
+/* A rank whose buffers the host cannot address (device memory; a GPU
+ * backend's, helix_backend.h): how it copies n bytes from any rank's
+ * buffer into its own (complete on return) and sums rows in place
+ * (rows[0] = the sum of n_rows rows of n elements, in row order, f32
+ * accumulation). The communicator and those split from it use these
+ * instead of memcpy and the host loop. mem NULL: helix_inproc_comm. */
+typedef struct {
+    helix_status (*copy)(void *ctx, void *dst, const void *src, size_t n_bytes);
+    helix_status (*sum_rows)(void *ctx, void *rows, int64_t n_rows, int64_t n, helix_dtype t);
+    void *ctx;
+} helix_comm_memory;
+helix_status helix_inproc_comm_on(helix_inproc_world_t *w, int rank, helix_comm_counters *counters,
+                                  const helix_comm_memory *mem, helix_comm_t **out);
 /* Mark the world failed: every rank waiting in, or later entering, a
  * collective returns HELIX_ERR_ABORTED instead of hanging. */
 void helix_inproc_world_abort(helix_inproc_world_t *w);

@@ -207,6 +207,13 @@ helix_status helix_model_device_run(const helix_model_plan *plan, helix_comm_t *
 helix_status helix_model_grid_run(const helix_model_plan *plan, const helix_model_weights *w,
                                   const float *x, float *y, int threads, helix_model_stats *stats,
                                   helix_err *err);
+/* The same with device r on backend be[r] (helix_backend.h; NULL: all on the CPU). */
+helix_status helix_model_grid_run_on(const helix_model_plan *plan, const helix_model_weights *w,
+                                     const float *x, float *y, int threads, helix_backend *const *be,
+                                     helix_model_stats *stats, helix_err *err);
+helix_status helix_model_device_run_on(const helix_model_plan *plan, helix_comm_t *world, helix_backend *be,
+                                       const helix_model_weights *w, const float *x, float *y,
+                                       helix_model_stats *stats, helix_err *err);
 
 /* In place: v = 0.5 v (1 + erf(v / sqrt 2)) (exact GELU). */
 void helix_gelu(float *v, int64_t n);

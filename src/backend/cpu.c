@@ -150,3 +150,8 @@ static const helix_backend_ops cpu_ops = {
 static helix_backend cpu_backend = {&cpu_ops, NULL};
 
 helix_backend *helix_backend_cpu(void) { return &cpu_backend; }
+
+void helix_backend_free(helix_backend *be)
+{
+    if (be && be->ops->destroy) be->ops->destroy(be);
+}

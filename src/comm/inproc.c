@@ -46,7 +46,17 @@ struct helix_inproc_world {
 typedef struct {
     helix_comm_t pub;
     group_t *g;
+    helix_comm_memory mem;  /* copy NULL: host memory */
 } inproc_comm_t;
+
+/* n bytes from any rank's buffer into this rank's */
+static helix_status xcopy(const inproc_comm_t *c, void *dst, const void *src, size_t n)
+{
+    if (!n || dst == src) return HELIX_OK;
+    if (c->mem.copy) return c->mem.copy(c->mem.ctx, dst, src, n);
+    memmove(dst, src, n);
+    return HELIX_OK;
+}
 
 static _Thread_local int holds_slot;
 
@@ -137,8 +147,9 @@ static helix_status ip_bcast(void *self, void *buf, size_t n, int root)
     helix_status st;
     g->slots[me].p = buf;
     if ((st = barrier(g))) LEAVE(st);
-    if (me != root && n) memcpy(buf, g->slots[root].p, n);
-    LEAVE(barrier(g));
+    helix_status cs = me != root ? xcopy(c, buf, g->slots[root].p, n) : HELIX_OK;
+    st = barrier(g);
+    LEAVE(cs ? cs : st);
 }
 
 static helix_status ip_allgatherv(void *self, const void *send, size_t send_bytes, void *recv,
@@ -151,13 +162,14 @@ static helix_status ip_allgatherv(void *self, const void *send, size_t send_byte
     g->slots[me].n = send_bytes;
     if ((st = barrier(g))) LEAVE(st);
     int bad = 0;
-    for (int p = 0; p < g->size; p++) {
+    helix_status cs = HELIX_OK;
+    for (int p = 0; p < g->size && !cs; p++) {
         if (g->slots[p].n != recv_bytes[p]) { bad = 1; continue; }
-        if (p != me && recv_bytes[p]) memcpy(r + displs[p], g->slots[p].p, recv_bytes[p]);
+        if (p != me) cs = xcopy(c, r + displs[p], g->slots[p].p, recv_bytes[p]);
     }
-    if (send && send != r + displs[me] && send_bytes) memmove(r + displs[me], send, send_bytes);
+    if (!cs && send) cs = xcopy(c, r + displs[me], send, send_bytes);
     st = barrier(g);
-    LEAVE(bad ? HELIX_ERR_COMM : st);
+    LEAVE(bad ? HELIX_ERR_COMM : cs ? cs : st);
 }
 
 static helix_status ip_alltoallv(void *self, const void *send, const size_t *send_bytes,
@@ -171,13 +183,14 @@ static helix_status ip_alltoallv(void *self, const void *send, const size_t *sen
     g->slots[me].b = sdispls;
     if ((st = barrier(g))) LEAVE(st);
     int bad = 0;
-    for (int p = 0; p < g->size; p++) {
+    helix_status cs = HELIX_OK;
+    for (int p = 0; p < g->size && !cs; p++) {
         const slot_t *s = &g->slots[p];
         if (s->a[me] != recv_bytes[p]) { bad = 1; continue; }
-        if (recv_bytes[p]) memcpy((char *)recv + rdispls[p], (const char *)s->p + s->b[me], recv_bytes[p]);
+        cs = xcopy(c, (char *)recv + rdispls[p], (const char *)s->p + s->b[me], recv_bytes[p]);
     }
     st = barrier(g);
-    LEAVE(bad ? HELIX_ERR_COMM : st);
+    LEAVE(bad ? HELIX_ERR_COMM : cs ? cs : st);
 }
 
 static helix_status ip_gatherv(void *self, const void *send, size_t send_bytes, void *recv,
@@ -189,13 +202,14 @@ static helix_status ip_gatherv(void *self, const void *send, size_t send_bytes, 
     g->slots[me].n = send_bytes;
     if ((st = barrier(g))) LEAVE(st);
     int bad = 0;
+    helix_status cs = HELIX_OK;
     if (me == root)
-        for (int p = 0; p < g->size; p++) {
+        for (int p = 0; p < g->size && !cs; p++) {
             if (g->slots[p].n != recv_bytes[p]) { bad = 1; continue; }
-            if (recv_bytes[p]) memcpy((char *)recv + displs[p], g->slots[p].p, recv_bytes[p]);
+            cs = xcopy(c, (char *)recv + displs[p], g->slots[p].p, recv_bytes[p]);
         }
     st = barrier(g);
-    LEAVE(bad ? HELIX_ERR_COMM : st);
+    LEAVE(bad ? HELIX_ERR_COMM : cs ? cs : st);
 }
 
 static helix_status ip_any(void *self, int mine, int *any)
@@ -210,14 +224,15 @@ static helix_status ip_any(void *self, int mine, int *any)
     LEAVE(barrier(g));
 }
 
-static const helix_comm_ops inproc_ops;
+static const helix_comm_ops inproc_ops, inproc_device_ops;
 
-static helix_status wrap(group_t *g, int rank, helix_comm_t **out)
+static helix_status wrap(group_t *g, int rank, const helix_comm_memory *mem, helix_comm_t **out)
 {
     inproc_comm_t *c = calloc(1, sizeof *c);
     if (!c) return HELIX_ERR_NOMEM;
     c->g = g;
-    c->pub.ops = &inproc_ops;
+    if (mem && mem->copy) c->mem = *mem;
+    c->pub.ops = c->mem.copy ? &inproc_device_ops : &inproc_ops;
     c->pub.self = c;
     c->pub.rank = rank;
     c->pub.size = g->size;
@@ -244,7 +259,7 @@ static helix_status ip_split(void *self, int color, int key, helix_comm_t **out)
     if (leader == me) s[me].made = group_new(g->world, count);
     if ((st = barrier(g))) LEAVE(st);
     group_t *ng = s[leader].made;
-    st = ng ? wrap(ng, newrank, out) : HELIX_ERR_NOMEM;
+    st = ng ? wrap(ng, newrank, &c->mem, out) : HELIX_ERR_NOMEM;
     helix_status st2 = barrier(g);
     LEAVE(st ? st : st2);
 }
@@ -252,8 +267,23 @@ static helix_status ip_split(void *self, int color, int key, helix_comm_t **out)
 /* Groups live until the world is freed, so an abort can always reach them. */
 static void ip_free(void *self) { free(self); }
 
+/* a rank's own buffers, for the shared reductions (comm.c) */
+static helix_status ip_copy(void *self, void *dst, const void *src, size_t n)
+{
+    return xcopy((const inproc_comm_t *)self, dst, src, n);
+}
+
+static helix_status ip_sum_rows(void *self, void *rows, int64_t n_rows, int64_t n, helix_dtype t)
+{
+    const inproc_comm_t *c = (const inproc_comm_t *)self;
+    return c->mem.sum_rows ? c->mem.sum_rows(c->mem.ctx, rows, n_rows, n, t) : HELIX_ERR_UNSUPPORTED;
+}
+
 static const helix_comm_ops inproc_ops = {
     "inproc", ip_bcast, ip_allgatherv, ip_alltoallv, ip_gatherv, ip_split, ip_any, ip_free,
+};
+static const helix_comm_ops inproc_device_ops = {
+    "inproc", ip_bcast, ip_allgatherv, ip_alltoallv, ip_gatherv, ip_split, ip_any, ip_free, ip_copy, ip_sum_rows,
 };
 
 helix_status helix_inproc_world_new(int size, int compute_slots, helix_inproc_world_t **out)
@@ -274,8 +304,15 @@ helix_status helix_inproc_world_new(int size, int compute_slots, helix_inproc_wo
 helix_status helix_inproc_comm(helix_inproc_world_t *w, int rank, helix_comm_counters *counters,
                                helix_comm_t **out)
 {
+    return helix_inproc_comm_on(w, rank, counters, NULL, out);
+}
+
+helix_status helix_inproc_comm_on(helix_inproc_world_t *w, int rank, helix_comm_counters *counters,
+                                  const helix_comm_memory *mem, helix_comm_t **out)
+{
     if (rank < 0 || rank >= w->size) return HELIX_ERR_INVALID;
-    helix_status st = wrap(w->top, rank, out);
+    if (mem && mem->copy && !mem->sum_rows) return HELIX_ERR_INVALID;
+    helix_status st = wrap(w->top, rank, mem, out);
     if (st == HELIX_OK) {
         (*out)->counters = counters;
         slot_acquire(w);

@@ -18,6 +18,9 @@ helix_status helix_shards_attention(void *ctx, const helix_model_plan *p, int64_
 /* One device's part of a job; helix_exec_grid runs P of them on threads
  * over the in-process engine (threads: cap on ranks computing at once). */
 typedef helix_status (*helix_exec_rank_fn)(void *ctx, helix_comm_t *comm, int rank, helix_err *err);
-helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ctx, helix_err *err);
+/* mem: [P], how rank r's engine reaches its buffers (NULL, or an entry
+ * with copy NULL: host memory) */
+helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ctx, const helix_comm_memory *mem,
+                             helix_err *err);
 
 #endif

@@ -14,6 +14,7 @@ typedef struct {
     helix_exec_rank_fn fn;
     void *ctx;
     helix_inproc_world_t *world;
+    const helix_comm_memory *mem;
     pthread_mutex_t mu;
     helix_status first;
     helix_err err;
@@ -30,7 +31,7 @@ static void *device_main(void *arg)
     grid_t *g = t->g;
     helix_comm_t *comm = NULL;
     helix_err err = {{0}};
-    helix_status st = helix_inproc_comm(g->world, t->rank, NULL, &comm);
+    helix_status st = helix_inproc_comm_on(g->world, t->rank, NULL, g->mem ? &g->mem[t->rank] : NULL, &comm);
     if (st == HELIX_OK)
         st = g->fn(g->ctx, comm, t->rank, &err);
     else
@@ -49,7 +50,8 @@ static void *device_main(void *arg)
     return NULL;
 }
 
-helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ctx, helix_err *err)
+helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ctx, const helix_comm_memory *mem,
+                             helix_err *err)
 {
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -57,7 +59,7 @@ helix_status helix_exec_grid(int P, int threads, helix_exec_rank_fn fn, void *ct
     }
     grid_t g;
     memset(&g, 0, sizeof g);
-    g.fn = fn; g.ctx = ctx;
+    g.fn = fn; g.ctx = ctx; g.mem = mem;
     pthread_mutex_init(&g.mu, NULL);
     helix_status st = helix_inproc_world_new(P, threads, &g.world);
     pthread_t *tid = calloc((size_t)P, sizeof *tid);

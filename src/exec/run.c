@@ -91,17 +91,29 @@ static helix_status set_nodes(mdev *m)
 static helix_status load_shards(mdev *m, helix_layer_loader load, void *ctx, helix_err *err)
 {
     const helix_model_device_plan *dp = &m->dp;
+    helix_backend *be = m->be;
     helix_err lerr = {{0}};
     helix_status ls = HELIX_OK;
+    /* memory the host cannot address: the shards (the arena's first
+     * weight_bytes) are written into host memory, then copied over once */
+    char *base = m->arena, *stage = NULL;
+    if (!be->ops->host_memory && dp->weight_bytes > 0) {
+        stage = calloc(1, (size_t)dp->weight_bytes);
+        if (!stage) { ls = HELIX_ERR_NOMEM; helix_errf(&lerr, ls, "no host memory to stage %lld bytes of weights", (long long)dp->weight_bytes); }
+        base = stage;
+    }
     for (int64_t l = 0; l < m->prog.n_layers && !ls; l++) {
         const helix_shard_offsets *o = &m->prog.layer[l];
         const int64_t *off = &o->ln1_g;
         helix_layer_shard s;                  /* the same fields in the same order */
         _Static_assert(sizeof s / sizeof(void *) == sizeof *o / sizeof(int64_t), "shard fields");
         void **ptr = &s.ln1_g;
-        for (size_t k = 0; k < sizeof s / sizeof(void *); k++) ptr[k] = off[k] >= 0 ? m->arena + off[k] : NULL;
+        for (size_t k = 0; k < sizeof s / sizeof(void *); k++) ptr[k] = off[k] >= 0 ? base + off[k] : NULL;
         ls = load(ctx, m->p, dp->trank, dp->layer_begin + l, m->p->model.dtype, &s, &lerr);
     }
+    if (stage && !ls && (ls = be->ops->copy(be, m->arena, stage, dp->weight_bytes, HELIX_COPY_H2D)))
+        helix_errf(&lerr, ls, "copying %lld bytes of weights to the %s backend's memory", (long long)dp->weight_bytes, be->ops->name);
+    free(stage);
     int any = 0;
     helix_status st = helix_comm_any(m->world, ls != HELIX_OK, &any);
     if (!st && any) st = ls ? ls : HELIX_ERR_ABORTED;
@@ -235,9 +247,24 @@ static helix_status forward(mdev *m, const float *x, void *y, helix_device_stats
     return HELIX_OK;
 }
 
-/* One device's pass of plan p over world: the shards come from load(ctx). */
-static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, helix_layer_loader load, void *ctx,
-                               const float *x, void *y, helix_device_stats *stats, helix_err *err)
+/* How an in-process engine reaches a backend's memory (exec-impl.h). */
+static helix_status be_copy(void *ctx, void *dst, const void *src, size_t n)
+{
+    helix_backend *be = (helix_backend *)ctx;
+    return be->ops->copy(be, dst, src, (int64_t)n, HELIX_COPY_D2D);
+}
+
+static helix_status be_sum_rows(void *ctx, void *rows, int64_t n_rows, int64_t n, helix_dtype t)
+{
+    helix_backend *be = (helix_backend *)ctx;
+    return be->ops->sum_rows(be, rows, n_rows, n, t);
+}
+
+/* One device's pass of plan p over world on backend be (NULL: the CPU):
+ * the shards come from load(ctx). */
+static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, helix_backend *be,
+                               helix_layer_loader load, void *ctx, const float *x, void *y,
+                               helix_device_stats *stats, helix_err *err)
 {
     helix_device_stats local;
     if (!stats) stats = &local;
@@ -250,8 +277,14 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
     const int saved_native = world->native;
     world->counters = &m.ctr;
     helix_comm_set_native(world, p->layout.native_collectives);   /* the communicators split from it inherit it */
-    helix_backend *be = m.be = helix_backend_cpu();
-    helix_status st = helix_program_build(p, world->rank, &m.prog, err);
+    if (!be) be = helix_backend_cpu();
+    m.be = be;
+    helix_status st = HELIX_OK;
+    if (!be->ops->host_memory && (!world->ops->copy || !be->ops->sum_rows))
+        st = helix_errf(err, HELIX_ERR_UNSUPPORTED, "device %d: the %s engine cannot reach the %s backend's memory "
+                        "(in-process runs can; under MPI the GPU needs the NCCL engine)", world->rank, world->ops->name,
+                        be->ops->name);
+    if (!st) st = helix_program_build(p, world->rank, &m.prog, err);
     if (!st) m.dp = m.prog.dev;            /* the device's plan comes with its program */
     /* one allocation, the size the plan computed; all ranks agree it worked */
     helix_status ast = st ? st : be->ops->alloc(be, m.dp.peak_bytes, (void **)&m.arena);
@@ -267,10 +300,7 @@ static helix_status run_device(const helix_model_plan *p, helix_comm_t *world, h
         world->native = saved_native;
         return cst ? cst : st ? st : HELIX_ERR_NOMEM;
     }
-    if (!be->ops->host_memory) {
-        st = helix_errf(err, HELIX_ERR_UNSUPPORTED, "backend %s: weight shards for memory the host cannot address are not written yet",
-                        be->ops->name);
-    } else if ((st = be->ops->memset(be, m.arena, 0, m.dp.peak_bytes))) {   /* page faults belong to setup */
+    if ((st = be->ops->memset(be, m.arena, 0, m.dp.peak_bytes))) {   /* page faults belong to setup */
         helix_errf(err, st, "device %d: could not clear its arena", world->rank);
     } else if ((st = make_comms(&m)) || (st = set_nodes(&m))) {
         helix_errf(err, st, "device %d: could not create the layout's communicators", world->rank);
@@ -325,24 +355,37 @@ static helix_status check_attention(const helix_plan *plan, int ranks, const hel
     return helix_model_plan_attention(cfg, mp, err);
 }
 
-helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *world, const helix_model_weights *w,
-                                    const float *x, float *y, helix_model_stats *stats, helix_err *err)
+helix_status helix_model_device_run_on(const helix_model_plan *p, helix_comm_t *world, helix_backend *be,
+                                       const helix_model_weights *w, const float *x, float *y, helix_model_stats *stats,
+                                       helix_err *err)
 {
     if (stats) memset(stats, 0, sizeof *stats);
     helix_status st = check_model(p, world->size, w, err);
     if (st) return st;
-    return run_device(p, world, w->load ? w->load : helix_shards_from_full, w->load ? w->load_ctx : (void *)w, x, y,
-                      stats, err);
+    return run_device(p, world, be, w->load ? w->load : helix_shards_from_full, w->load ? w->load_ctx : (void *)w, x,
+                      y, stats, err);
 }
 
-helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const helix_weights *w, const float *x,
-                              void *y, helix_device_stats *stats, helix_err *err)
+helix_status helix_model_device_run(const helix_model_plan *p, helix_comm_t *world, const helix_model_weights *w,
+                                    const float *x, float *y, helix_model_stats *stats, helix_err *err)
+{
+    return helix_model_device_run_on(p, world, NULL, w, x, y, stats, err);
+}
+
+helix_status helix_device_run_on(const helix_plan *plan, helix_comm_t *world, helix_backend *be, const helix_weights *w,
+                                 const float *x, void *y, helix_device_stats *stats, helix_err *err)
 {
     if (stats) memset(stats, 0, sizeof *stats);
     helix_model_plan mp;
     helix_status st = check_attention(plan, world->size, w, &mp, err);
     if (st) return st;
-    return run_device(&mp, world, helix_shards_attention, (void *)w, x, y, stats, err);
+    return run_device(&mp, world, be, helix_shards_attention, (void *)w, x, y, stats, err);
+}
+
+helix_status helix_device_run(const helix_plan *plan, helix_comm_t *world, const helix_weights *w, const float *x,
+                              void *y, helix_device_stats *stats, helix_err *err)
+{
+    return helix_device_run_on(plan, world, NULL, w, x, y, stats, err);
 }
 
 /* All P devices of a job as threads of this process. */
@@ -352,6 +395,7 @@ typedef struct {
     void *ctx;
     const float *x;
     void *y;
+    helix_backend *const *be;
     helix_device_stats *stats;
 } grid_job;
 
@@ -359,24 +403,55 @@ static helix_status job_rank(void *ctx, helix_comm_t *comm, int rank, helix_err 
 {
     grid_job *j = (grid_job *)ctx;
     /* X is read-only: every device that reads it (the program says which) shares it */
-    return run_device(j->p, comm, j->load, j->ctx, j->x, rank == 0 ? j->y : NULL, j->stats ? &j->stats[rank] : NULL, err);
+    return run_device(j->p, comm, j->be ? j->be[rank] : NULL, j->load, j->ctx, j->x, rank == 0 ? j->y : NULL,
+                      j->stats ? &j->stats[rank] : NULL, err);
+}
+
+/* The in-process engine reaches each device's memory through its backend. */
+static helix_status grid(const grid_job *j, int threads, helix_err *err)
+{
+    const int P = (int)j->p->P;
+    helix_comm_memory *mem = NULL;
+    if (j->be) {
+        if (!(mem = calloc((size_t)P, sizeof *mem))) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
+        for (int r = 0; r < P; r++) {
+            helix_backend *be = j->be[r];
+            if (be && !be->ops->host_memory && be->ops->sum_rows)
+                mem[r] = (helix_comm_memory){be_copy, be_sum_rows, be};
+        }
+    }
+    helix_status st = helix_exec_grid(P, threads, job_rank, (void *)j, mem, err);
+    free(mem);
+    return st;
+}
+
+helix_status helix_grid_run_on(const helix_plan *plan, const helix_weights *w, const float *x, void *y, int threads,
+                               helix_backend *const *be, helix_device_stats *stats, helix_err *err)
+{
+    helix_model_plan mp;
+    helix_status st = check_attention(plan, (int)plan->P, w, &mp, err);
+    if (st) return st;
+    grid_job j = {&mp, helix_shards_attention, (void *)w, x, y, be, stats};
+    return grid(&j, threads, err);
 }
 
 helix_status helix_grid_run(const helix_plan *plan, const helix_weights *w, const float *x, void *y,
                             int threads, helix_device_stats *stats, helix_err *err)
 {
-    helix_model_plan mp;
-    helix_status st = check_attention(plan, (int)plan->P, w, &mp, err);
+    return helix_grid_run_on(plan, w, x, y, threads, NULL, stats, err);
+}
+
+helix_status helix_model_grid_run_on(const helix_model_plan *p, const helix_model_weights *w, const float *x, float *y,
+                                     int threads, helix_backend *const *be, helix_model_stats *stats, helix_err *err)
+{
+    helix_status st = check_model(p, (int)p->P, w, err);
     if (st) return st;
-    grid_job j = {&mp, helix_shards_attention, (void *)w, x, y, stats};
-    return helix_exec_grid((int)mp.P, threads, job_rank, &j, err);
+    grid_job j = {p, w->load ? w->load : helix_shards_from_full, w->load ? w->load_ctx : (void *)w, x, y, be, stats};
+    return grid(&j, threads, err);
 }
 
 helix_status helix_model_grid_run(const helix_model_plan *p, const helix_model_weights *w, const float *x, float *y,
                                   int threads, helix_model_stats *stats, helix_err *err)
 {
-    helix_status st = check_model(p, (int)p->P, w, err);
-    if (st) return st;
-    grid_job j = {p, w->load ? w->load : helix_shards_from_full, w->load ? w->load_ctx : (void *)w, x, y, stats};
-    return helix_exec_grid((int)p->P, threads, job_rank, &j, err);
+    return helix_model_grid_run_on(p, w, x, y, threads, NULL, stats, err);
 }
