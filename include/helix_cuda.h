@@ -63,15 +63,18 @@ helix_status helix_cuda_download(helix_cuda_ctx *c, void *dst, const void *src, 
 
 /* ------------------------------------------------------------ kernel lab
  * Attention over `heads` independent heads: q, k, v, o [heads, L, width]
- * (f16 or bf16 storage; f32 accumulation and softmax statistics),
- * width 64, 128, 256 or 512, causal or not. Numbered variants, each checked
- * against the CPU reference by the tests and timed by the benchmark:
- *   0 naive   one thread per query row, f32 scalar math (the GPU baseline)
+ * (f32 accumulation and softmax statistics), causal or not. Numbered
+ * variants, each checked against the CPU reference by the tests and timed
+ * by the benchmark (the CUDA backend, helix_backend.h, runs the same
+ * kernels on strided [B, L, H, width] tensors with q_pos0 and kv_len):
+ *   0 rows    one warp per query row, scalar f32 online softmax, K/V tiles
+ *             widened in shared memory: any storage type, widths 1-512
  *   1 wmma    flash-style: a block owns a query tile, K/V tiles stream
  *             through shared memory, QK^T and PV on tensor cores (WMMA
- *             16x16x16), online softmax in f32, causal tiles skipped
- * HELIX_CUDA_ATTN_DEFAULT is the one the library uses. */
-enum { HELIX_CUDA_ATTN_NAIVE = 0, HELIX_CUDA_ATTN_WMMA = 1, HELIX_CUDA_ATTN_VARIANTS = 2 };
+ *             16x16x16), online softmax in f32, causal tiles skipped:
+ *             f16/bf16, widths 64, 128, 256, 512
+ * HELIX_CUDA_ATTN_DEFAULT is the one the backend uses where it fits. */
+enum { HELIX_CUDA_ATTN_ROWS = 0, HELIX_CUDA_ATTN_WMMA = 1, HELIX_CUDA_ATTN_VARIANTS = 2 };
 #define HELIX_CUDA_ATTN_DEFAULT HELIX_CUDA_ATTN_WMMA
 const char *helix_cuda_attention_name(int variant);
 helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, helix_dtype t, int64_t heads, int64_t L,

@@ -3,8 +3,11 @@
 # machine with an NVIDIA GPU (sized for a 16-core H100/H200 box: under 10
 # minutes, every step under `timeout`). Prints the GPU, driver and toolkit;
 # builds helix with the GPU module into build-gpu/; runs the GPU tests,
-# compute-sanitizer memcheck on the kernel tests, `helix bench kernels
-# --backend cuda`; writes summary.txt and one log per step into OUTDIR.
+# compute-sanitizer memcheck on the kernel tests (small shapes), `helix
+# bench kernels --backend cuda`, and whole layouts as virtual devices on
+# GPU 0 (`helix run --virtual-devices` 4x4 exact and sliced, `helix bench
+# layouts --virtual-devices` helix4x4 / tp8pp2 ...) checked against the
+# CPU reference; writes summary.txt and one log per step into OUTDIR.
 # On a machine without a GPU it says so and exits 77 (nothing is built).
 # Exit: 0 every step passed, 1 a step failed, 77 no GPU.
 set -u
@@ -55,12 +58,22 @@ else
 fi
 if command -v compute-sanitizer >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    step memcheck 420 "$cs" --tool memcheck --error-exitcode 9 build-gpu/tests/test_cuda
+    step memcheck 420 env HELIX_CUDA_TEST_SMALL=1 "$cs" --tool memcheck --error-exitcode 9 build-gpu/tests/test_cuda
 else
     say "  memcheck               not run (compute-sanitizer not installed)"
 fi
 step bench_kernels 420 build-gpu/helix bench kernels --backend cuda --json "$out/bench_kernels.json"
 grep -E '^  |^# peak|^# gpu' "$out/bench_kernels.log" | sed 's/^/    /' | tee -a "$sum"
-say "  virtual-devices        not written yet (helix run / bench layouts --virtual-devices: issue 17)"
+# whole layouts on one GPU: every device of the layout a CUDA backend on GPU 0, checked against the CPU reference
+step run_4x4_exact 240 build-gpu/helix run --virtual-devices --groups 4 --slices 4 --heads 16 --head-dim 128 \
+    --seq 1024 --dtype bf16 --causal --mode exact --json "$out/run_4x4_exact.json"
+grep -E '^# (devices|check|time)' "$out/run_4x4_exact.log" | head -4 | sed 's/^/    /' | tee -a "$sum"
+step run_4x4_sliced 240 build-gpu/helix run --virtual-devices --groups 4 --slices 4 --heads 16 --head-dim 128 \
+    --seq 1024 --dtype bf16 --mode sliced --json "$out/run_4x4_sliced.json"
+grep -E '^# (devices|check|time)' "$out/run_4x4_sliced.log" | head -4 | sed 's/^/    /' | tee -a "$sum"
+step layouts_16 420 build-gpu/helix bench layouts --virtual-devices --devices 16 \
+    --layouts helix4x4-exact,helix4x4-sliced,tp8pp2,tp8pp2-sp,dp2-tp8 --heads 16 --head-dim 128 --ffn 2048 \
+    --layers 2 --batch 2 --seq 512 --dtype bf16 --causal --json "$out/layouts_16.json"
+grep -E '^  [a-z]|^# (devices|fastest)' "$out/layouts_16.log" | sed 's/^/    /' | tee -a "$sum"
 say "# $( [ $failed -eq 0 ] && echo 'every step passed' || echo 'a step FAILED: see its log' ); logs in $out"
 exit $failed

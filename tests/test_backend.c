@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+static int fs_sentinel;
 
 #define FAR ((uintptr_t)1 << 62)   /* the host faults on p + FAR */
 
@@ -307,6 +310,18 @@ int main(void)
         helix_comm_free(comm);
         helix_inproc_rank_done(world);
         helix_inproc_world_free(world);
+    }
+    {
+        /* the GPU backend where there is no GPU (or no module): refused with the reason, nothing made */
+        helix_backend *g = (helix_backend *)&fs_sentinel;
+        helix_err e = {{0}};
+        helix_status st = helix_backend_cuda_new(0, &g, &e);
+        if (access("/dev/nvidia0", F_OK) != 0)
+            CHECK(st != HELIX_OK && g == NULL && e.msg[0], "no GPU: helix_backend_cuda_new gave %d '%s'", (int)st, e.msg);
+        else if (st == HELIX_OK)
+            helix_backend_free(g);
+        helix_backend_free(helix_backend_cpu());   /* the shared one: left alone */
+        CHECK(helix_backend_cpu()->ops->alloc != NULL, "the CPU backend survives helix_backend_free");
     }
     return test_summary();
 }

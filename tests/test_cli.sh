@@ -63,6 +63,8 @@ check_bad "too large" run --batch 1000000 --seq 100000000
 check_bad "of memory" run --batch 512 --seq 65536
 check_bad "unknown option '--frobnicate'" run --frobnicate
 check_bad "--backend must be inproc or mpi, got 'gpu'" run --backend gpu
+check_bad "--overhead times the CPU kernels; it does not go with --virtual-devices" run --virtual-devices --overhead
+check_bad "--virtual-devices runs every device in one process" bench layouts --quick --virtual-devices --backend mpi
 check_bad "needs a value" run --heads
 check_bad "unexpected argument 'extra'" run extra
 check_bad "unknown command 'fly'" fly
@@ -142,6 +144,15 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$HELIX")
     out=$("$HELIX" bench kernels --backend cuda --quick 2>&1); rc=$?
     if [ $rc -eq 0 ] || { [ $rc -eq 2 ] && grep -q "no usable CUDA device\|no CUDA device" <<<"$out"; }; then ok
     else bad "bench kernels --backend cuda: rc=$rc: $out"; fi
+    # whole layouts on one GPU: without one, refused with the reason (exit 2), nothing half-printed
+    if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+        out=$("$HELIX" run --virtual-devices 2>&1); rc=$?
+        [ $rc -eq 2 ] && grep -q "virtual-devices needs a GPU: no usable CUDA device\|virtual-devices needs a GPU: no GPU module" <<<"$out" && ! grep -q '^# helix' <<<"$out" && ok \
+            || bad "run --virtual-devices without a GPU: rc=$rc: $out"
+        out=$("$HELIX" bench layouts --quick --devices 4 --virtual-devices 2>&1); rc=$?
+        [ $rc -eq 2 ] && grep -q "virtual-devices needs a GPU" <<<"$out" && ! grep -q '^# layout' <<<"$out" && ok \
+            || bad "bench layouts --virtual-devices without a GPU: rc=$rc: $out"
+    fi
 else
     echo "  (no CUDA toolkit here: the GPU build is not checked)"
 fi

@@ -4,11 +4,19 @@
  * std 3 (a kernel that skips the softmax rescale is off by O(1)), errors
  * against max|ref| and an RMS bound, canary bytes past every output, the
  * variants cross-checked against v0, the cuBLAS GEMM (f32/f16/bf16, odd
- * shapes), and refusals of what the kernels do not take. Without CUDA in
+ * shapes), and refusals of what the kernels do not take; then the CUDA
+ * backend: whole layers of every layout kind as virtual devices on GPU 0
+ * (helix_model_grid_run_on) against the float64 reference model, with
+ * the counted bytes = the plan's, and one attention layer (kv_len,
+ * q_pos0 from split queries, both attention variants forced) against the
+ * CPU backend. Without CUDA in
  * the build or without a GPU it prints SKIPPED and exits 77, which ctest
- * reports as skipped (never as passed). */
+ * reports as skipped (never as passed). HELIX_CUDA_TEST_SMALL=1 leaves out
+ * the large shapes (for compute-sanitizer). */
 #include "check.h"
+#include "helix_backend.h"
 #include "helix_cuda.h"
+#include "helix_model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -113,7 +121,7 @@ static void test_attention(helix_cuda_ctx *c, int variant, helix_dtype t, int64_
     test_attention_rows(c, variant, t, heads, L, w, causal, 1, NULL);
 }
 
-/* every variant on the same inputs: each against v0 (naive), element by element */
+/* every variant on the same inputs: each against v0 (rows), element by element */
 static void cross_check(helix_cuda_ctx *c, helix_dtype t, int64_t heads, int64_t L, int64_t w, int causal)
 {
     const size_t bytes = (size_t)(heads * L * w) * helix_dtype_size(t);
@@ -129,8 +137,8 @@ static void cross_check(helix_cuda_ctx *c, helix_dtype t, int64_t heads, int64_t
         for (int64_t k = 0; k < heads * L * w; k++) if (fabs(helix_load(t, o[0], k)) > amax) amax = fabs(helix_load(t, o[0], k));
         for (int64_t k = 0; k < heads * L * w; k++)
             if (!(fabs(helix_load(t, o[v], k) - helix_load(t, o[0], k)) <= tol * amax)) off++;
-        CHECK(off == 0, "attention/%s vs naive, %s heads=%lld L=%lld w=%lld causal=%d: %lld values differ by more than "
-              "%.0e x max|naive|", helix_cuda_attention_name(v), helix_dtype_name(t), (long long)heads, (long long)L,
+        CHECK(off == 0, "attention/%s vs rows, %s heads=%lld L=%lld w=%lld causal=%d: %lld values differ by more than "
+              "%.0e x max|rows|", helix_cuda_attention_name(v), helix_dtype_name(t), (long long)heads, (long long)L,
               (long long)w, causal, (long long)off, tol);
     }
     for (int v = 0; v < HELIX_CUDA_ATTN_VARIANTS; v++) free(o[v]);
@@ -163,6 +171,167 @@ static void test_gemm(helix_cuda_ctx *c, helix_dtype t, int64_t M, int64_t N, in
           (long long)K, (long long)wrong);
     helix_cuda_free(dA); helix_cuda_free(dB); helix_cuda_free(dC);
     free(A); free(B); free(C); free(Af); free(Bf);
+}
+
+/* ------------------------------------------------------------ the backend */
+
+static double max_rel(const float *y, const double *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t k = 0; k < n; k++) {
+        const double d = fabs((double)y[k] - ref[k]);
+        if (!(d <= num)) num = d;                  /* NaN propagates */
+        if (fabs(ref[k]) > den) den = fabs(ref[k]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+static double layer_tol(helix_dtype t) { return t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2; }
+
+static helix_backend **gpus(int64_t P, helix_err *err)
+{
+    helix_backend **be = calloc((size_t)P, sizeof *be);
+    for (int64_t r = 0; be && r < P; r++)
+        if (helix_backend_cuda_new(0, &be[r], err)) {
+            for (int64_t q = 0; q < r; q++) helix_backend_free(be[q]);
+            free(be);
+            return NULL;
+        }
+    return be;
+}
+
+static void gpus_free(helix_backend **be, int64_t P)
+{
+    for (int64_t r = 0; be && r < P; r++) helix_backend_free(be[r]);
+    free(be);
+}
+
+/* a whole model in `layout` as P virtual devices on GPU 0 */
+static void backend_layers(helix_model_config mc, const char *layout, int64_t P, const char *force)
+{
+    helix_layout lay;
+    helix_model_plan p;
+    helix_err e = {{0}};
+    char name[128];
+    snprintf(name, sizeof name, "cuda backend %s P=%lld %s%s%s%s%s", layout, (long long)P, helix_dtype_name(mc.dtype),
+             mc.causal ? " causal" : "", mc.bias ? " bias" : "", force ? " attention " : "", force ? force : "");
+    if (helix_layout_parse(layout, &lay, &e) || helix_model_plan_init(&mc, &lay, P, &p, &e)) {
+        CHECK(0, "%s: %s", name, e.msg);
+        return;
+    }
+    helix_model_weights w;
+    CHECK(helix_model_weights_random(&mc, 7, &w, &e) == HELIX_OK, "%s", e.msg);
+    const int64_t n = mc.batch * mc.seq * p.D;
+    float *x = malloc(4 * (size_t)n), *y = calloc((size_t)n, 4), *reff = malloc(4 * (size_t)n);
+    double *ref = malloc(8 * (size_t)n);
+    uint64_t seed = 3;
+    for (int64_t k = 0; k < n; k++) x[k] = urand(&seed);
+    const int sliced = lay.kind == HELIX_LAYOUT_HELIX && lay.mode == HELIX_MODE_SLICED;
+    const int64_t m = sliced ? lay.slices : 1;
+    CHECK(helix_model_ref(&mc, mc.heads * m, mc.head_dim / m, &w, x, reff, &e) == HELIX_OK, "%s: ref: %s", name, e.msg);
+    for (int64_t k = 0; k < n; k++) ref[k] = reff[k];
+    if (force) setenv("HELIX_CUDA_ATTENTION", force, 1);
+    helix_backend **be = gpus(P, &e);
+    if (force) unsetenv("HELIX_CUDA_ATTENTION");
+    CHECK(be != NULL, "%s: %s", name, e.msg);
+    helix_model_stats *st = calloc((size_t)P, sizeof *st);
+    helix_status rs = be ? helix_model_grid_run_on(&p, &w, x, y, (int)P, be, st, &e) : HELIX_ERR_UNSUPPORTED;
+    CHECK(rs == HELIX_OK, "%s: run: %s", name, e.msg);
+    if (!rs) {
+        const double rel = max_rel(y, ref, n);
+        CHECK(rel <= layer_tol(mc.dtype), "%s: max_rel_err %.3g > %.3g", name, rel, layer_tol(mc.dtype));
+        int bytes = 1;
+        for (int64_t r = 0; r < P; r++) {
+            helix_model_device_plan dp;
+            helix_model_plan_device(&p, r, &dp);
+            for (int ph = 0; ph < HELIX_NPHASES; ph++) bytes &= helix_traffic_eq(&st[r].phase[ph], &dp.phase[ph]);
+        }
+        CHECK(bytes, "%s: counted bytes differ from the plan", name);
+    }
+    gpus_free(be, P);
+    free(st); free(x); free(y); free(reff); free(ref);
+    helix_model_weights_free(&w);
+}
+
+/* one attention layer (helix run's path) on GPUs against the CPU backend */
+static void backend_attention(int64_t gn, int64_t gm, helix_mode mode, helix_exact_algo algo, helix_dtype t, int causal,
+                              int padded, int64_t heads, int64_t hd, const char *force)
+{
+    helix_config c = helix_config_default();
+    c.groups = gn; c.slices = gm; c.mode = mode; c.exact_algo = algo; c.dtype = t; c.causal = causal;
+    c.heads = heads; c.head_dim = hd; c.batch = 2; c.seq = 67; c.bias = 1; c.out_proj = 1;
+    const int64_t kv[2] = {67, 40};
+    if (padded) c.kv_len = kv;
+    helix_plan plan;
+    helix_err e = {{0}};
+    char name[160];
+    snprintf(name, sizeof name, "cuda backend attention %lldx%lld %s%s %s h=%lld d=%lld%s%s%s%s", (long long)gn,
+             (long long)gm, helix_mode_name(mode), mode == HELIX_MODE_EXACT ? helix_exact_algo_name(algo) : "",
+             helix_dtype_name(t), (long long)heads, (long long)hd, causal ? " causal" : "", padded ? " kv_len" : "",
+             force ? " attention " : "", force ? force : "");
+    if (helix_plan_init(&c, &plan, &e)) { CHECK(0, "%s: plan: %s", name, e.msg); return; }
+    const int64_t D = plan.D, nx = c.batch * c.seq * D, es = (int64_t)helix_dtype_size(t);
+    float *wt = malloc(4 * (size_t)(4 * D * D + 4 * D)), *x = malloc(4 * (size_t)nx);
+    uint64_t seed = 17;
+    const float a = sqrtf(3.0f / (float)D) * 3.0f;   /* scores with std ~3 */
+    for (int64_t k = 0; k < 4 * D * D; k++) wt[k] = a * urand(&seed);
+    for (int64_t k = 0; k < 4 * D; k++) wt[4 * D * D + k] = 0.1f * urand(&seed);
+    for (int64_t k = 0; k < nx; k++) x[k] = urand(&seed);
+    float *bb = wt + 4 * D * D;
+    helix_weights w = {D, wt, wt + D * D, wt + 2 * D * D, wt + 3 * D * D, bb, bb + D, bb + 2 * D, bb + 3 * D, NULL, NULL};
+    char *y0 = calloc((size_t)nx, (size_t)es), *y1 = calloc((size_t)nx, (size_t)es);
+    helix_status r0 = helix_grid_run(&plan, &w, x, y0, 2, NULL, &e);
+    CHECK(r0 == HELIX_OK, "%s: cpu: %s", name, e.msg);
+    if (force) setenv("HELIX_CUDA_ATTENTION", force, 1);
+    helix_backend **be = gpus(plan.P, &e);
+    if (force) unsetenv("HELIX_CUDA_ATTENTION");
+    CHECK(be != NULL, "%s: %s", name, e.msg);
+    helix_status r1 = be ? helix_grid_run_on(&plan, &w, x, y1, (int)plan.P, be, NULL, &e) : HELIX_ERR_UNSUPPORTED;
+    CHECK(r1 == HELIX_OK, "%s: gpu: %s", name, e.msg);
+    if (!r0 && !r1) {
+        float *f1 = malloc(4 * (size_t)nx), *f0 = malloc(4 * (size_t)nx);
+        double *d0 = malloc(8 * (size_t)nx);
+        helix_to_f32(t, y0, f0, nx);
+        helix_to_f32(t, y1, f1, nx);
+        for (int64_t k = 0; k < nx; k++) d0[k] = f0[k];
+        const double rel = max_rel(f1, d0, nx), tol = t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 3e-2;
+        CHECK(rel <= tol, "%s: GPU vs CPU backend max_rel %.3g > %.3g", name, rel, tol);
+        free(f0); free(f1); free(d0);
+    }
+    gpus_free(be, plan.P);
+    free(wt); free(x); free(y0); free(y1);
+}
+
+static void test_backend(void)
+{
+    helix_model_config mc = helix_model_config_default();
+    mc.heads = 8; mc.head_dim = 64; mc.ffn = 256; mc.layers = 2; mc.batch = 2; mc.seq = 70;
+    const char *p4[] = {"helix2x2-sliced", "helix2x2-exact", "helix2x2-exact-scores", "tp4", "tp2pp2", "tp2pp2-sp",
+                        "dp2-tp2"};
+    const helix_dtype dts[] = {HELIX_F32, HELIX_BF16, HELIX_F16};
+    for (size_t k = 0; k < sizeof p4 / sizeof p4[0]; k++)
+        for (int di = 0; di < 3; di++) {
+            helix_model_config c = mc;
+            c.dtype = dts[di];
+            c.causal = (int)((k + (size_t)di) % 2);
+            c.bias = di != 1;
+            backend_layers(c, p4[k], 4, NULL);
+        }
+    if (getenv("HELIX_CUDA_TEST_SMALL")) return;   /* compute-sanitizer: the small shapes only */
+    /* the paper's 4x4 grid and TP8 x PP2 as 16 virtual devices */
+    mc.heads = 16; mc.head_dim = 128; mc.ffn = 512; mc.seq = 64; mc.dtype = HELIX_BF16; mc.causal = 1;
+    backend_layers(mc, "helix4x4-exact", 16, NULL);
+    backend_layers(mc, "helix4x4-sliced", 16, NULL);
+    backend_layers(mc, "tp8pp2", 16, NULL);
+    backend_layers(mc, "helix4x4-exact", 16, "rows");
+    /* attention: kv_len, split queries (q_pos0: h_g = 3 heads over m = 2), widths 16..512, both variants */
+    backend_attention(2, 2, HELIX_MODE_EXACT, HELIX_EXACT_REGATHER, HELIX_BF16, 1, 1, 6, 64, NULL);
+    backend_attention(2, 2, HELIX_MODE_EXACT, HELIX_EXACT_REGATHER, HELIX_F16, 0, 1, 6, 64, "rows");
+    backend_attention(2, 2, HELIX_MODE_SLICED, HELIX_EXACT_REGATHER, HELIX_F32, 1, 1, 4, 32, NULL);
+    backend_attention(1, 4, HELIX_MODE_SLICED, HELIX_EXACT_REGATHER, HELIX_BF16, 0, 0, 4, 64, NULL);
+    backend_attention(2, 2, HELIX_MODE_EXACT, HELIX_EXACT_SCORES, HELIX_BF16, 1, 1, 4, 128, NULL);
+    backend_attention(1, 1, HELIX_MODE_EXACT, HELIX_EXACT_REGATHER, HELIX_BF16, 1, 1, 2, 512, NULL);
+    backend_attention(1, 1, HELIX_MODE_EXACT, HELIX_EXACT_REGATHER, HELIX_F16, 0, 1, 2, 512, "rows");
 }
 
 int main(void)
@@ -200,12 +369,13 @@ int main(void)
     test_attention(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_BF16, 3, 517, 128, 1);
     test_attention(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_F16, 3, 517, 512, 0);
     /* the sizes the benchmark runs at: L >= 2048, 8 heads (every 31st query row checked) */
-    for (int causal = 0; causal < 2; causal++) {
+    const int small = getenv("HELIX_CUDA_TEST_SMALL") != NULL;
+    for (int causal = 0; causal < 2 && !small; causal++) {
         test_attention_rows(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_BF16, 8, 2048, 128, causal, 31, NULL);
         test_attention_rows(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_F16, 8, 2048, 512, causal, 31, NULL);
     }
     /* the variants against each other on the same inputs */
-    cross_check(c, HELIX_BF16, 8, 2048, 128, 0);
+    if (!small) cross_check(c, HELIX_BF16, 8, 2048, 128, 0);
     cross_check(c, HELIX_F16, 4, 1031, 64, 1);
 
     /* refusals */
@@ -228,5 +398,6 @@ int main(void)
         test_gemm(c, gt[ti], 128, 64, 256);
     }
     helix_cuda_ctx_free(c);
+    test_backend();
     return test_summary();
 }

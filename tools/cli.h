@@ -124,6 +124,17 @@ int cmd_inspect(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* --virtual-devices: every one of the P devices of a layout as a CUDA
+ * backend on GPU 0 (threads of this process, device-to-device copies).
+ * desc gets "cuda, GPU 0 <name>, P virtual devices". NULL with the
+ * reason printed (no module, no GPU, out of memory). Free with
+ * cli_virtual_devices_free. */
+struct helix_backend;
+struct helix_backend **cli_virtual_devices(int64_t P, char *desc, size_t n);
+void cli_virtual_devices_free(struct helix_backend **be, int64_t P);
+/* 1 if the P device arenas (bytes[P]) fit GPU 0's memory; else 0 with why */
+int cli_gpu_fits(const int64_t *bytes, int64_t P, char *why, size_t n);
+
 /* "# cpu kernels: ..." — the path each kernel takes for dtype t */
 void cli_print_kernels(helix_dtype t);
 

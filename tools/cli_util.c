@@ -1,6 +1,8 @@
 /* cli_util.c — argument parsing, random numbers and a JSON writer. */
 #include "cli.h"
+#include "helix_backend.h"
 #include "helix_comm.h"
+#include "helix_cuda.h"
 
 #include <errno.h>
 #include <math.h>
@@ -256,3 +258,44 @@ void cli_print_kernels(helix_dtype t)
            helix_dtype_name(t), helix_kernel_path(t), helix_dtype_name(t),
            helix_kernel_path(t));
 }
+
+struct helix_backend **cli_virtual_devices(int64_t P, char *desc, size_t n)
+{
+    helix_err err = {{0}};
+    helix_cuda_device d;
+    int count = 0;
+    if (helix_cuda_device_count(&count, &err) || helix_cuda_device_info(0, &d, &err)) {
+        fprintf(stderr, "helix: --virtual-devices needs a GPU: %s\n", err.msg);
+        return NULL;
+    }
+    helix_backend **be = calloc((size_t)P, sizeof *be);
+    if (!be) { fprintf(stderr, "helix: out of memory\n"); return NULL; }
+    for (int64_t r = 0; r < P; r++)
+        if (helix_backend_cuda_new(0, &be[r], &err)) {
+            fprintf(stderr, "helix: --virtual-devices: device %lld on GPU 0 (%s): %s\n", (long long)r, d.name, err.msg);
+            cli_virtual_devices_free(be, r);
+            return NULL;
+        }
+    snprintf(desc, n, "cuda, GPU 0 %s, %lld virtual devices", d.name, (long long)P);
+    return be;
+}
+
+void cli_virtual_devices_free(struct helix_backend **be, int64_t P)
+{
+    for (int64_t r = 0; be && r < P; r++) helix_backend_free(be[r]);
+    free(be);
+}
+
+int cli_gpu_fits(const int64_t *bytes, int64_t P, char *why, size_t n)
+{
+    helix_err err = {{0}};
+    helix_cuda_device d;
+    if (helix_cuda_device_info(0, &d, &err)) return 1;   /* cli_virtual_devices says why */
+    double need = 0;
+    for (int64_t r = 0; r < P; r++) need += (double)bytes[r] + (32 << 20);   /* + each one's cuBLASLt workspace */
+    if (need <= 0.95 * d.mem_bytes) return 1;
+    snprintf(why, n, "the %lld virtual devices need %.2f GB of GPU memory (arenas + 32 MiB of cuBLASLt workspace each) "
+             "but GPU 0 (%s) has %.2f GB", (long long)P, need / 1e9, d.name, d.mem_bytes / 1e9);
+    return 0;
+}
+

@@ -5,6 +5,7 @@
  * the float64 single-device reference. In-process or one MPI rank per
  * device; optional JSON and a gnuplot PNG. */
 #include "cli.h"
+#include "helix_backend.h"
 #include "helix_model.h"
 #include "model_inputs.h"
 #include "engine.h"
@@ -77,6 +78,9 @@ static const char *layouts_help =
     "                    (inside a node / between nodes); emulates nodes on one\n"
     "                    host                  [mpi: as launched; else one node]\n"
     "  --threads T       in-process: devices computing at once         [all cores]\n"
+    "  --virtual-devices in-process: every device of each layout on GPU 0\n"
+    "                    (the CUDA backend; one GPU runs and checks whole\n"
+    "                    layouts against the CPU reference)      [devices on CPUs]\n"
     "  --backend B       auto, inproc or mpi                           [auto]\n"
     "  --timeout S       mpi: end the job when a collective has waited S\n"
     "                    seconds, naming the ranks that did not arrive (0:\n"
@@ -368,12 +372,12 @@ int cmd_layouts(int argc, char **argv)
         {"allow-nonfinite", no_argument, 0, 'A'}, {"norm", required_argument, 0, 'R'},
         {"activation", required_argument, 0, 'G'}, {"timeout", required_argument, 0, 'w'},
         {"ranks-per-node", required_argument, 0, 'K'}, {"input-from", required_argument, 0, 'i'},
-        {"collectives", required_argument, 0, 'C'}, {0, 0, 0, 0}};
+        {"collectives", required_argument, 0, 'C'}, {"virtual-devices", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 2; mc.seq = 256;
     int64_t P = 16, mbs = 0, seed = 1, threads = 0, rpn = 0;
     double timeout = -1;
-    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0, native = 0;
+    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0, native = 0, virt = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
     char list[1024] = "";
     int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq, dtype, bias were given */
@@ -419,6 +423,7 @@ int cmd_layouts(int argc, char **argv)
             else { fprintf(stderr, "helix: --input-from: '%s' (expected replicated or rank0)\n", optarg); bad = 1; }
             break;
         case 'n': check = 0; break;
+        case 'V': virt = 1; break;
         case 'q': quick = 1; break;
         case 'j': json = optarg; break;
         case 'p': plot = optarg; break;
@@ -438,6 +443,11 @@ int cmd_layouts(int argc, char **argv)
     }
     int mpi;
     if (cli_engine_choose(backend_s, &mpi)) return EXIT_USAGE;
+    if (virt && mpi) {
+        fprintf(stderr, "helix bench layouts: --virtual-devices runs every device in one process (--backend inproc, "
+                        "without mpirun)\n");
+        return EXIT_USAGE;
+    }
     helix_err err = {{0}};
     cli_engine eng;
     int erc = cli_engine_start(&eng, mpi, &argc, &argv, "bench layouts ...'", "every layout", 1);
@@ -540,6 +550,13 @@ int cmd_layouts(int argc, char **argv)
     const int has_native = mpi && world && world->ops->allreduce_native != NULL;
     const double flops = helix_model_flops(&mc);
     if (mpi) cli_watchdog(timeout, flops);
+    char device[200] = "";
+    helix_backend **gpu = NULL;   /* --virtual-devices: one CUDA backend per device, on GPU 0, for every layout */
+    if (virt && !(gpu = cli_virtual_devices(P, device, sizeof device))) {
+        free(x);
+        model_weights_close(&w);
+        return EXIT_USAGE;   /* as bench kernels --backend cuda: this machine cannot run what was asked */
+    }
     if (root) {
         printf("# helix %s bench layouts: %lld devices, engine %s%s%s\n", HELIX_VERSION, (long long)P, mpi ? "mpi" : "inproc",
                mpi ? " " : "", mpi ? helix_mpi_version() : "");
@@ -547,7 +564,8 @@ int cmd_layouts(int argc, char **argv)
                (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn, (long long)mc.layers,
                (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " causal" : "",
                mc.bias ? " bias" : "", helix_norm_name(mc.norm), helix_act_name(mc.act), flops / 1e9);
-        cli_print_kernels(mc.dtype);
+        if (virt) printf("# devices: %s; the check's reference runs on the CPU\n", device);
+        else cli_print_kernels(mc.dtype);
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
         printf("# nodes: %s\n", nodes);
@@ -586,9 +604,14 @@ int cmd_layouts(int argc, char **argv)
         if (mpi) {
             fits = cli_mpi_fits(world, dp.peak_bytes + host, why, sizeof why);
         } else {
-            int64_t need = host;
-            for (int64_t q = 0; q < P; q++) { helix_model_plan_device(&r->plan, q, &dp); need += dp.peak_bytes; }
-            fits = cli_host_fits(need, why, sizeof why);
+            int64_t need = host, arena[4096];
+            for (int64_t q = 0; q < P; q++) {
+                helix_model_plan_device(&r->plan, q, &dp);
+                arena[q] = dp.peak_bytes;
+                need += dp.peak_bytes;
+            }
+            fits = virt ? cli_gpu_fits(arena, P, why, sizeof why) && cli_host_fits(need, why, sizeof why)
+                        : cli_host_fits(need, why, sizeof why);
         }
         if (!fits) { snprintf(r->error, sizeof r->error, "does not fit: %s", why); if (root) print_row(r); continue; }
         if (root) fprintf(stderr, "  [%d/%d] running %s on %lld devices...\n", k + 1, nr, r->name, (long long)P);
@@ -599,7 +622,7 @@ int cmd_layouts(int argc, char **argv)
             if (st) cli_engine_fail(&eng, err.msg);     /* ends the job */
             cli_engine_gather(&eng, stats, sizeof *stats);
         } else {
-            st = helix_model_grid_run(&r->plan, &w.run, x, r->y, (int)threads, stats, &err);
+            st = helix_model_grid_run_on(&r->plan, &w.run, x, r->y, gpu ? (int)P : (int)threads, gpu, stats, &err);
             if (st) { snprintf(r->error, sizeof r->error, "failed: %s", err.msg); runtime_fail = 1; print_row(r); continue; }
         }
         if (root) {
@@ -645,6 +668,7 @@ int cmd_layouts(int argc, char **argv)
         if (rpn) printf(" --ranks-per-node %lld", (long long)rpn);
         if (input_root) printf(" --input-from rank0");
         if (native) printf(" --collectives native");
+        if (virt) printf(" --virtual-devices");
         if (mi.weights) printf(" --weights %s", mi.weights);
         if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);
         if (mi.input) printf(" --input %s", mi.input);
@@ -661,6 +685,7 @@ int cmd_layouts(int argc, char **argv)
             }
         }
     }
+    cli_virtual_devices_free(gpu, P);
     for (int k = 0; k < nr; k++) { free(rows[k].y); free(rows[k].rank_sent); free(rows[k].rank_recv); free(rows[k].rank_rss); }
     for (int k = 0; k < refs.n; k++) free(refs.ref[k]);
     free(stats);

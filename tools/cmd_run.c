@@ -4,6 +4,7 @@
  * onto rank 0, check against the reference and report. */
 #include "helix_comm.h"
 #include "helix_io.h"
+#include "helix_backend.h"
 #include "run.h"
 #include "run_inputs.h"
 #include "engine.h"
@@ -137,6 +138,10 @@ int cmd_run(int argc, char **argv)
     run_files files;
     memset(&files, 0, sizeof files);
     int prc = run_parse(argc, argv, &o);
+    if (prc == 0 && mpi && o.virtual_devices) {
+        if (rank == 0) fprintf(stderr, "helix run: --virtual-devices runs every device in one process: start it without mpirun\n");
+        prc = EXIT_USAGE;
+    }
     if (prc == 0) prc = run_files_resolve(&o, &files, rank == 0, world);
     helix_plan plan;
     if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) {
@@ -177,7 +182,15 @@ int cmd_run(int argc, char **argv)
             helix_plan_device(&plan, r, &dp);
             need += dp.peak_bytes;
         }
-        if (avail > 0 && need > avail) {
+        int64_t *arena = o.virtual_devices && P > 0 ? calloc((size_t)P, sizeof *arena) : NULL;
+        for (int64_t r = 0; arena && r < P; r++) {
+            helix_device_plan dp;
+            helix_plan_device(&plan, r, &dp);
+            arena[r] = dp.peak_bytes;
+        }
+        if (o.virtual_devices && !cli_gpu_fits(arena, P, why, sizeof why)) fits = 0;
+        free(arena);
+        if (fits && avail > 0 && need > avail) {
             char b1[32], b2[32];
             snprintf(why, sizeof why, "this run needs %s of memory (%lld devices' arenas, weights, input, output%s) "
                      "but only %s is available", run_human_bytes(need, b1), (long long)P,
@@ -247,6 +260,12 @@ int cmd_run(int argc, char **argv)
     if (o.weights) { wrun.load = helix_st_attn_load; wrun.load_ctx = &files.attn; }
     else { wrun.load = helix_attention_seeded_load; wrun.load_ctx = &seeded; }
 
+    helix_backend **gpu = NULL;                  /* --virtual-devices: one CUDA backend per device, all on GPU 0 */
+    if (o.virtual_devices && !(gpu = cli_virtual_devices(P, o.device, sizeof o.device))) {
+        free(wbuf); free(x); free(y); free(stats);
+        run_files_close(&files);
+        return EXIT_USAGE;   /* as bench kernels --backend cuda: this machine cannot run what was asked */
+    }
     if (root) run_print_header(&o, &plan, mpi ? "mpi" : "inproc", mpi ? helix_mpi_version() : "");
 
     /* Test hooks: this rank fails as if it could not read its input, or
@@ -281,8 +300,10 @@ int cmd_run(int argc, char **argv)
         cli_engine_gather(&eng, stats, sizeof *stats);     /* every rank's statistics onto rank 0 */
     } else {
         t0 = cli_now();
-        st = helix_grid_run(&plan, &wrun, x, y, (int)o.threads, stats, &err);
+        /* virtual devices: all of them issue work at once (the GPU schedules it) */
+        st = helix_grid_run_on(&plan, &wrun, x, y, gpu ? (int)P : (int)o.threads, gpu, stats, &err);
         elapsed = cli_now() - t0;
+        cli_virtual_devices_free(gpu, P);
         if (st) {
             cli_engine_fail(&eng, err.msg);
             free(wbuf); free(x); free(y); free(stats);

@@ -23,6 +23,8 @@ typedef struct {
     double timeout;        /* --timeout S: MPI collective watchdog (0: off, <0: automatic) */
     int64_t ranks_per_node;/* --ranks-per-node K as given (0: as launched / one node) */
     char nodes[160];       /* the topology, in words, for the header */
+    int virtual_devices;   /* --virtual-devices: every device on GPU 0 */
+    char device[200];      /* what the devices are, in words ("" : CPUs) */
     /* which sizes the user gave (files may not contradict them) */
     int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;
 } run_opts;

@@ -59,6 +59,9 @@ const char *run_help_text =
     "                     process; mpi: one MPI rank per device,\n"
     "                     rank = i*m + j, -np must equal n*m\n"
     "  --threads T        inproc: devices computing at once        [0 = all cores]\n"
+    "  --virtual-devices  inproc: every device of the grid on GPU 0 (the CUDA\n"
+    "                     backend: device memory, device-to-device copies; one\n"
+    "                     GPU runs and checks a whole layout)    [devices on CPUs]\n"
     "  --ranks-per-node K nodes of K consecutive ranks: the reduce onto rank 0\n"
     "                     and the other collectives that span nodes run\n"
     "                     hierarchically, bytes are counted per link class;\n"
@@ -82,7 +85,7 @@ const char *run_help_text =
 enum {
     O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL, O_SCALE,
     O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_KV_LEN, O_TIMEOUT, O_HELP,
-    O_RPN, O_COLL
+    O_RPN, O_COLL, O_VIRTUAL
 };
 
 static const struct option opts[] = {
@@ -101,6 +104,7 @@ static const struct option opts[] = {
     {"overhead", no_argument, 0, O_OVERHEAD},     {"help", no_argument, 0, O_HELP},
     {"kv-len", required_argument, 0, O_KV_LEN},   {"timeout", required_argument, 0, O_TIMEOUT},
     {"ranks-per-node", required_argument, 0, O_RPN}, {"collectives", required_argument, 0, O_COLL},
+    {"virtual-devices", no_argument, 0, O_VIRTUAL},
     {0, 0, 0, 0},
 };
 
@@ -179,6 +183,7 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_CHECK: o->check = 1; break;
         case O_NO_CHECK: o->check = 0; break;
         case O_OVERHEAD: o->overhead = 1; break;
+        case O_VIRTUAL: o->virtual_devices = 1; break;
         case O_KV_LEN: o->kv_len = optarg; break;
         case O_TIMEOUT: bad = cli_timeout(optarg, &o->timeout); break;
         case O_RPN: bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &o->ranks_per_node); break;
@@ -202,6 +207,15 @@ int run_parse(int argc, char **argv, run_opts *o)
     }
     if (optind < argc) {
         fprintf(stderr, "helix run: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (o->virtual_devices && o->backend == BACKEND_MPI) {
+        fprintf(stderr, "helix run: --virtual-devices runs every device in this process (--backend inproc), "
+                        "not one per MPI rank\n");
+        return EXIT_USAGE;
+    }
+    if (o->virtual_devices && o->overhead) {
+        fprintf(stderr, "helix run: --overhead times the CPU kernels; it does not go with --virtual-devices\n");
         return EXIT_USAGE;
     }
     return 0;

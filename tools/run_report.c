@@ -36,7 +36,8 @@ void run_print_header(const run_opts *o, const helix_plan *plan, const char *eng
            (long long)cfg->heads, (long long)cfg->head_dim, (long long)plan->D, (long long)cfg->batch,
            (long long)cfg->seq, helix_dtype_name(cfg->dtype), cfg->causal ? "yes" : "no",
            cfg->out_proj ? "yes" : "no", cfg->bias ? "yes" : "no", plan->scale);
-    cli_print_kernels(cfg->dtype);
+    if (o->device[0]) printf("# devices: %s (the check's reference runs on the CPU)\n", o->device);
+    else cli_print_kernels(cfg->dtype);
     if (o->nodes[0]) printf("# nodes: %s\n", o->nodes);
     printf("# collectives: %s\n", cli_collectives_text(cfg->native_collectives, !strcmp(engine, "mpi")));
     if (cfg->kv_len) {
@@ -135,6 +136,7 @@ int run_write_json(const run_result *r)
     }
     jw_num(&j, "scale", r->plan->scale); jw_int(&j, "seed", o->seed); jw_int(&j, "threads", o->threads);
     jw_str(&j, "engine", r->engine);
+    jw_str(&j, "devices", r->o->device[0] ? r->o->device : "cpu");
     jw_end_obj(&j);
     jw_obj(&j, "check");
     jw_bool(&j, "ran", r->checked);

@@ -1,57 +1,128 @@
-/* attention.cu — the GPU attention kernel lab (see helix_cuda.h):
- *   v0 naive  one thread per query row, f32 scalar online softmax
- *   v1 wmma   flash-style tiles on tensor cores (WMMA 16x16x16, f32 accumulate)
- * Both read q, k, v [heads, L, width] and write o in the same layout. */
+/* attention.cu — the GPU attention kernels (the kernel lab of helix_cuda.h
+ * and the CUDA backend's attention), both in helix_attn_args terms
+ * (strided [B, L, H, width] tensors, q_pos0, kv_len, causal):
+ *   v0 rows   one warp per query row: scalar f32 online softmax, K/V tiles
+ *             widened to f32 in shared memory; any storage type, widths
+ *             1-512 (the reference on the GPU and the general fallback)
+ *   v1 wmma   flash-style tiles on tensor cores (WMMA 16x16x16, f32
+ *             accumulate): f16/bf16, widths 64/128/256/512, 16-byte
+ *             aligned rows */
 #include "cuda-impl.h"
+#include "elem.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <math.h>
 #include <mma.h>
+#include <string.h>
 
 using namespace nvcuda;
 
-template <typename T> struct cvt;
-template <> struct cvt<__half> {
-    static __device__ float f(__half v) { return __half2float(v); }
-    static __device__ __half t(float v) { return __float2half_rn(v); }
-};
-template <> struct cvt<__nv_bfloat16> {
-    static __device__ float f(__nv_bfloat16 v) { return __bfloat162float(v); }
-    static __device__ __nv_bfloat16 t(float v) { return __float2bfloat16_rn(v); }
-};
-
-/* ------------------------------------------------------------ v0 naive */
-
-template <typename T, int W>
-__global__ void attn_naive(const T *q, const T *k, const T *v, T *o, int L, int causal, float scale)
+/* the keys query row r (0-based in q) of batch row b sees: [0, n) */
+__device__ __forceinline__ int64_t keys_seen(const helix_cuda_attn &a, int64_t b, int64_t r)
 {
-    const int h = blockIdx.y, i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= L) return;
-    const size_t base = (size_t)h * L * W;
-    float qf[W], acc[W];
-    for (int c = 0; c < W; c++) { qf[c] = cvt<T>::f(q[base + (size_t)i * W + c]) * scale; acc[c] = 0.0f; }
-    float m = -INFINITY, l = 0.0f;
-    const int kend = causal ? i + 1 : L;
-    for (int j = 0; j < kend; j++) {
-        const T *kr = k + base + (size_t)j * W, *vr = v + base + (size_t)j * W;
-        float s = 0.0f;
-        for (int c = 0; c < W; c++) s += qf[c] * cvt<T>::f(kr[c]);
-        const float mn = fmaxf(m, s), alpha = expf(m - mn), p = expf(s - mn);
-        l = l * alpha + p;
-        for (int c = 0; c < W; c++) acc[c] = acc[c] * alpha + p * cvt<T>::f(vr[c]);
-        m = mn;
+    int64_t n = a.Lk;
+    if (a.kv_len && a.kv_len[b] < n) n = a.kv_len[b];
+    if (a.causal && a.q_pos0 + r + 1 < n) n = a.q_pos0 + r + 1;
+    return n < 0 ? 0 : n;
+}
+
+/* ------------------------------------------------------------ v0 rows
+ * A block of 4 warps owns 4 consecutive query rows of one (b, h); K/V
+ * tiles of KT keys (KT x width = 4096 floats each) are widened into
+ * shared memory by the whole block; each warp then walks its own keys:
+ * lane c holds features c, c+32, ...; a dot product is a warp sum. */
+
+constexpr int ROWS_WARPS = 4, ROWS_TILE = 4096;
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+template <typename T, int NC>
+__global__ void __launch_bounds__(ROWS_WARPS * 32) attn_rows(helix_cuda_attn a, int KT)
+{
+    extern __shared__ float rows_smem[];
+    float *Ks = rows_smem, *Vs = rows_smem + KT * a.width;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, W = (int)a.width;
+    const int64_t b = blockIdx.z, h = blockIdx.y, r0 = (int64_t)blockIdx.x * ROWS_WARPS, r = r0 + warp;
+    const int64_t r_last = r0 + ROWS_WARPS - 1 < a.Lq - 1 ? r0 + ROWS_WARPS - 1 : a.Lq - 1;
+    const int64_t n_blk = keys_seen(a, b, r_last), n_row = r < a.Lq ? keys_seen(a, b, r) : 0;
+    const T *qr = (const T *)a.q + b * a.q_sb + h * a.q_sh + (r < a.Lq ? r : 0) * a.q_sl;
+    const T *kb = (const T *)a.k + b * a.kv_sb + h * a.kv_sh, *vb = (const T *)a.v + b * a.kv_sb + h * a.kv_sh;
+    float q[NC], acc[NC];
+#pragma unroll
+    for (int i = 0; i < NC; i++) {
+        const int c = lane + 32 * i;
+        q[i] = (r < a.Lq && c < W) ? helix_ld(qr, c) * a.scale : 0.0f;
+        acc[i] = 0.0f;
     }
-    for (int c = 0; c < W; c++) o[base + (size_t)i * W + c] = cvt<T>::t(acc[c] / l);
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t j0 = 0; j0 < n_blk; j0 += KT) {
+        const int nt = (int)(n_blk - j0 < KT ? n_blk - j0 : KT);
+        __syncthreads();   /* the previous tile is done with */
+        for (int idx = threadIdx.x; idx < nt * W; idx += blockDim.x) {
+            const int jj = idx / W, c = idx % W;
+            Ks[idx] = helix_ld(kb, (j0 + jj) * a.kv_sl + c);
+            Vs[idx] = helix_ld(vb, (j0 + jj) * a.kv_sl + c);
+        }
+        __syncthreads();
+        const int64_t left = n_row - j0;
+        const int mine = left <= 0 ? 0 : left < nt ? (int)left : nt;
+        for (int jj = 0; jj < mine; jj++) {
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < NC; i++) {
+                const int c = lane + 32 * i;
+                if (c < W) s += q[i] * Ks[jj * W + c];
+            }
+            s = warp_sum(s);
+            const float mn = fmaxf(m, s), alpha = expf(m - mn), p = expf(s - mn);
+            l = l * alpha + p;
+#pragma unroll
+            for (int i = 0; i < NC; i++) {
+                const int c = lane + 32 * i;
+                if (c < W) acc[i] = acc[i] * alpha + p * Vs[jj * W + c];
+            }
+            m = mn;
+        }
+    }
+    if (r >= a.Lq) return;
+    T *orow = (T *)a.o + b * a.o_sb + h * a.o_sh + r * a.o_sl;
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+    for (int i = 0; i < NC; i++) {
+        const int c = lane + 32 * i;
+        if (c < W) helix_st(orow, c, acc[i] * inv);
+    }
+}
+
+template <typename T, int NC> static cudaError_t rows_launch(cudaStream_t s, const helix_cuda_attn *a)
+{
+    int KT = ROWS_TILE / (int)a->width;
+    if (KT > 64) KT = 64;
+    if (KT < 1) KT = 1;
+    const size_t shm = sizeof(float) * 2 * (size_t)KT * (size_t)a->width;   /* <= 32 KiB */
+    dim3 grid((unsigned)((a->Lq + ROWS_WARPS - 1) / ROWS_WARPS), (unsigned)a->H, (unsigned)a->B);
+    attn_rows<T, NC><<<grid, ROWS_WARPS * 32, shm, s>>>(*a, KT);
+    return cudaGetLastError();
+}
+
+template <typename T> static cudaError_t rows_by_width(cudaStream_t s, const helix_cuda_attn *a)
+{
+    const int64_t w = a->width;
+    return w <= 32 ? rows_launch<T, 1>(s, a) : w <= 64 ? rows_launch<T, 2>(s, a) : w <= 128 ? rows_launch<T, 4>(s, a)
+         : w <= 256 ? rows_launch<T, 8>(s, a) : rows_launch<T, 16>(s, a);
 }
 
 /* ------------------------------------------------------------ v1 wmma
- * A block of WARPS warps owns BM = 16*WARPS queries of one head; key tiles
- * of BN = 32 stream through shared memory. Each warp computes its 16 rows
- * of S = Q K^T on tensor cores, updates the running max / sum of its rows
- * (one lane per key), writes P in the storage type, rescales its rows of
- * the f32 output tile O and adds P V on tensor cores. Causal: key tiles
- * past the tile's last query are never loaded. */
+ * A block of WARPS warps owns BM = 16*WARPS queries of one (b, h); key
+ * tiles of BN = 32 stream through shared memory. Each warp computes its
+ * 16 rows of S = Q K^T on tensor cores, updates the running max / sum of
+ * its rows (one lane per key), writes P in the storage type, rescales its
+ * rows of the f32 output tile O and adds P V on tensor cores. Causal: key
+ * tiles past the tile's last query are never loaded, and the heaviest
+ * query tiles are launched first. */
 
 constexpr int BN = 32;
 
@@ -61,21 +132,22 @@ template <typename T, int W, int WARPS> struct tile {
                                     sizeof(float) * (size_t)(BM * BN + BM * W + 2 * BM);
 };
 
+/* rows [row0, row0+rows) of a strided matrix (ld elements between rows,
+ * `valid` rows in all) into dense smem rows of W; past the end: zeros */
 template <typename T, int W>
-__device__ void load_rows(T *dst, const T *src, int row0, int rows, int L, int tid, int nthreads)
+__device__ void load_rows(T *dst, const T *src, int64_t ld, int64_t row0, int rows, int64_t valid, int tid, int nthreads)
 {
     constexpr int VEC = 16 / sizeof(T);
     for (int idx = tid; idx < rows * (W / VEC); idx += nthreads) {
         const int r = idx / (W / VEC), c = (idx % (W / VEC)) * VEC;
         uint4 val = make_uint4(0, 0, 0, 0);
-        if (row0 + r < L) val = *reinterpret_cast<const uint4 *>(src + (size_t)(row0 + r) * W + c);
+        if (row0 + r < valid) val = *reinterpret_cast<const uint4 *>(src + (row0 + r) * ld + c);
         *reinterpret_cast<uint4 *>(dst + r * W + c) = val;
     }
 }
 
 template <typename T, int W, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) attn_wmma(const T *q, const T *k, const T *v, T *o, int L, int causal,
-                                                        float scale)
+__global__ void __launch_bounds__(WARPS * 32) attn_wmma(helix_cuda_attn a)
 {
     constexpr int BM = tile<T, W, WARPS>::BM, NT = WARPS * 32;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -87,41 +159,45 @@ __global__ void __launch_bounds__(WARPS * 32) attn_wmma(const T *q, const T *k, 
     float *O = S + BM * BN;
     float *Mx = O + BM * W;
     float *Ls = Mx + BM;
-    /* causal: the last query tiles see the most keys; blocks are scheduled
-     * roughly in blockIdx.x order, so the heaviest go first */
-    const int qt = causal ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
-    const int h = blockIdx.y, q0 = qt * BM, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const size_t base = (size_t)h * L * W;
+    const int64_t qt = a.causal ? (int64_t)gridDim.x - 1 - blockIdx.x : (int64_t)blockIdx.x;
+    const int64_t b = blockIdx.z, h = blockIdx.y, q0 = qt * BM;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const T *qb = (const T *)a.q + b * a.q_sb + h * a.q_sh;
+    const T *kb = (const T *)a.k + b * a.kv_sb + h * a.kv_sh, *vb = (const T *)a.v + b * a.kv_sb + h * a.kv_sh;
+    int64_t lim = a.Lk;
+    if (a.kv_len && a.kv_len[b] < lim) lim = a.kv_len[b];
 
-    load_rows<T, W>(Qs, q + base, q0, BM, L, tid, NT);
+    load_rows<T, W>(Qs, qb, a.q_sl, q0, BM, a.Lq, tid, NT);
     for (int x = tid; x < BM * W; x += NT) O[x] = 0.0f;
     for (int r = tid; r < BM; r += NT) { Mx[r] = -INFINITY; Ls[r] = 0.0f; }
     __syncthreads();
 
-    const int kend = causal ? min(L, q0 + BM) : L;
-    for (int k0 = 0; k0 < kend; k0 += BN) {
-        load_rows<T, W>(Ks, k + base, k0, BN, L, tid, NT);
-        load_rows<T, W>(Vs, v + base, k0, BN, L, tid, NT);
+    int64_t kend = lim;
+    if (a.causal && a.q_pos0 + q0 + BM < kend) kend = a.q_pos0 + q0 + BM;
+    for (int64_t k0 = 0; k0 < kend; k0 += BN) {
+        load_rows<T, W>(Ks, kb, a.kv_sl, k0, BN, a.Lk, tid, NT);
+        load_rows<T, W>(Vs, vb, a.kv_sl, k0, BN, a.Lk, tid, NT);
         __syncthreads();
         /* S[warp rows, 0:BN] = Q K^T */
         for (int j = 0; j < BN / 16; j++) {
             wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
             wmma::fill_fragment(acc, 0.0f);
             for (int kk = 0; kk < W / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
-                wmma::load_matrix_sync(a, Qs + warp * 16 * W + kk * 16, W);
-                wmma::load_matrix_sync(b, Ks + j * 16 * W + kk * 16, W);
-                wmma::mma_sync(acc, a, b, acc);
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
+                wmma::load_matrix_sync(fa, Qs + warp * 16 * W + kk * 16, W);
+                wmma::load_matrix_sync(fb, Ks + j * 16 * W + kk * 16, W);
+                wmma::mma_sync(acc, fa, fb, acc);
             }
             wmma::store_matrix_sync(S + warp * 16 * BN + j * 16, acc, BN, wmma::mem_row_major);
         }
         __syncwarp();
         /* online softmax: lane = key of the tile */
         for (int rr = 0; rr < 16; rr++) {
-            const int r = warp * 16 + rr, qi = q0 + r, kj = k0 + lane;
-            float s = S[r * BN + lane] * scale;
-            if (kj >= L || (causal && kj > qi)) s = -INFINITY;
+            const int r = warp * 16 + rr;
+            const int64_t qi = a.q_pos0 + q0 + r, kj = k0 + lane;
+            float s = S[r * BN + lane] * a.scale;
+            if (kj >= lim || (a.causal && kj > qi)) s = -INFINITY;
             float mx = s;
             for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
             const float m_old = Mx[r], m_new = fmaxf(m_old, mx);
@@ -129,7 +205,7 @@ __global__ void __launch_bounds__(WARPS * 32) attn_wmma(const T *q, const T *k, 
             const float alpha = m_old == -INFINITY ? 0.0f : __expf(m_old - m_new);
             float sum = p;
             for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            P[r * BN + lane] = cvt<T>::t(p);
+            P[r * BN + lane] = helix_to<T>(p);
             for (int c = lane; c < W; c += 32) O[r * W + c] *= alpha;
             __syncwarp();
             if (lane == 0) { Mx[r] = m_new; Ls[r] = Ls[r] * alpha + sum; }
@@ -140,38 +216,28 @@ __global__ void __launch_bounds__(WARPS * 32) attn_wmma(const T *q, const T *k, 
             wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
             wmma::load_matrix_sync(acc, O + warp * 16 * W + n * 16, W, wmma::mem_row_major);
             for (int kk = 0; kk < BN / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-                wmma::load_matrix_sync(a, P + warp * 16 * BN + kk * 16, BN);
-                wmma::load_matrix_sync(b, Vs + kk * 16 * W + n * 16, W);
-                wmma::mma_sync(acc, a, b, acc);
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+                wmma::load_matrix_sync(fa, P + warp * 16 * BN + kk * 16, BN);
+                wmma::load_matrix_sync(fb, Vs + kk * 16 * W + n * 16, W);
+                wmma::mma_sync(acc, fa, fb, acc);
             }
             wmma::store_matrix_sync(O + warp * 16 * W + n * 16, acc, W, wmma::mem_row_major);
         }
         __syncthreads();   /* K/V tiles are reloaded next */
     }
+    T *ob = (T *)a.o + b * a.o_sb + h * a.o_sh;
     for (int x = tid; x < BM * W; x += NT) {
         const int r = x / W, c = x % W;
-        if (q0 + r < L) {
+        if (q0 + r < a.Lq) {
             const float l = Ls[r];
-            o[base + (size_t)(q0 + r) * W + c] = cvt<T>::t(l > 0.0f ? O[x] / l : 0.0f);
+            helix_st(ob, (q0 + r) * a.o_sl + c, l > 0.0f ? O[x] / l : 0.0f);
         }
     }
 }
 
-/* ------------------------------------------------------------ dispatch */
-
-template <typename T, int W>
-static cudaError_t launch(int variant, cudaStream_t s, int heads, int L, int causal, float scale, const void *q,
-                          const void *k, const void *v, void *o)
+template <typename T, int W> static cudaError_t wmma_launch(cudaStream_t s, const helix_cuda_attn *a)
 {
-    const T *Q = (const T *)q, *K = (const T *)k, *V = (const T *)v;
-    T *Out = (T *)o;
-    if (variant == HELIX_CUDA_ATTN_NAIVE) {
-        dim3 grid((L + 127) / 128, heads);
-        attn_naive<T, W><<<grid, 128, 0, s>>>(Q, K, V, Out, L, causal, scale);
-        return cudaGetLastError();
-    }
     constexpr int WARPS = W <= 256 ? 4 : 2;
     constexpr size_t shm = tile<T, W, WARPS>::bytes;
     /* the opt-in shared-memory size, once per kernel and device (not per launch) */
@@ -184,48 +250,77 @@ static cudaError_t launch(int variant, cudaStream_t s, int heads, int L, int cau
         if (e != cudaSuccess) return e;
         if (dev >= 0 && dev < 64) set_on[dev] = 1;
     }
-    dim3 grid((L + tile<T, W, WARPS>::BM - 1) / tile<T, W, WARPS>::BM, heads);
-    attn_wmma<T, W, WARPS><<<grid, WARPS * 32, shm, s>>>(Q, K, V, Out, L, causal, scale);
+    constexpr int BM = tile<T, W, WARPS>::BM;
+    dim3 grid((unsigned)((a->Lq + BM - 1) / BM), (unsigned)a->H, (unsigned)a->B);
+    attn_wmma<T, W, WARPS><<<grid, WARPS * 32, shm, s>>>(*a);
     return cudaGetLastError();
 }
 
-template <typename T>
-static cudaError_t by_width(int variant, cudaStream_t s, int heads, int L, int width, int causal, float scale,
-                            const void *q, const void *k, const void *v, void *o)
+template <typename T> static cudaError_t wmma_by_width(cudaStream_t s, const helix_cuda_attn *a)
 {
-    switch (width) {
-    case 64: return launch<T, 64>(variant, s, heads, L, causal, scale, q, k, v, o);
-    case 128: return launch<T, 128>(variant, s, heads, L, causal, scale, q, k, v, o);
-    case 256: return launch<T, 256>(variant, s, heads, L, causal, scale, q, k, v, o);
-    default: return launch<T, 512>(variant, s, heads, L, causal, scale, q, k, v, o);
+    switch (a->width) {
+    case 64: return wmma_launch<T, 64>(s, a);
+    case 128: return wmma_launch<T, 128>(s, a);
+    case 256: return wmma_launch<T, 256>(s, a);
+    default: return wmma_launch<T, 512>(s, a);
     }
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+extern "C" int helix_cuda_attention_fits(int variant, const helix_cuda_attn *a, const char **why)
+{
+    const char *w = NULL;
+    const int64_t es = (int64_t)helix_dtype_size(a->t);
+    if (a->B < 1 || a->B > 65535 || a->H < 1 || a->H > 65535 || a->Lq < 1 || a->Lk < 1 || a->Lq > ((int64_t)1 << 36))
+        w = "B and heads in 1..65535, Lq and Lk at least 1";
+    else if (a->width < 1 || a->width > 512) w = "head width 1..512";
+    else if (variant == HELIX_CUDA_ATTN_WMMA) {
+        if (a->t != HELIX_F16 && a->t != HELIX_BF16) w = "f16 or bf16 storage";
+        else if (a->width != 64 && a->width != 128 && a->width != 256 && a->width != 512) w = "head width 64, 128, 256 or 512";
+        else if ((((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16) ||
+                 ((a->q_sb | a->q_sl | a->q_sh | a->kv_sb | a->kv_sl | a->kv_sh) * es) % 16)
+            w = "16-byte aligned buffers and row, head and batch strides";
+    } else if (variant != HELIX_CUDA_ATTN_ROWS) w = "a variant of helix_cuda.h";
+    if (why) *why = w;
+    return w == NULL;
+}
+
+extern "C" cudaError_t helix_cuda_attention_launch(cudaStream_t s, int variant, const helix_cuda_attn *a)
+{
+    if (variant == HELIX_CUDA_ATTN_WMMA) {
+        if (a->t == HELIX_F16) return wmma_by_width<__half>(s, a);
+        return wmma_by_width<__nv_bfloat16>(s, a);
+    }
+    return HELIX_BY_TYPE(a->t, rows_by_width, s, a);
 }
 
 extern "C" const char *helix_cuda_attention_name(int variant)
 {
-    return variant == HELIX_CUDA_ATTN_NAIVE ? "naive" : variant == HELIX_CUDA_ATTN_WMMA ? "wmma" : "?";
+    return variant == HELIX_CUDA_ATTN_ROWS ? "rows" : variant == HELIX_CUDA_ATTN_WMMA ? "wmma" : "?";
 }
 
+/* the kernel lab's call: dense [heads, L, width], B = 1 */
 extern "C" helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, helix_dtype t, int64_t heads, int64_t L,
                                              int64_t width, int causal, float scale, const void *q, const void *k,
                                              const void *v, void *o, helix_err *err)
 {
     if (variant < 0 || variant >= HELIX_CUDA_ATTN_VARIANTS)
-        return helix_errf(err, HELIX_ERR_INVALID, "attention variant %d: there are %d (0 naive, 1 wmma)", variant,
+        return helix_errf(err, HELIX_ERR_INVALID, "attention variant %d: there are %d (0 rows, 1 wmma)", variant,
                           HELIX_CUDA_ATTN_VARIANTS);
-    if (t != HELIX_F16 && t != HELIX_BF16)
-        return helix_errf(err, HELIX_ERR_INVALID, "GPU attention stores f16 or bf16, not %s", helix_dtype_name(t));
-    if (width != 64 && width != 128 && width != 256 && width != 512)
-        return helix_errf(err, HELIX_ERR_INVALID, "GPU attention head width %lld: 64, 128, 256 or 512", (long long)width);
-    if (heads < 1 || heads > 65535 || L < 1 || L > (1 << 30))
-        return helix_errf(err, HELIX_ERR_INVALID, "GPU attention: heads %lld (1..65535), L %lld (1..2^30)",
-                          (long long)heads, (long long)L);
-    if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)o) % 16)
-        return helix_errf(err, HELIX_ERR_INVALID, "GPU attention: buffers must be 16-byte aligned");
+    helix_cuda_attn a;
+    memset(&a, 0, sizeof a);
+    a.B = 1; a.H = heads; a.width = width; a.Lq = L; a.Lk = L;
+    a.q_sl = a.kv_sl = a.o_sl = width;
+    a.q_sh = a.kv_sh = a.o_sh = L * width;
+    a.q_sb = a.kv_sb = a.o_sb = heads * L * width;
+    a.causal = causal; a.scale = scale; a.t = t;
+    a.q = q; a.k = k; a.v = v; a.o = o;
+    const char *why = NULL;
+    if (!helix_cuda_attention_fits(variant, &a, &why))
+        return helix_errf(err, HELIX_ERR_INVALID, "GPU attention/%s %s heads %lld L %lld width %lld: needs %s",
+                          helix_cuda_attention_name(variant), helix_dtype_name(t), (long long)heads, (long long)L,
+                          (long long)width, why);
     if (helix_status u = helix_cuda_use(c, err)) return u;
-    cudaError_t e = t == HELIX_F16
-                        ? by_width<__half>(variant, c->stream, (int)heads, (int)L, (int)width, causal, scale, q, k, v, o)
-                        : by_width<__nv_bfloat16>(variant, c->stream, (int)heads, (int)L, (int)width, causal, scale, q, k,
-                                                  v, o);
-    return helix_cuda_check(e, "attention kernel launch", err);
+    return helix_cuda_check(helix_cuda_attention_launch(c->stream, variant, &a), "attention kernel launch", err);
 }

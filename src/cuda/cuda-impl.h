@@ -30,6 +30,24 @@ helix_status helix_cuda_check(cudaError_t e, const char *what, helix_err *err);
  * in row order with f32 accumulation (what the CPU engines compute). */
 helix_status helix_cuda_sum_rows(cudaStream_t s, void *rows, int64_t n_rows, int64_t n, helix_dtype t);
 
+/* One attention call in helix_attn_args terms (device pointers; kv_len a
+ * device array [B] or NULL). Strides in elements. */
+typedef struct {
+    int64_t B, H, width, Lq, Lk, q_pos0;
+    int64_t q_sb, q_sl, q_sh, kv_sb, kv_sl, kv_sh, o_sb, o_sl, o_sh;
+    const int64_t *kv_len;
+    int causal;
+    float scale;
+    helix_dtype t;
+    const void *q, *k, *v;
+    void *o;
+} helix_cuda_attn;
+/* 1 when kernel-lab variant v runs a (shapes, types, alignment), else 0
+ * with why (may be NULL) saying what it needs. */
+int helix_cuda_attention_fits(int variant, const helix_cuda_attn *a, const char **why);
+/* variant v (HELIX_CUDA_ATTN_*) on stream s; the caller checked fits */
+cudaError_t helix_cuda_attention_launch(cudaStream_t s, int variant, const helix_cuda_attn *a);
+
 #ifdef __cplusplus
 }
 #endif

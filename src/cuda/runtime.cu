@@ -2,6 +2,7 @@
  * device memory, cuBLAS GEMMs and the rank-ordered device sum that the
  * NCCL engine's reduce-scatter uses. */
 #include "cuda-impl.h"
+#include "elem.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -199,32 +200,23 @@ extern "C" helix_status helix_cuda_gemm(helix_cuda_ctx *c, helix_dtype t, int64_
 
 /* ------------------------------------------------ rank-ordered device sum */
 
-template <typename T> __device__ float to_f(T v);
-template <> __device__ float to_f<float>(float v) { return v; }
-template <> __device__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ T from_f(float v);
-template <> __device__ float from_f<float>(float v) { return v; }
-template <> __device__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
 template <typename T> __global__ void sum_rows_kernel(T *rows, int64_t n_rows, int64_t n)
 {
     for (int64_t x = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; x < n; x += (int64_t)gridDim.x * blockDim.x) {
         float acc = 0.0f;
-        for (int64_t r = 0; r < n_rows; r++) acc = __fadd_rn(acc, to_f<T>(rows[r * n + x]));   /* no FMA contraction */
-        rows[x] = from_f<T>(acc);
+        for (int64_t r = 0; r < n_rows; r++) acc = __fadd_rn(acc, helix_ld(rows, r * n + x));   /* no FMA contraction */
+        helix_st(rows, x, acc);
     }
+}
+
+template <typename T> static cudaError_t sum_rows(cudaStream_t s, void *rows, int64_t n_rows, int64_t n)
+{
+    sum_rows_kernel<T><<<helix_blocks(n), 256, 0, s>>>((T *)rows, n_rows, n);
+    return cudaGetLastError();
 }
 
 extern "C" helix_status helix_cuda_sum_rows(cudaStream_t s, void *rows, int64_t n_rows, int64_t n, helix_dtype t)
 {
     if (n < 1) return HELIX_OK;
-    const int threads = 256;
-    const int64_t want = (n + threads - 1) / threads;
-    const int blocks = (int)(want < 4096 ? want : 4096);
-    if (t == HELIX_F16) sum_rows_kernel<__half><<<blocks, threads, 0, s>>>((__half *)rows, n_rows, n);
-    else if (t == HELIX_BF16) sum_rows_kernel<__nv_bfloat16><<<blocks, threads, 0, s>>>((__nv_bfloat16 *)rows, n_rows, n);
-    else sum_rows_kernel<float><<<blocks, threads, 0, s>>>((float *)rows, n_rows, n);
-    return cudaGetLastError() == cudaSuccess ? HELIX_OK : HELIX_ERR_INTERNAL;
+    return HELIX_BY_TYPE(t, sum_rows, s, rows, n_rows, n) == cudaSuccess ? HELIX_OK : HELIX_ERR_INTERNAL;
 }
