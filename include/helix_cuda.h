@@ -73,9 +73,16 @@ helix_status helix_cuda_download(helix_cuda_ctx *c, void *dst, const void *src, 
  *             through shared memory, QK^T and PV on tensor cores (WMMA
  *             16x16x16), online softmax in f32, causal tiles skipped:
  *             f16/bf16, widths 64, 128, 256, 512
- * HELIX_CUDA_ATTN_DEFAULT is the one the backend uses where it fits. */
-enum { HELIX_CUDA_ATTN_ROWS = 0, HELIX_CUDA_ATTN_WMMA = 1, HELIX_CUDA_ATTN_VARIANTS = 2 };
-#define HELIX_CUDA_ATTN_DEFAULT HELIX_CUDA_ATTN_WMMA
+ *   2 mma     FlashAttention-2 style on mma.sync.m16n8k16: S, P and O in
+ *             registers (P from S's accumulators straight into the A
+ *             operand), K/V double-buffered by cp.async, padded shared
+ *             rows, V through ldmatrix.trans, key tile from the device's
+ *             opt-in shared memory, heaviest causal tiles first:
+ *             f16/bf16, widths 64, 128, 256 */
+enum { HELIX_CUDA_ATTN_ROWS = 0, HELIX_CUDA_ATTN_WMMA = 1, HELIX_CUDA_ATTN_MMA = 2, HELIX_CUDA_ATTN_VARIANTS = 3 };
+/* the backend's choice: the first of mma, wmma, rows that fits (the
+ * order is the design's expectation, not yet a measurement on a GPU) */
+#define HELIX_CUDA_ATTN_DEFAULT HELIX_CUDA_ATTN_MMA
 const char *helix_cuda_attention_name(int variant);
 helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, helix_dtype t, int64_t heads, int64_t L,
                                   int64_t width, int causal, float scale, const void *q, const void *k,

@@ -78,7 +78,8 @@ static void test_attention_rows(helix_cuda_ctx *c, int variant, helix_dtype t, i
     CHECK(st || !memcmp((char *)h[3] + bytes, canary, CANARY), "attention/%s %s L=%lld w=%lld: wrote past its output",
           helix_cuda_attention_name(variant), helix_dtype_name(t), (long long)L, (long long)w);
     /* bf16 keeps 8 bits, f16 11: the output's rounding and P's */
-    const double tol_max = t == HELIX_F16 ? 4e-3 : 2e-2, tol_rms = t == HELIX_F16 ? 1e-3 : 6e-3;
+    const double tol_max = t == HELIX_F32 ? 1e-4 : t == HELIX_F16 ? 4e-3 : 2e-2;
+    const double tol_rms = t == HELIX_F32 ? 2e-5 : t == HELIX_F16 ? 1e-3 : 6e-3;
     double max_ref = 0, max_err = 0, se = 0, sr = 0, *p = malloc(sizeof(double) * (size_t)L);
     int64_t checked = 0;
     for (int64_t hd = 0; !st && hd < heads; hd++)
@@ -364,15 +365,24 @@ int main(void)
             for (int wi = 0; wi < 4; wi++)
                 for (int li = 0; li < 3; li++)
                     for (int causal = 0; causal < 2; causal++)
-                        test_attention(c, v, types[ti], 2, lens[li], widths[wi], causal);
+                        if (v != HELIX_CUDA_ATTN_MMA || widths[wi] <= 256)   /* mma: widths 64-256 */
+                            test_attention(c, v, types[ti], 2, lens[li], widths[wi], causal);
+    /* rows: the widths sliced mode gives a device, and f32 storage */
+    const int64_t odd[4] = {16, 24, 48, 96};
+    for (int wi = 0; wi < 4; wi++) {
+        test_attention(c, HELIX_CUDA_ATTN_ROWS, HELIX_BF16, 2, 45, odd[wi], 1);
+        test_attention(c, HELIX_CUDA_ATTN_ROWS, HELIX_F32, 2, 130, odd[wi], wi % 2);
+    }
+    test_attention(c, HELIX_CUDA_ATTN_ROWS, HELIX_F32, 2, 70, 512, 1);
     /* a longer causal row of tiles, several heads */
     test_attention(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_BF16, 3, 517, 128, 1);
-    test_attention(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_F16, 3, 517, 512, 0);
+    test_attention(c, HELIX_CUDA_ATTN_MMA, HELIX_F16, 3, 517, 256, 0);
+    test_attention(c, HELIX_CUDA_ATTN_WMMA, HELIX_F16, 3, 517, 512, 0);
     /* the sizes the benchmark runs at: L >= 2048, 8 heads (every 31st query row checked) */
     const int small = getenv("HELIX_CUDA_TEST_SMALL") != NULL;
     for (int causal = 0; causal < 2 && !small; causal++) {
         test_attention_rows(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_BF16, 8, 2048, 128, causal, 31, NULL);
-        test_attention_rows(c, HELIX_CUDA_ATTN_DEFAULT, HELIX_F16, 8, 2048, 512, causal, 31, NULL);
+        test_attention_rows(c, HELIX_CUDA_ATTN_WMMA, HELIX_F16, 8, 2048, 512, causal, 31, NULL);
     }
     /* the variants against each other on the same inputs */
     if (!small) cross_check(c, HELIX_BF16, 8, 2048, 128, 0);

@@ -193,6 +193,7 @@ int bench_kernels_cuda(int64_t L, int64_t iters, int quick, const char *json)
         for (int ti = 0; ti < 2; ti++)
             for (int causal = 0; causal < 2; causal++)
                 for (int var = HELIX_CUDA_ATTN_VARIANTS - 1; var >= 0; var--) {
+                    if (var == HELIX_CUDA_ATTN_MMA && widths[wi] > 256) continue;   /* mma: widths 64-256 */
                     grow *r = &rows[nr++];
                     memset(r, 0, sizeof *r);
                     r->kernel = "attention"; r->variant = var; r->t = types[ti]; r->heads = 4; r->L = L;

@@ -6,7 +6,10 @@
  *             1-512 (the reference on the GPU and the general fallback)
  *   v1 wmma   flash-style tiles on tensor cores (WMMA 16x16x16, f32
  *             accumulate): f16/bf16, widths 64/128/256/512, 16-byte
- *             aligned rows */
+ *             aligned rows
+ *   v2 mma    FlashAttention-2 style on mma.sync: S, P and O in
+ *             registers, cp.async double buffering: f16/bf16, widths
+ *             64/128/256, 16-byte aligned rows */
 #include "cuda-impl.h"
 #include "elem.cuh"
 
@@ -266,6 +269,260 @@ template <typename T> static cudaError_t wmma_by_width(cudaStream_t s, const hel
     }
 }
 
+/* ------------------------------------------------------------ v2 mma
+ * FlashAttention-2 style on mma.sync.m16n8k16 (f32 accumulate): a block
+ * of 4 warps owns 64 queries of one (b, h), each warp 16 rows. S = Q K^T,
+ * the softmax statistics, P and the output O live in registers (P goes
+ * from S's accumulator layout straight into the A operand of P V); K/V
+ * tiles of BN keys are double-buffered in shared memory by cp.async
+ * (the next tile loads while this one is used); rows padded by 16 bytes
+ * (no bank conflicts on the fragment loads); V's B operand by
+ * ldmatrix.trans. BN is the largest of 64/32/16 whose tiles fit the
+ * device's opt-in shared memory. Causal: key tiles past the block's last
+ * query are not loaded, heaviest query tiles first. Widths 64-256. */
+
+constexpr int MMA_WARPS = 4, MMA_BM = 64;
+
+template <int W, int BN> struct mma_tile {
+    static constexpr int LD = W + 8;   /* padded row pitch, elements */
+    static constexpr size_t bytes = 2 * (size_t)LD * (MMA_BM + 4 * BN);   /* Q + 2 stages of K and V (2-byte types) */
+};
+
+template <typename T> struct mma_op;
+template <> struct mma_op<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&v);
+    }
+};
+template <> struct mma_op<__half> {
+    static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&v);
+    }
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared without the registers; !valid: zeros */
+__device__ __forceinline__ void cp16(void *dst, const void *src, bool valid)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* rows [row0, row0+rows) of a strided matrix (ld elements apart, `valid`
+ * rows in all) into padded shared rows of LD; past the end: zeros */
+template <typename T, int W, int LD>
+__device__ __forceinline__ void cp_rows(T *dst, const T *src, int64_t ld, int64_t row0, int rows, int64_t valid, int tid)
+{
+    constexpr int VEC = 8, PER = W / VEC;
+    for (int idx = tid; idx < rows * PER; idx += MMA_WARPS * 32) {
+        const int r = idx / PER, c = (idx % PER) * VEC;
+        const bool ok = row0 + r < valid;
+        cp16(dst + r * LD + c, ok ? src + (row0 + r) * ld + c : src, ok);
+    }
+}
+
+template <typename T, int W, int BN>
+__global__ void __launch_bounds__(MMA_WARPS * 32) attn_mma(helix_cuda_attn a)
+{
+    using M = mma_op<T>;
+    constexpr int LD = mma_tile<W, BN>::LD, NS = BN / 8, NO = W / 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    T *Qs = reinterpret_cast<T *>(smem);
+    T *Kst = Qs + MMA_BM * LD;             /* [2][BN][LD] */
+    T *Vst = Kst + 2 * BN * LD;            /* [2][BN][LD] */
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+    const int64_t qt = a.causal ? (int64_t)gridDim.x - 1 - blockIdx.x : (int64_t)blockIdx.x;
+    const int64_t b = blockIdx.z, h = blockIdx.y, q0 = qt * MMA_BM;
+    const T *qb = (const T *)a.q + b * a.q_sb + h * a.q_sh;
+    const T *kb = (const T *)a.k + b * a.kv_sb + h * a.kv_sh, *vb = (const T *)a.v + b * a.kv_sb + h * a.kv_sh;
+    int64_t lim = a.Lk;
+    if (a.kv_len && a.kv_len[b] < lim) lim = a.kv_len[b];
+    if (lim < 0) lim = 0;
+    int64_t kend = lim;
+    if (a.causal && a.q_pos0 + q0 + MMA_BM < kend) kend = a.q_pos0 + q0 + MMA_BM;
+    const int ntiles = (int)((kend + BN - 1) / BN);
+
+    cp_rows<T, W, LD>(Qs, qb, a.q_sl, q0, MMA_BM, a.Lq, tid);
+    if (ntiles > 0) {
+        cp_rows<T, W, LD>(Kst, kb, a.kv_sl, 0, BN, a.Lk, tid);
+        cp_rows<T, W, LD>(Vst, vb, a.kv_sl, 0, BN, a.Lk, tid);
+    }
+    cp_commit();
+
+    float o[NO][4];
+#pragma unroll
+    for (int nn = 0; nn < NO; nn++) o[nn][0] = o[nn][1] = o[nn][2] = o[nn][3] = 0.0f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+    const float sl2 = a.scale * 1.4426950408889634f;          /* exp(x) = exp2(x log2 e) */
+    const int64_t qi0 = a.q_pos0 + q0 + warp * 16 + g;        /* row g's position; row g+8 is 8 further */
+
+    for (int it = 0; it < ntiles; it++) {
+        const int st = it & 1;
+        if (it + 1 < ntiles) {   /* the next tile loads into the other stage while this one is used */
+            cp_rows<T, W, LD>(Kst + (st ^ 1) * BN * LD, kb, a.kv_sl, (int64_t)(it + 1) * BN, BN, a.Lk, tid);
+            cp_rows<T, W, LD>(Vst + (st ^ 1) * BN * LD, vb, a.kv_sl, (int64_t)(it + 1) * BN, BN, a.Lk, tid);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        const T *Ks = Kst + st * BN * LD, *Vs = Vst + st * BN * LD;
+
+        /* S = Q K^T: this warp's 16 rows x BN keys, NS accumulators of 16 x 8 */
+        float s[NS][4];
+#pragma unroll
+        for (int j = 0; j < NS; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < W / 16; kk++) {
+            const T *qa = Qs + (warp * 16 + g) * LD + kk * 16 + 2 * t4;
+            const uint32_t af[4] = {*reinterpret_cast<const uint32_t *>(qa), *reinterpret_cast<const uint32_t *>(qa + 8 * LD),
+                                    *reinterpret_cast<const uint32_t *>(qa + 8),
+                                    *reinterpret_cast<const uint32_t *>(qa + 8 * LD + 8)};
+#pragma unroll
+            for (int j = 0; j < NS; j++) {
+                const T *kp = Ks + (j * 8 + g) * LD + kk * 16 + 2 * t4;
+                M::run(s[j], af, *reinterpret_cast<const uint32_t *>(kp), *reinterpret_cast<const uint32_t *>(kp + 8));
+            }
+        }
+
+        /* scale (log2 domain), mask, the rows' running max and sum; a row's
+         * 8-key slices are spread over the 4 lanes of its quad */
+        const int64_t k0 = (int64_t)it * BN;
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < NS; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int64_t key = k0 + j * 8 + 2 * t4 + (e & 1), qi = qi0 + 8 * (e >> 1);
+                float v = s[j][e] * sl2;
+                if (key >= lim || (a.causal && key > qi)) v = -INFINITY;
+                s[j][e] = v;
+                mx[e >> 1] = fmaxf(mx[e >> 1], v);
+            }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            const float mnew = fmaxf(mrow[r], mx[r]);
+            alpha[r] = mrow[r] == -INFINITY ? 0.0f : exp2f(mrow[r] - mnew);
+            mrow[r] = mnew;
+        }
+        float rs[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int j = 0; j < NS; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int r = e >> 1;
+                const float p = mrow[r] == -INFINITY ? 0.0f : exp2f(s[j][e] - mrow[r]);
+                s[j][e] = p;
+                rs[r] += p;
+            }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 1);
+            rs[r] += __shfl_xor_sync(0xffffffffu, rs[r], 2);
+            lrow[r] = lrow[r] * alpha[r] + rs[r];
+        }
+#pragma unroll
+        for (int nn = 0; nn < NO; nn++) {
+            o[nn][0] *= alpha[0]; o[nn][1] *= alpha[0];
+            o[nn][2] *= alpha[1]; o[nn][3] *= alpha[1];
+        }
+
+        /* O += P V: P's A operand is S's accumulator layout, two key slices per k16 */
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            const uint32_t pf[4] = {M::pack(s[2 * kk][0], s[2 * kk][1]), M::pack(s[2 * kk][2], s[2 * kk][3]),
+                                    M::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), M::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int nn = 0; nn < NO; nn++) {
+                /* lanes 0-7: keys kk*16 + 0..7 (matrix 0), lanes 8-15: + 8..15 (matrix 1); transposed, each
+                 * lane gets V[2 t4 (+1)][g] of both: V's B operand */
+                const T *vp = Vs + (kk * 16 + (lane & 15)) * LD + nn * 8;
+                uint32_t b0, b1;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                             : "=r"(b0), "=r"(b1)
+                             : "r"(smem_u32(vp)));
+                M::run(o[nn], pf, b0, b1);
+            }
+        }
+        __syncthreads();   /* this stage is loaded again two tiles on */
+    }
+
+    T *ob = (T *)a.o + b * a.o_sb + h * a.o_sh;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int64_t row = q0 + warp * 16 + g + 8 * r;
+        if (row >= a.Lq) continue;
+        const float inv = lrow[r] > 0.0f ? 1.0f / lrow[r] : 0.0f;
+#pragma unroll
+        for (int nn = 0; nn < NO; nn++) {
+            const int64_t c = nn * 8 + 2 * t4;
+            helix_st(ob, row * a.o_sl + c, o[nn][2 * r] * inv);
+            helix_st(ob, row * a.o_sl + c + 1, o[nn][2 * r + 1] * inv);
+        }
+    }
+}
+
+template <typename T, int W, int BN> static cudaError_t mma_launch_bn(cudaStream_t s, const helix_cuda_attn *a, int dev)
+{
+    constexpr size_t shm = mma_tile<W, BN>::bytes;
+    static int set_on[64];
+    if (dev < 0 || dev >= 64 || !set_on[dev]) {
+        cudaError_t e = cudaFuncSetAttribute(attn_mma<T, W, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+        if (e != cudaSuccess) return e;
+        if (dev >= 0 && dev < 64) set_on[dev] = 1;
+    }
+    dim3 grid((unsigned)((a->Lq + MMA_BM - 1) / MMA_BM), (unsigned)a->H, (unsigned)a->B);
+    attn_mma<T, W, BN><<<grid, MMA_WARPS * 32, shm, s>>>(*a);
+    return cudaGetLastError();
+}
+
+/* the largest key tile whose shared memory the device gives a block */
+template <typename T, int W> static cudaError_t mma_launch(cudaStream_t s, const helix_cuda_attn *a)
+{
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return e;
+    if constexpr (W <= 128)   /* at 256, 64 keys x 32 features of O per warp would not fit the registers */
+        if ((size_t)optin >= mma_tile<W, 64>::bytes) return mma_launch_bn<T, W, 64>(s, a, dev);
+    if ((size_t)optin >= mma_tile<W, 32>::bytes) return mma_launch_bn<T, W, 32>(s, a, dev);
+    if ((size_t)optin >= mma_tile<W, 16>::bytes) return mma_launch_bn<T, W, 16>(s, a, dev);
+    return cudaErrorInvalidConfiguration;
+}
+
+template <typename T> static cudaError_t mma_by_width(cudaStream_t s, const helix_cuda_attn *a)
+{
+    switch (a->width) {
+    case 64: return mma_launch<T, 64>(s, a);
+    case 128: return mma_launch<T, 128>(s, a);
+    default: return mma_launch<T, 256>(s, a);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 extern "C" int helix_cuda_attention_fits(int variant, const helix_cuda_attn *a, const char **why)
@@ -281,6 +538,12 @@ extern "C" int helix_cuda_attention_fits(int variant, const helix_cuda_attn *a, 
         else if ((((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16) ||
                  ((a->q_sb | a->q_sl | a->q_sh | a->kv_sb | a->kv_sl | a->kv_sh) * es) % 16)
             w = "16-byte aligned buffers and row, head and batch strides";
+    } else if (variant == HELIX_CUDA_ATTN_MMA) {
+        if (a->t != HELIX_F16 && a->t != HELIX_BF16) w = "f16 or bf16 storage";
+        else if (a->width != 64 && a->width != 128 && a->width != 256) w = "head width 64, 128 or 256";
+        else if ((((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16) ||
+                 ((a->q_sb | a->q_sl | a->q_sh | a->kv_sb | a->kv_sl | a->kv_sh) * es) % 16)
+            w = "16-byte aligned buffers and row, head and batch strides";
     } else if (variant != HELIX_CUDA_ATTN_ROWS) w = "a variant of helix_cuda.h";
     if (why) *why = w;
     return w == NULL;
@@ -292,12 +555,17 @@ extern "C" cudaError_t helix_cuda_attention_launch(cudaStream_t s, int variant, 
         if (a->t == HELIX_F16) return wmma_by_width<__half>(s, a);
         return wmma_by_width<__nv_bfloat16>(s, a);
     }
+    if (variant == HELIX_CUDA_ATTN_MMA) {
+        if (a->t == HELIX_F16) return mma_by_width<__half>(s, a);
+        return mma_by_width<__nv_bfloat16>(s, a);
+    }
     return HELIX_BY_TYPE(a->t, rows_by_width, s, a);
 }
 
 extern "C" const char *helix_cuda_attention_name(int variant)
 {
-    return variant == HELIX_CUDA_ATTN_ROWS ? "rows" : variant == HELIX_CUDA_ATTN_WMMA ? "wmma" : "?";
+    return variant == HELIX_CUDA_ATTN_ROWS ? "rows" : variant == HELIX_CUDA_ATTN_WMMA ? "wmma"
+         : variant == HELIX_CUDA_ATTN_MMA ? "mma" : "?";
 }
 
 /* the kernel lab's call: dense [heads, L, width], B = 1 */
@@ -306,7 +574,7 @@ extern "C" helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, hel
                                              const void *v, void *o, helix_err *err)
 {
     if (variant < 0 || variant >= HELIX_CUDA_ATTN_VARIANTS)
-        return helix_errf(err, HELIX_ERR_INVALID, "attention variant %d: there are %d (0 rows, 1 wmma)", variant,
+        return helix_errf(err, HELIX_ERR_INVALID, "attention variant %d: there are %d (0 rows, 1 wmma, 2 mma)", variant,
                           HELIX_CUDA_ATTN_VARIANTS);
     helix_cuda_attn a;
     memset(&a, 0, sizeof a);

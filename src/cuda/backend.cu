@@ -250,8 +250,10 @@ static helix_status c_attention(helix_backend *be, const helix_attn_args *x, voi
         CK(cudaMemcpyAsync(d, x->kv_len, sizeof(int64_t) * (size_t)x->B, cudaMemcpyHostToDevice, b->ctx->stream));
         a.kv_len = (const int64_t *)d;
     }
-    int v = b->attention_variant;
-    if (v < 0) v = helix_cuda_attention_fits(HELIX_CUDA_ATTN_DEFAULT, &a, NULL) ? HELIX_CUDA_ATTN_DEFAULT : HELIX_CUDA_ATTN_ROWS;
+    int v = b->attention_variant;   /* else the first that fits of mma, wmma, rows (helix_cuda.h) */
+    if (v < 0) v = helix_cuda_attention_fits(HELIX_CUDA_ATTN_MMA, &a, NULL)    ? HELIX_CUDA_ATTN_MMA
+                 : helix_cuda_attention_fits(HELIX_CUDA_ATTN_WMMA, &a, NULL) ? HELIX_CUDA_ATTN_WMMA
+                                                                             : HELIX_CUDA_ATTN_ROWS;
     if (!helix_cuda_attention_fits(v, &a, NULL)) return HELIX_ERR_UNSUPPORTED;
     CK(helix_cuda_attention_launch(b->ctx->stream, v, &a));
     /* the kv_len scratch may be reused by the next call: it is read before then, in stream order */
@@ -507,9 +509,9 @@ extern "C" helix_status helix_cuda_backend_new(int device, helix_backend **out, 
     b->pub.ops = &cuda_ops;
     b->pub.self = b;
     b->attention_variant = -1;
-    const char *force = getenv("HELIX_CUDA_ATTENTION");   /* rows | wmma: the tests' cross-check */
-    if (force && !strcmp(force, "rows")) b->attention_variant = HELIX_CUDA_ATTN_ROWS;
-    else if (force && !strcmp(force, "wmma")) b->attention_variant = HELIX_CUDA_ATTN_WMMA;
+    const char *force = getenv("HELIX_CUDA_ATTENTION");   /* rows | wmma | mma: the tests' cross-check */
+    for (int v = 0; force && v < HELIX_CUDA_ATTN_VARIANTS; v++)
+        if (!strcmp(force, helix_cuda_attention_name(v))) b->attention_variant = v;
     st = helix_cuda_ctx_new(device, &b->ctx, err);
     if (!st && cublasLtCreate(&b->lt) != CUBLAS_STATUS_SUCCESS)
         st = helix_errf(err, HELIX_ERR_INTERNAL, "GPU %d: cublasLtCreate failed", device);

@@ -183,7 +183,7 @@ helix_status helix_cuda_malloc(helix_cuda_ctx *c, size_t n, void **out, helix_er
 void helix_cuda_free(void *p) { if (p && mod.api) mod.api->free_(p); }
 helix_status helix_cuda_upload(helix_cuda_ctx *c, void *d, const void *s, size_t n, helix_err *err) { CALL(err, upload(c, d, s, n, err)); }
 helix_status helix_cuda_download(helix_cuda_ctx *c, void *d, const void *s, size_t n, helix_err *err) { CALL(err, download(c, d, s, n, err)); }
-const char *helix_cuda_attention_name(int variant) { return variant == 0 ? "rows" : variant == 1 ? "wmma" : "?"; }
+const char *helix_cuda_attention_name(int variant) { return variant == 0 ? "rows" : variant == 1 ? "wmma" : variant == 2 ? "mma" : "?"; }
 helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, helix_dtype t, int64_t heads, int64_t L, int64_t width,
                                   int causal, float scale, const void *q, const void *k, const void *v, void *o,
                                   helix_err *err)
