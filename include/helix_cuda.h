@@ -110,6 +110,13 @@ helix_status helix_cuda_timer_stop(helix_cuda_ctx *c, double *seconds, helix_err
  * More ranks on a host than GPUs is refused (NCCL cannot share a GPU). */
 helix_status helix_nccl_world(helix_comm_t *mpi_world, helix_cuda_ctx **ctx, helix_comm_t **out, helix_err *err);
 
+/* The CUDA backend (helix_backend.h) on an existing context — the NCCL
+ * world's, so that its collectives and the backend's kernels are ordered
+ * on the same compute stream. The context stays the caller's (free it
+ * after helix_backend_free). */
+struct helix_backend;
+helix_status helix_backend_cuda_on(helix_cuda_ctx *ctx, struct helix_backend **out, helix_err *err);
+
 #ifdef __cplusplus
 }
 #endif

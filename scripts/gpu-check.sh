@@ -75,5 +75,13 @@ step layouts_16 420 build-gpu/helix bench layouts --virtual-devices --devices 16
     --layouts helix4x4-exact,helix4x4-sliced,tp8pp2,tp8pp2-sp,dp2-tp8 --heads 16 --head-dim 128 --ffn 2048 \
     --layers 2 --batch 2 --seq 512 --dtype bf16 --causal --json "$out/layouts_16.json"
 grep -E '^  [a-z]|^# (devices|fastest)' "$out/layouts_16.log" | sed 's/^/    /' | tee -a "$sum"
+# one GPU per MPI rank (the NCCL engine and the CUDA backend), where there are 4 GPUs and mpirun
+if [ "$ngpu" -ge 4 ] && command -v mpirun >/dev/null 2>&1; then
+    step run_gpu_np4 240 mpirun --allow-run-as-root --oversubscribe -np 4 build-gpu/helix run --gpu --groups 2 --slices 2 \
+        --heads 16 --head-dim 128 --seq 1024 --dtype bf16 --causal --mode exact
+    grep -E '^# (devices|check|time)' "$out/run_gpu_np4.log" | head -4 | sed 's/^/    /' | tee -a "$sum"
+else
+    say "  run_gpu_np4            not run (needs 4 GPUs and mpirun, has $ngpu GPUs)"
+fi
 say "# $( [ $failed -eq 0 ] && echo 'every step passed' || echo 'a step FAILED: see its log' ); logs in $out"
 exit $failed

@@ -79,7 +79,7 @@ done
 # booked like the ordered ones (= plan), but not bitwise the ordered output
 a=${args/--layouts*/--layouts helix4x4-exact,tp8pp2-sp}
 out=$(mpirun -np 16 "$HELIX" bench layouts --backend mpi $a --dtype bf16 --collectives native --output "$tmp/native.npy" --json "$tmp/native.json" 2>&1); rc=$?
-if [ $rc -eq 0 ] && grep -q "^# collectives: native (the MPI library's MPI_Allreduce" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 2 ] \
+if [ $rc -eq 0 ] && grep -q "^# collectives: native (the engine's library: MPI_Allreduce" <<<"$out" && [ "$(grep -c '= plan |' <<<"$out")" -eq 2 ] \
    && "$PY" -c 'import json,sys; assert all(r["collectives"] == "native" and r["wrong"] == 0 for r in json.load(open(sys.argv[1]))["layouts"])' "$tmp/native.json"
 then ok; else bad "--collectives native: rc=$rc"; echo "$out" | tail -5 >&2; fi
 mpirun -np 16 "$HELIX" bench layouts --backend mpi ${a/,tp8pp2-sp/} --dtype bf16 --no-check --output "$tmp/ordered.npy" >/dev/null 2>&1
@@ -138,6 +138,18 @@ echo "# rank 5 failure: exit $rc after $ms ms"
 # bad input under MPI: every rank exits 2, rank 0 alone explains
 out=$(timeout 60 mpirun -np 4 "$HELIX" run --groups 3 2>&1); rc=$?
 if [ $rc -eq 2 ] && [ "$(grep -c '^helix:' <<<"$out")" -eq 1 ]; then ok; else bad "bad config under MPI: rc=$rc"; fi
+
+# --gpu (one GPU per rank, the NCCL engine) where there is no GPU: every rank
+# says why (bench layouts: rank 0 speaks), the job ends at once with exit 2
+if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+    for cmd in "run --groups 2 --slices 2" "bench layouts --quick --devices 4 --layouts tp4"; do
+        t0=$(date +%s)
+        out=$(timeout 60 mpirun -np 4 "$HELIX" $cmd --gpu 2>&1); rc=$?
+        dt=$(( $(date +%s) - t0 ))
+        if [ $rc -eq 2 ] && [ "$(grep -c -- '--gpu: ' <<<"$out")" -ge 1 ] && [ $dt -lt 15 ]; then ok
+        else bad "mpirun -np 4 helix $cmd --gpu without a GPU: rc=$rc after ${dt}s: $(head -3 <<<"$out")"; fi
+    done
+fi
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

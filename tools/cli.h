@@ -132,6 +132,17 @@ int cmd_bench(int argc, char **argv);
 struct helix_backend;
 struct helix_backend **cli_virtual_devices(int64_t P, char *desc, size_t n);
 void cli_virtual_devices_free(struct helix_backend **be, int64_t P);
+/* --gpu under MPI: this rank's device is a CUDA backend on a GPU of its
+ * node (local rank mod the GPUs it sees), its collectives the NCCL
+ * engine's, ordered on the backend's stream. Collective over world; every
+ * rank fails together (EXIT_USAGE, the failing rank says why). */
+typedef struct {
+    struct helix_comm *comm;          /* the NCCL world                 */
+    struct helix_cuda_ctx *ctx;
+    struct helix_backend *be;
+} cli_gpu_rank;
+int cli_gpu_rank_start(struct helix_comm *world, int root, cli_gpu_rank *g);
+void cli_gpu_rank_end(cli_gpu_rank *g);
 /* 1 if the P device arenas (bytes[P]) fit GPU 0's memory; else 0 with why */
 int cli_gpu_fits(const int64_t *bytes, int64_t P, char *why, size_t n);
 

@@ -174,8 +174,8 @@ const char *cli_collectives_text(int native, int engine_has_native)
 {
     if (!native) return "ordered (fixed summation order: bitwise equal on every engine for the same nodes)";
     if (!engine_has_native) return "native asked for, but the in-process engine has no library of its own: ordered";
-    return "native (the MPI library's MPI_Allreduce, MPI_Reduce, MPI_Reduce_scatter: fastest, not\n"
-           "#   bitwise reproducible; the library's algorithms, not helix's hierarchy; bytes booked by the ordered convention)";
+    return "native (the engine's library: MPI_Allreduce / MPI_Reduce / MPI_Reduce_scatter, or NCCL's; fastest,\n"
+           "#   not bitwise reproducible; the library's algorithms, not helix's hierarchy; bytes booked by the ordered convention)";
 }
 
 int cli_timeout(const char *s, double *out)
@@ -297,5 +297,25 @@ int cli_gpu_fits(const int64_t *bytes, int64_t P, char *why, size_t n)
     snprintf(why, n, "the %lld virtual devices need %.2f GB of GPU memory (arenas + 32 MiB of cuBLASLt workspace each) "
              "but GPU 0 (%s) has %.2f GB", (long long)P, need / 1e9, d.name, d.mem_bytes / 1e9);
     return 0;
+}
+
+int cli_gpu_rank_start(helix_comm_t *world, int root, cli_gpu_rank *g)
+{
+    memset(g, 0, sizeof *g);
+    helix_err err = {{0}};
+    helix_status st = helix_nccl_world(world, &g->ctx, &g->comm, &err);   /* collective; its ranks fail together */
+    if (!st) st = helix_backend_cuda_on(g->ctx, &g->be, &err);
+    if (st) fprintf(stderr, "helix: rank %d: --gpu: %s\n", world->rank, err.msg);
+    const int rc = cli_agree(world, st ? EXIT_USAGE : EXIT_OK, root, "open its GPU (--gpu)");
+    if (rc != EXIT_OK) cli_gpu_rank_end(g);
+    return rc;
+}
+
+void cli_gpu_rank_end(cli_gpu_rank *g)
+{
+    helix_backend_free(g->be);
+    helix_comm_free(g->comm);
+    helix_cuda_ctx_free(g->ctx);
+    memset(g, 0, sizeof *g);
 }
 

@@ -81,6 +81,9 @@ static const char *layouts_help =
     "  --virtual-devices in-process: every device of each layout on GPU 0\n"
     "                    (the CUDA backend; one GPU runs and checks whole\n"
     "                    layouts against the CPU reference)      [devices on CPUs]\n"
+    "  --gpu             mpi: each rank's device on a GPU of its node (local\n"
+    "                    rank mod the GPUs it sees; the CUDA backend, the NCCL\n"
+    "                    engine)                                 [devices on CPUs]\n"
     "  --backend B       auto, inproc or mpi                           [auto]\n"
     "  --timeout S       mpi: end the job when a collective has waited S\n"
     "                    seconds, naming the ranks that did not arrive (0:\n"
@@ -372,12 +375,13 @@ int cmd_layouts(int argc, char **argv)
         {"allow-nonfinite", no_argument, 0, 'A'}, {"norm", required_argument, 0, 'R'},
         {"activation", required_argument, 0, 'G'}, {"timeout", required_argument, 0, 'w'},
         {"ranks-per-node", required_argument, 0, 'K'}, {"input-from", required_argument, 0, 'i'},
-        {"collectives", required_argument, 0, 'C'}, {"virtual-devices", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+        {"collectives", required_argument, 0, 'C'}, {"virtual-devices", no_argument, 0, 'V'}, {"gpu", no_argument, 0, 'U'},
+        {0, 0, 0, 0}};
     helix_model_config mc = helix_model_config_default();
     mc.heads = 16; mc.head_dim = 64; mc.ffn = 4096; mc.layers = 2; mc.batch = 2; mc.seq = 256;
     int64_t P = 16, mbs = 0, seed = 1, threads = 0, rpn = 0;
     double timeout = -1;
-    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0, native = 0, virt = 0;
+    int check = 1, quick = 0, set_P = 0, set_norm = 0, set_act = 0, input_root = 0, native = 0, virt = 0, gpu_ranks = 0;
     const char *json = NULL, *plot = NULL, *backend_s = "auto";
     char list[1024] = "";
     int set[8] = {0};   /* which of heads, head-dim, ffn, layers, batch, seq, dtype, bias were given */
@@ -424,6 +428,7 @@ int cmd_layouts(int argc, char **argv)
             break;
         case 'n': check = 0; break;
         case 'V': virt = 1; break;
+        case 'U': gpu_ranks = 1; break;
         case 'q': quick = 1; break;
         case 'j': json = optarg; break;
         case 'p': plot = optarg; break;
@@ -443,6 +448,11 @@ int cmd_layouts(int argc, char **argv)
     }
     int mpi;
     if (cli_engine_choose(backend_s, &mpi)) return EXIT_USAGE;
+    if (gpu_ranks && !mpi) {
+        fprintf(stderr, "helix bench layouts: --gpu puts one MPI rank's device on each GPU: start it under mpirun "
+                        "(one GPU, in one process: --virtual-devices)\n");
+        return EXIT_USAGE;
+    }
     if (virt && mpi) {
         fprintf(stderr, "helix bench layouts: --virtual-devices runs every device in one process (--backend inproc, "
                         "without mpirun)\n");
@@ -557,14 +567,26 @@ int cmd_layouts(int argc, char **argv)
         model_weights_close(&w);
         return EXIT_USAGE;   /* as bench kernels --backend cuda: this machine cannot run what was asked */
     }
+    cli_gpu_rank grank;   /* --gpu: this rank's GPU and the NCCL world */
+    memset(&grank, 0, sizeof grank);
+    if (gpu_ranks) {
+        int grc = cli_gpu_rank_start(world, root, &grank);
+        if (grc != EXIT_OK) {
+            free(x);
+            model_weights_close(&w);
+            return cli_engine_end(&eng, grc, 0);
+        }
+        snprintf(device, sizeof device, "cuda, one GPU per MPI rank (local rank mod its node's GPUs), NCCL engine");
+    }
     if (root) {
-        printf("# helix %s bench layouts: %lld devices, engine %s%s%s\n", HELIX_VERSION, (long long)P, mpi ? "mpi" : "inproc",
+        printf("# helix %s bench layouts: %lld devices, engine %s%s%s\n", HELIX_VERSION, (long long)P,
+               gpu_ranks ? "nccl over mpi" : mpi ? "mpi" : "inproc",
                mpi ? " " : "", mpi ? helix_mpi_version() : "");
         printf("# model: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s%s, %s-LN, %s; %.3g GFLOP per forward pass\n",
                (long long)mc.heads, (long long)mc.head_dim, (long long)D, (long long)mc.ffn, (long long)mc.layers,
                (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype), mc.causal ? " causal" : "",
                mc.bias ? " bias" : "", helix_norm_name(mc.norm), helix_act_name(mc.act), flops / 1e9);
-        if (virt) printf("# devices: %s; the check's reference runs on the CPU\n", device);
+        if (virt || gpu_ranks) printf("# devices: %s; the check's reference runs on the CPU\n", device);
         else cli_print_kernels(mc.dtype);
         printf("# weights: %s; input: %s\n", mi.weights ? mi.weights : "random from --seed",
                mi.input ? mi.input : "random from --seed");
@@ -618,7 +640,7 @@ int cmd_layouts(int argc, char **argv)
         r->y = root ? malloc(sizeof(float) * (size_t)(BL * D)) : NULL;
         helix_status st;
         if (mpi) {
-            st = helix_model_device_run(&r->plan, world, &w.run, x, r->y, stats, &err);
+            st = helix_model_device_run_on(&r->plan, gpu_ranks ? grank.comm : world, grank.be, &w.run, x, r->y, stats, &err);
             if (st) cli_engine_fail(&eng, err.msg);     /* ends the job */
             cli_engine_gather(&eng, stats, sizeof *stats);
         } else {
@@ -669,6 +691,7 @@ int cmd_layouts(int argc, char **argv)
         if (input_root) printf(" --input-from rank0");
         if (native) printf(" --collectives native");
         if (virt) printf(" --virtual-devices");
+        if (gpu_ranks) printf(" --gpu");
         if (mi.weights) printf(" --weights %s", mi.weights);
         if (mi.prefix) printf(" --layer-prefix '%s'", mi.prefix);
         if (mi.input) printf(" --input %s", mi.input);
@@ -686,6 +709,7 @@ int cmd_layouts(int argc, char **argv)
         }
     }
     cli_virtual_devices_free(gpu, P);
+    cli_gpu_rank_end(&grank);
     for (int k = 0; k < nr; k++) { free(rows[k].y); free(rows[k].rank_sent); free(rows[k].rank_recv); free(rows[k].rank_rss); }
     for (int k = 0; k < refs.n; k++) free(refs.ref[k]);
     free(stats);

@@ -5,6 +5,7 @@
 #include "helix_comm.h"
 #include "helix_io.h"
 #include "helix_backend.h"
+#include "helix_cuda.h"
 #include "run.h"
 #include "run_inputs.h"
 #include "engine.h"
@@ -138,6 +139,11 @@ int cmd_run(int argc, char **argv)
     run_files files;
     memset(&files, 0, sizeof files);
     int prc = run_parse(argc, argv, &o);
+    if (prc == 0 && !mpi && o.gpu) {
+        fprintf(stderr, "helix run: --gpu puts one MPI rank's device on each GPU: start it under mpirun (one GPU, "
+                        "in one process: --virtual-devices)\n");
+        prc = EXIT_USAGE;
+    }
     if (prc == 0 && mpi && o.virtual_devices) {
         if (rank == 0) fprintf(stderr, "helix run: --virtual-devices runs every device in one process: start it without mpirun\n");
         prc = EXIT_USAGE;
@@ -266,7 +272,19 @@ int cmd_run(int argc, char **argv)
         run_files_close(&files);
         return EXIT_USAGE;   /* as bench kernels --backend cuda: this machine cannot run what was asked */
     }
-    if (root) run_print_header(&o, &plan, mpi ? "mpi" : "inproc", mpi ? helix_mpi_version() : "");
+    cli_gpu_rank grank;                          /* --gpu: this rank's GPU, the NCCL world */
+    memset(&grank, 0, sizeof grank);
+    if (o.gpu) {
+        int grc = cli_gpu_rank_start(world, root, &grank);
+        if (grc != EXIT_OK) {
+            free(wbuf); free(x); free(y); free(stats);
+            run_files_close(&files);
+            return cli_engine_end(&eng, grc, 0);
+        }
+        snprintf(o.device, sizeof o.device, "cuda, one GPU per MPI rank (local rank mod its node's GPUs), NCCL engine");
+    }
+    const char *engine = o.gpu ? "nccl" : mpi ? "mpi" : "inproc";   /* nccl: bootstrapped over MPI */
+    if (root) run_print_header(&o, &plan, engine, mpi ? helix_mpi_version() : "");
 
     /* Test hooks: this rank fails as if it could not read its input, or
      * stalls for good (the watchdog's test). Checked before any collective. */
@@ -293,10 +311,11 @@ int cmd_run(int argc, char **argv)
             snprintf(err.msg, sizeof err.msg, "injected failure (HELIX_TEST_FAIL_RANK=%d): cannot read input", rank);
             st = HELIX_ERR_IO;
         } else {
-            st = helix_device_run(&plan, world, &wrun, x, y, stats, &err);
+            st = helix_device_run_on(&plan, o.gpu ? grank.comm : world, grank.be, &wrun, x, y, stats, &err);
         }
         elapsed = cli_now() - t0;
         if (st) cli_engine_fail(&eng, err.msg);   /* the others may wait in a collective: ends the job */
+        cli_gpu_rank_end(&grank);
         cli_engine_gather(&eng, stats, sizeof *stats);     /* every rank's statistics onto rank 0 */
     } else {
         t0 = cli_now();
@@ -314,7 +333,7 @@ int cmd_run(int argc, char **argv)
     if (root) {
         run_result r;
         memset(&r, 0, sizeof r);
-        r.o = &o; r.plan = &plan; r.engine = mpi ? "mpi" : "inproc"; r.stats = stats; r.elapsed_s = elapsed;
+        r.o = &o; r.plan = &plan; r.engine = engine; r.stats = stats; r.elapsed_s = elapsed;
         run_print_tables(&r);
         if (o.overhead) {
             if (mpi) {

@@ -24,6 +24,7 @@ typedef struct {
     int64_t ranks_per_node;/* --ranks-per-node K as given (0: as launched / one node) */
     char nodes[160];       /* the topology, in words, for the header */
     int virtual_devices;   /* --virtual-devices: every device on GPU 0 */
+    int gpu;               /* --gpu: under MPI, each rank's device on a GPU */
     char device[200];      /* what the devices are, in words ("" : CPUs) */
     /* which sizes the user gave (files may not contradict them) */
     int given_heads, given_head_dim, given_batch, given_seq, given_dtype, given_bias, given_no_out;

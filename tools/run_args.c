@@ -62,6 +62,9 @@ const char *run_help_text =
     "  --virtual-devices  inproc: every device of the grid on GPU 0 (the CUDA\n"
     "                     backend: device memory, device-to-device copies; one\n"
     "                     GPU runs and checks a whole layout)    [devices on CPUs]\n"
+    "  --gpu              mpi: each rank's device on a GPU of its node (local\n"
+    "                     rank mod the GPUs it sees; the CUDA backend, the NCCL\n"
+    "                     engine)                                [devices on CPUs]\n"
     "  --ranks-per-node K nodes of K consecutive ranks: the reduce onto rank 0\n"
     "                     and the other collectives that span nodes run\n"
     "                     hierarchically, bytes are counted per link class;\n"
@@ -85,7 +88,7 @@ const char *run_help_text =
 enum {
     O_HEADS = 256, O_HEAD_DIM, O_GROUPS, O_SLICES, O_BATCH, O_SEQ, O_MODE, O_ALGO, O_CAUSAL, O_SCALE,
     O_NO_OUT, O_BIAS, O_DTYPE, O_SEED, O_THREADS, O_CHECK, O_NO_CHECK, O_JSON, O_OUTPUT, O_BACKEND, O_WEIGHTS, O_PREFIX, O_INPUT, O_NONFINITE, O_OVERHEAD, O_KV_LEN, O_TIMEOUT, O_HELP,
-    O_RPN, O_COLL, O_VIRTUAL
+    O_RPN, O_COLL, O_VIRTUAL, O_GPU
 };
 
 static const struct option opts[] = {
@@ -104,7 +107,7 @@ static const struct option opts[] = {
     {"overhead", no_argument, 0, O_OVERHEAD},     {"help", no_argument, 0, O_HELP},
     {"kv-len", required_argument, 0, O_KV_LEN},   {"timeout", required_argument, 0, O_TIMEOUT},
     {"ranks-per-node", required_argument, 0, O_RPN}, {"collectives", required_argument, 0, O_COLL},
-    {"virtual-devices", no_argument, 0, O_VIRTUAL},
+    {"virtual-devices", no_argument, 0, O_VIRTUAL}, {"gpu", no_argument, 0, O_GPU},
     {0, 0, 0, 0},
 };
 
@@ -184,6 +187,7 @@ int run_parse(int argc, char **argv, run_opts *o)
         case O_NO_CHECK: o->check = 0; break;
         case O_OVERHEAD: o->overhead = 1; break;
         case O_VIRTUAL: o->virtual_devices = 1; break;
+        case O_GPU: o->gpu = 1; break;
         case O_KV_LEN: o->kv_len = optarg; break;
         case O_TIMEOUT: bad = cli_timeout(optarg, &o->timeout); break;
         case O_RPN: bad = cli_int("--ranks-per-node", optarg, 1, 1 << 20, &o->ranks_per_node); break;
@@ -212,6 +216,15 @@ int run_parse(int argc, char **argv, run_opts *o)
     if (o->virtual_devices && o->backend == BACKEND_MPI) {
         fprintf(stderr, "helix run: --virtual-devices runs every device in this process (--backend inproc), "
                         "not one per MPI rank\n");
+        return EXIT_USAGE;
+    }
+    if (o->gpu && o->virtual_devices) {
+        fprintf(stderr, "helix run: --gpu (one GPU per MPI rank) and --virtual-devices (every device on GPU 0) "
+                        "exclude each other\n");
+        return EXIT_USAGE;
+    }
+    if (o->gpu && o->overhead) {
+        fprintf(stderr, "helix run: --overhead times the CPU kernels; it does not go with --gpu\n");
         return EXIT_USAGE;
     }
     if (o->virtual_devices && o->overhead) {

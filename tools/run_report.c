@@ -39,7 +39,7 @@ void run_print_header(const run_opts *o, const helix_plan *plan, const char *eng
     if (o->device[0]) printf("# devices: %s (the check's reference runs on the CPU)\n", o->device);
     else cli_print_kernels(cfg->dtype);
     if (o->nodes[0]) printf("# nodes: %s\n", o->nodes);
-    printf("# collectives: %s\n", cli_collectives_text(cfg->native_collectives, !strcmp(engine, "mpi")));
+    printf("# collectives: %s\n", cli_collectives_text(cfg->native_collectives, strcmp(engine, "inproc") != 0));
     if (cfg->kv_len) {
         printf("# key padding: keys seen per batch row");
         for (int64_t b = 0; b < cfg->batch && b < 16; b++) printf(" %lld", (long long)cfg->kv_len[b]);
@@ -104,7 +104,7 @@ void run_print_tables(run_result *r)
     printf("# bytes: %s the plan's prediction on every rank and phase\n",
            r->bytes_match ? "match" : "DO NOT match");
     printf("# memory: arena = the device's one allocation (= plan); rss = the OS's peak resident memory (VmHWM) of\n"
-           "#   its process%s\n", !strcmp(r->engine, "mpi") ? "" : " (in-process: one process for all devices)");
+           "#   its process%s\n", strcmp(r->engine, "inproc") ? "" : " (in-process: one process for all devices)");
 }
 
 double run_pass_s(const run_result *r)
@@ -166,7 +166,7 @@ int run_write_json(const run_result *r)
     jw_obj(&j, "comm");
     jw_bool(&j, "matches_plan", r->bytes_match);
     jw_int(&j, "ranks_per_node", r->o->cfg.ranks_per_node ? r->o->cfg.ranks_per_node : r->plan->P);
-    jw_str(&j, "collectives", cli_collectives_name(r->o->cfg.native_collectives, !strcmp(r->engine, "mpi")));
+    jw_str(&j, "collectives", cli_collectives_name(r->o->cfg.native_collectives, strcmp(r->engine, "inproc") != 0));
     jw_arr(&j, "per_rank");
     for (int64_t k = 0; k < P; k++) {
         helix_device_plan dp;

@@ -26,6 +26,7 @@ typedef struct {
     void *tmp;                   /* device scratch: conversions, kv_len */
     size_t tmp_cap;
     int attention_variant;       /* -1: the best that fits */
+    int own_ctx;                 /* made here (else the NCCL engine's, shared) */
 } cbe;
 
 static cbe *C(helix_backend *be) { return (cbe *)be->self; }
@@ -487,7 +488,7 @@ static void c_destroy(helix_backend *be)
     if (b->lt_ws) cudaFree(b->lt_ws);
     if (b->tmp) cudaFree(b->tmp);
     if (b->lt) cublasLtDestroy(b->lt);
-    helix_cuda_ctx_free(b->ctx);
+    if (b->own_ctx) helix_cuda_ctx_free(b->ctx);
     free(b);
 }
 
@@ -495,6 +496,32 @@ static const helix_backend_ops cuda_ops = {
     "cuda", 0, c_alloc, c_free, c_memset, c_copy, c_copy2d, c_upload, c_download, c_gemm, c_gemm_ws, c_attention,
     c_attention_ws, c_scores, c_softmax_v, c_layernorm, c_norm_ws, c_activate, c_residual, c_now, c_sum_rows, c_destroy,
 };
+
+/* an instance on ctx (own: made for it, freed with it) */
+static helix_status make(helix_cuda_ctx *ctx, int own, helix_backend **out, helix_err *err)
+{
+    cbe *b = (cbe *)calloc(1, sizeof *b);
+    if (!b) {
+        if (own) helix_cuda_ctx_free(ctx);
+        return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
+    }
+    b->pub.ops = &cuda_ops;
+    b->pub.self = b;
+    b->ctx = ctx;
+    b->own_ctx = own;
+    b->attention_variant = -1;
+    const char *force = getenv("HELIX_CUDA_ATTENTION");   /* rows | wmma | mma: the tests' cross-check */
+    for (int v = 0; force && v < HELIX_CUDA_ATTN_VARIANTS; v++)
+        if (!strcmp(force, helix_cuda_attention_name(v))) b->attention_variant = v;
+    helix_status st = helix_cuda_use(ctx, err);
+    if (!st && cublasLtCreate(&b->lt) != CUBLAS_STATUS_SUCCESS)
+        st = helix_errf(err, HELIX_ERR_INTERNAL, "GPU %d: cublasLtCreate failed", ctx->device);
+    b->lt_ws_bytes = (size_t)32 << 20;
+    if (!st) st = helix_cuda_check(cudaMalloc(&b->lt_ws, b->lt_ws_bytes), "cuBLASLt workspace (32 MiB)", err);
+    if (st) { c_destroy(&b->pub); return st; }
+    *out = &b->pub;
+    return HELIX_OK;
+}
 
 extern "C" helix_status helix_cuda_backend_new(int device, helix_backend **out, helix_err *err)
 {
@@ -504,20 +531,16 @@ extern "C" helix_status helix_cuda_backend_new(int device, helix_backend **out, 
     if (st) return st;
     if (device < 0 || device >= count)
         return helix_errf(err, HELIX_ERR_INVALID, "GPU %d: this machine has %d (0..%d)", device, count, count - 1);
-    cbe *b = (cbe *)calloc(1, sizeof *b);
-    if (!b) return helix_errf(err, HELIX_ERR_NOMEM, "out of memory");
-    b->pub.ops = &cuda_ops;
-    b->pub.self = b;
-    b->attention_variant = -1;
-    const char *force = getenv("HELIX_CUDA_ATTENTION");   /* rows | wmma | mma: the tests' cross-check */
-    for (int v = 0; force && v < HELIX_CUDA_ATTN_VARIANTS; v++)
-        if (!strcmp(force, helix_cuda_attention_name(v))) b->attention_variant = v;
-    st = helix_cuda_ctx_new(device, &b->ctx, err);
-    if (!st && cublasLtCreate(&b->lt) != CUBLAS_STATUS_SUCCESS)
-        st = helix_errf(err, HELIX_ERR_INTERNAL, "GPU %d: cublasLtCreate failed", device);
-    b->lt_ws_bytes = (size_t)32 << 20;
-    if (!st) st = helix_cuda_check(cudaMalloc(&b->lt_ws, b->lt_ws_bytes), "cuBLASLt workspace (32 MiB)", err);
-    if (st) { c_destroy(&b->pub); return st; }
-    *out = &b->pub;
-    return HELIX_OK;
+    helix_cuda_ctx *ctx = NULL;
+    if ((st = helix_cuda_ctx_new(device, &ctx, err))) return st;
+    return make(ctx, 1, out, err);
+}
+
+/* on the NCCL engine's context: its collectives are ordered against this
+ * stream by events (src/comm/nccl.c) */
+extern "C" helix_status helix_cuda_backend_on(helix_cuda_ctx *ctx, helix_backend **out, helix_err *err)
+{
+    *out = NULL;
+    if (!ctx) return helix_errf(err, HELIX_ERR_INVALID, "no GPU context");
+    return make(ctx, 0, out, err);
 }

@@ -9,7 +9,7 @@
 #include "helix_cuda.h"
 #include "helix_backend.h"
 
-#define HELIX_CUDA_API_VERSION 2
+#define HELIX_CUDA_API_VERSION 3
 #define HELIX_CUDA_MODULE_SYMBOL "helix_cuda_module"
 
 typedef struct {
@@ -35,6 +35,7 @@ typedef struct {
     helix_status (*timer_stop)(helix_cuda_ctx *c, double *seconds, helix_err *err);
     helix_status (*nccl_world)(helix_comm_t *mpi_world, helix_cuda_ctx **ctx, helix_comm_t **out, helix_err *err);
     helix_status (*backend_new)(int device, helix_backend **out, helix_err *err);
+    helix_status (*backend_on)(helix_cuda_ctx *ctx, helix_backend **out, helix_err *err);
 } helix_cuda_api;
 
 /* in the module (src/cuda/backend.cu) */
@@ -42,5 +43,9 @@ typedef struct {
 extern "C"
 #endif
 helix_status helix_cuda_backend_new(int device, helix_backend **out, helix_err *err);
+#ifdef __cplusplus
+extern "C"
+#endif
+helix_status helix_cuda_backend_on(helix_cuda_ctx *ctx, helix_backend **out, helix_err *err);
 
 #endif

@@ -209,3 +209,9 @@ helix_status helix_backend_cuda_new(int device, helix_backend **out, helix_err *
     *out = NULL;
     CALL(err, backend_new(device, out, err));
 }
+
+helix_status helix_backend_cuda_on(helix_cuda_ctx *ctx, struct helix_backend **out, helix_err *err)
+{
+    *out = NULL;
+    CALL(err, backend_on(ctx, out, err));
+}

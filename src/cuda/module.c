@@ -40,5 +40,5 @@ __attribute__((visibility("default"))) const helix_cuda_api helix_cuda_module = 
     helix_cuda_device_count, helix_cuda_device_info, helix_cuda_ctx_new, helix_cuda_ctx_free, helix_cuda_sync,
     helix_cuda_malloc, helix_cuda_free, helix_cuda_upload, helix_cuda_download, helix_cuda_attention_name,
     helix_cuda_attention, helix_cuda_gemm, helix_cuda_timer_start, helix_cuda_timer_stop, NCCL_WORLD,
-    helix_cuda_backend_new,
+    helix_cuda_backend_new, helix_cuda_backend_on,
 };
