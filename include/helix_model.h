@@ -250,6 +250,9 @@ helix_status helix_model_weights_alloc(int64_t D, int64_t F, int64_t layers, int
 typedef struct {
     char name[64];
     int64_t devices_per_node;   /* consecutive ranks share a node            */
+    int64_t devices_per_host;   /* consecutive ranks share one host's cores
+                                   (0: devices_per_node); more than a node's
+                                   where nodes are emulated on one host     */
     double flops[3];            /* peak FLOP/s of one device, by helix_dtype */
     double eff_gemm, eff_attn;  /* fraction of peak projections / attention reach */
     double gemm_half;           /* GEMM efficiency = eff_gemm * s/(s + gemm_half),

@@ -67,6 +67,23 @@ for c in "typo.hw:3: unknown key 'flopz'" "missing.hw: missing 'intra_bw'" "nan.
 done
 out=$("$HELIX" plan --preset gpt 2>&1); [ $? -eq 2 ] && grep -q "unknown 'gpt'" <<<"$out" && ok || bad "--preset gpt"
 
+# devices_per_host: 4 CPU devices in 2 nodes of 2 on one host of 2 cores share them (the pass is
+# bounded by the host's busy time / parallel), so the prediction is slower than with a host per node
+sed 's/^devices_per_node = .*/devices_per_node = 2/; /^parallel =/d' "$HW/this-machine.hw" >"$tmp/nodes.hw"
+echo "parallel = 2" >>"$tmp/nodes.hw"
+cp "$tmp/nodes.hw" "$tmp/host.hw"; echo "devices_per_host = 4" >>"$tmp/host.hw"
+echo "devices_per_host = 2.5" >"$tmp/badh.hw"
+q="--devices 4 --heads 8 --head-dim 32 --ffn 2048 --layers 4 --batch 4 --seq 256 --layouts tp4 --json"
+"$HELIX" plan --hardware "$tmp/nodes.hw" $q "$tmp/n.json" >/dev/null 2>&1
+"$HELIX" plan --hardware "$tmp/host.hw" $q "$tmp/h.json" >/dev/null 2>&1
+"$PY" - "$tmp/n.json" "$tmp/h.json" <<'PYEOF' && ok || bad "devices_per_host does not slow the shared host down"
+import json, sys
+t = [json.load(open(f))["layouts"][0]["time_s"] for f in sys.argv[1:]]
+assert t[1] > 1.5 * t[0], t
+PYEOF
+out=$("$HELIX" plan --hardware "$tmp/badh.hw" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "devices_per_host must be a positive integer" <<<"$out" && ok || bad "devices_per_host 2.5: rc=$rc: $out"
+
 # --validate refuses a hardware file from another CPU and the options it would ignore
 sed 's/^# cpu: [^,]*/# cpu: Some Other CPU/' "$HW/this-machine.hw" >"$tmp/other.hw"
 out=$("$HELIX" plan --validate --hardware "$tmp/other.hw" 2>&1); rc=$?

@@ -20,8 +20,9 @@ static const char *calibrate_help =
     "Measures, for 1..all cores: the f32 FMA peak (AVX-512 or AVX2, whichever\n"
     "the CPU has) and the triad memory bandwidth; the peak of every unit present\n"
     "(AVX2 and AVX-512 f32 FMA, AVX512-BF16 vdpbf16ps, AMX-BF16 tiles); then, for\n"
-    "one device (thread), the rates helix's own projection GEMM (f32, bf16, f16)\n"
-    "and attention kernel reach on the kernel path this CPU takes, and the\n"
+    "one device (thread) while every core computes, the rates helix's own\n"
+    "projection GEMM (f32, bf16, f16) and attention kernel reach on the kernel\n"
+    "path this CPU takes (medians of 5), and the\n"
     "in-process broadcast latency and bandwidth. --out writes them as the\n"
     "hardware description the planner reads (helix plan --hardware FILE).\n"
     "  --out FILE     hardware description to write        [print only]\n"
@@ -29,6 +30,15 @@ static const char *calibrate_help =
 
 /* helix_gemm with storage type t, one thread, B packed on every call as
  * the executor does today */
+/* the median of 5 timed runs (after one warm-up): a sustained rate, as a
+ * layer's GEMMs run one after another */
+static double median5(double *t)
+{
+    for (int i = 1; i < 5; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { double x = t[j]; t[j] = t[j - 1]; t[j - 1] = x; }
+    return t[2];
+}
+
 static double gemm_rate(int64_t M, int64_t N, int64_t K, helix_dtype t)
 {
     const size_t es = helix_dtype_size(t);
@@ -38,50 +48,60 @@ static double gemm_rate(int64_t M, int64_t N, int64_t K, helix_dtype t)
     for (int64_t k = 0; k < M * K; k++) { float v = (float)(k % 7) * 0.1f; helix_from_f32(t, &v, a + (size_t)k * es, 1); }
     for (int64_t k = 0; k < K * N; k++) { float v = (float)(k % 5) * 0.1f; helix_from_f32(t, &v, b + (size_t)k * es, 1); }
     helix_gemm(M, N, K, t, a, K, t, b, N, NULL, t, c, N, ws);
-    double best = 1e30;
+    double ts[5];
     for (int it = 0; it < 5; it++) {
         double t0 = cli_now();
         helix_gemm(M, N, K, t, a, K, t, b, N, NULL, t, c, N, ws);
-        double t = cli_now() - t0;
-        if (t < best) best = t;
+        ts[it] = cli_now() - t0;
     }
     free(a); free(b); free(c); free(ws);
-    return 2.0 * (double)(M * N * K) / best;
+    return 2.0 * (double)(M * N * K) / median5(ts);
 }
 
-/* The same GEMM on `n` threads at once, each its own (best of 5 while the
- * others run, all released together): the summed rate. Divided by one
- * thread's rate it is how many devices compute at full rate at once with
- * the kernels helix runs, which on SMT siblings or a shared memory path
- * is less than the FMA loop's ratio. 0 where the threads cannot all start. */
+/* A rate measured on `n` threads at once, each its own (all released
+ * together): the mean per-thread rate, what one device reaches while
+ * every core computes, as in a layout's forward pass (on SMT siblings or
+ * a shared memory path, less than alone). 0 where the threads cannot all
+ * start. */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int go;
 } gate;
-typedef struct { gate *g; double rate; } gemm_job;
+typedef enum { RATE_GEMM, RATE_ATTN, RATE_GELU } rate_kind;
+typedef struct { rate_kind kind; int64_t M, N, K; helix_dtype t; } rate_what;
+typedef struct { gate *g; const rate_what *w; double rate; } rate_job;
 
-static void *gemm_thread(void *p)
+static double attn_rate(int64_t width);
+static double gelu_rate(void);
+
+static double rate_of(const rate_what *w)
 {
-    gemm_job *j = (gemm_job *)p;
+    return w->kind == RATE_GEMM ? gemm_rate(w->M, w->N, w->K, w->t) : w->kind == RATE_ATTN ? attn_rate(w->M) : gelu_rate();
+}
+
+static void *rate_thread(void *p)
+{
+    rate_job *j = (rate_job *)p;
     pthread_mutex_lock(&j->g->mu);
     while (!j->g->go) pthread_cond_wait(&j->g->cv, &j->g->mu);
     pthread_mutex_unlock(&j->g->mu);
-    j->rate = j->g->go > 0 ? gemm_rate(1024, 512, 1024, HELIX_F32) : 0;
+    j->rate = j->g->go > 0 ? rate_of(j->w) : 0;
     return NULL;
 }
 
-static double gemm_rate_concurrent(int n)
+static double loaded_rate(int n, rate_what w)
 {
     enum { MAXN = 256 };
     if (n > MAXN) n = MAXN;
+    if (n <= 1) return rate_of(&w);
     pthread_t t[MAXN];
-    gemm_job j[MAXN];
+    rate_job j[MAXN];
     gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     int started = 0;
     for (; started < n; started++) {
-        j[started] = (gemm_job){&g, 0};
-        if (pthread_create(&t[started], NULL, gemm_thread, &j[started])) break;
+        j[started] = (rate_job){&g, &w, 0};
+        if (pthread_create(&t[started], NULL, rate_thread, &j[started])) break;
     }
     pthread_mutex_lock(&g.mu);
     g.go = started == n ? 1 : -1;          /* -1: not all could start; the others return at once */
@@ -89,7 +109,7 @@ static double gemm_rate_concurrent(int n)
     pthread_mutex_unlock(&g.mu);
     double sum = 0;
     for (int k = 0; k < started; k++) { pthread_join(t[k], NULL); sum += j[k].rate; }
-    return started == n ? sum : 0;
+    return started == n ? sum / n : 0;
 }
 
 static double attn_rate(int64_t width)
@@ -105,15 +125,14 @@ static double attn_rate(int64_t width)
     g.q = q; g.k = k; g.v = v; g.o = o;
     helix_attn_args_dense(&g);
     helix_attention_fwd(&g, ws);
-    double best = 1e30;
+    double ts[5];
     for (int it = 0; it < 5; it++) {
         double t0 = cli_now();
         helix_attention_fwd(&g, ws);
-        double t = cli_now() - t0;
-        if (t < best) best = t;
+        ts[it] = cli_now() - t0;
     }
     free(q); free(k); free(v); free(o); free(ws);
-    return 4.0 * (double)(g.Lq * g.Lk * g.width * g.H) / best;
+    return 4.0 * (double)(g.Lq * g.Lk * g.width * g.H) / median5(ts);
 }
 
 static double gelu_rate(void)
@@ -121,16 +140,15 @@ static double gelu_rate(void)
     const int64_t n = 1 << 20;
     float *v = malloc(sizeof(float) * (size_t)n);
     if (!v) return 0;
-    double best = 1e30;
+    double ts[5];
     for (int it = 0; it < 5; it++) {
         for (int64_t i = 0; i < n; i++) v[i] = (float)(i % 1000) * 0.004f - 2.0f;
         double t0 = cli_now();
         helix_gelu(v, n);
-        double t = cli_now() - t0;
-        if (t < best) best = t;
+        ts[it] = cli_now() - t0;
     }
     free(v);
-    return (double)n / best;
+    return (double)n / median5(ts);
 }
 
 /* In-process broadcast between two devices: latency (8 bytes) and bandwidth (16 MiB). */
@@ -231,15 +249,25 @@ int cmd_calibrate(int argc, char **argv)
     const helix_isa kisa = helix_isa_current();
     printf("# kernel path %s: f32 %s; bf16 %s; f16 %s\n", helix_isa_name(kisa), helix_kernel_path(HELIX_F32),
            helix_kernel_path(HELIX_BF16), helix_kernel_path(HELIX_F16));
-    /* what the kernels reach on one device (one thread), as fractions of that peak */
-    double gemm1 = gemm_rate(1024, 512, 1024, HELIX_F32), gemm2 = gemm_rate(1024, 64, 256, HELIX_F32);
+    /* what the kernels reach on one device (one thread) while every core
+     * computes (a layout's devices run together), as fractions of the
+     * 1-thread peak; alone for comparison */
+    const int n = ci.cpus;
+    const double gemm_alone = gemm_rate(1024, 512, 1024, HELIX_F32);
+    double gemm1 = loaded_rate(n, (rate_what){RATE_GEMM, 1024, 512, 1024, HELIX_F32});
+    double gemm2 = loaded_rate(n, (rate_what){RATE_GEMM, 1024, 64, 256, HELIX_F32});
     /* 16-bit: the f32 peak scaled by how much faster the 16-bit GEMM runs at the same shape */
-    const double gbf16 = gemm_rate(1024, 512, 1024, HELIX_BF16), gf16 = gemm_rate(1024, 512, 1024, HELIX_F16);
-    double attn1 = attn_rate(64), attn2 = attn_rate(16);
-    const double gemm_all = ci.cpus > 1 ? gemm_rate_concurrent(ci.cpus) : gemm1;
-    /* devices at full rate at once: the GEMM's ratio (what the layers run), the FMA loop's where it failed */
-    const double par_fma = peak1 > 0 ? peakn / peak1 : 1, par_gemm = gemm1 > 0 && gemm_all > 0 ? gemm_all / gemm1 : 0;
-    const double par = par_gemm > 0 ? par_gemm : par_fma;
+    const double gbf16 = loaded_rate(n, (rate_what){RATE_GEMM, 1024, 512, 1024, HELIX_BF16});
+    const double gf16 = loaded_rate(n, (rate_what){RATE_GEMM, 1024, 512, 1024, HELIX_F16});
+    double attn1 = loaded_rate(n, (rate_what){RATE_ATTN, 64, 0, 0, HELIX_F32});
+    double attn2 = loaded_rate(n, (rate_what){RATE_ATTN, 16, 0, 0, HELIX_F32});
+    const double gelu = loaded_rate(n, (rate_what){RATE_GELU, 0, 0, 0, HELIX_F32});
+    if (!(gemm1 > 0 && gemm2 > 0 && attn1 > 0 && attn2 > 0)) {   /* the threads could not start: alone */
+        gemm1 = gemm_rate(1024, 512, 1024, HELIX_F32); gemm2 = gemm_rate(1024, 64, 256, HELIX_F32);
+        attn1 = attn_rate(64); attn2 = attn_rate(16);
+    }
+    /* devices computing at once at those rates: every logical CPU */
+    const double par = (double)n, par_fma = peak1 > 0 ? peakn / peak1 : 1;
     /* efficiency e*s/(s + half) through the two points (s = 512, 64; width 64, 16) */
     double gh = 512.0 * 64 * (gemm2 - gemm1) / (gemm1 * 64 - gemm2 * 512), ah = 64.0 * 16 * (attn2 - attn1) / (attn1 * 16 - attn2 * 64);
     if (!(gh > 0)) gh = 0;
@@ -249,14 +277,15 @@ int cmd_calibrate(int argc, char **argv)
     if (ea > 1) ea = 1;
     double lat = 0, bw = 0;
     inproc_link(&lat, &bw);
-    printf("#\n# one device (thread): GEMM 1024x512x1024 %.1f GFLOP/s, 1024x64x256 %.1f; attention width 64 %.1f GFLOP/s, "
-           "width 16 %.1f\n", gemm1 / 1e9, gemm2 / 1e9, attn1 / 1e9, attn2 / 1e9);
+    printf("#\n# one device (thread) while all %d compute: GEMM 1024x512x1024 %.1f GFLOP/s (alone %.1f), 1024x64x256 %.1f;\n"
+           "#   attention width 64 %.1f GFLOP/s, width 16 %.1f (medians of 5)\n", n, gemm1 / 1e9, gemm_alone / 1e9,
+           gemm2 / 1e9, attn1 / 1e9, attn2 / 1e9);
     printf("# one device, GEMM 1024x512x1024 in bf16 %.1f GFLOP/s (%.1f %% of %s), f16 %.1f\n", gbf16 / 1e9,
            amx1 > 0 && kisa == HELIX_ISA_AMX ? 100 * gbf16 / amx1 : 100 * gbf16 / peak1,
            amx1 > 0 && kisa == HELIX_ISA_AMX ? "the AMX peak" : "the f32 peak", gf16 / 1e9);
     printf("# in-process broadcast between 2 devices: latency %.2f us, bandwidth %.2f GB/s\n", lat * 1e6, bw / 1e9);
-    printf("# devices at full rate at once: GEMM on %d threads together %.1f GFLOP/s = %.2f x one (the FMA loop: %.2f x)\n",
-           ci.cpus, gemm_all / 1e9, par_gemm, par_fma);
+    printf("# devices computing at once at those rates: %d (the logical CPUs); all together %.1f GFLOP/s of GEMM = %.2f x one "
+           "alone (the FMA loop: %.2f x)\n", n, n * gemm1 / 1e9, gemm_alone > 0 ? n * gemm1 / gemm_alone : 0, par_fma);
     int64_t avail = cli_mem_available();
     helix_wfile w;
     helix_err err = {{0}};
@@ -283,17 +312,15 @@ int cmd_calibrate(int argc, char **argv)
                 rb16, helix_kernel_path(HELIX_BF16));
     else
         fprintf(f, "flops_bf16 = %.4g             # the f32 rate: %s\n", peak1, helix_kernel_path(HELIX_BF16));
-    if (par_gemm > 0)
-        fprintf(f, "parallel = %.3g                # devices at full rate at once: helix_gemm on %d threads together / 1 thread (FMA loop: %.3g)\n",
-                par, ci.cpus, par_fma);
-    else
-        fprintf(f, "parallel = %.3g                # devices at full rate at once: FMA peak all cores / 1 thread\n", par);
-    fprintf(f, "eff_gemm = %.3f               # helix_gemm f32, 1 thread: %.3g FLOP/s at 1024x512x1024, %.3g at 1024x64x256\n", eg, gemm1, gemm2);
+    fprintf(f, "parallel = %.3g                # devices computing at once at the rates below: the logical CPUs\n", par);
+    fprintf(f, "eff_gemm = %.3f               # helix_gemm f32, 1 thread of %d all computing: %.3g FLOP/s at 1024x512x1024, %.3g at 1024x64x256\n",
+            eg, n, gemm1, gemm2);
     fprintf(f, "gemm_half = %.4g                # ... fitted to e*s/(s + half), s = smallest dimension\n", gh);
-    fprintf(f, "eff_attention = %.3f          # helix_attention_fwd f32 L=1024, 1 thread: %.3g FLOP/s width 64, %.3g width 16\n", ea, attn1, attn2);
+    fprintf(f, "eff_attention = %.3f          # helix_attention_fwd f32 L=1024, 1 thread of %d: %.3g FLOP/s width 64, %.3g width 16\n",
+            ea, n, attn1, attn2);
     fprintf(f, "attention_half = %.4g           # ... fitted to e*w/(w + half), w = head width\n", ah);
     fprintf(f, "mem_bw = %.4g                 # bytes/s, triad, 1 thread\n", bw1);
-    fprintf(f, "gelu_rate = %.4g              # helix_gelu elements/s, 1 thread\n", gelu_rate());
+    fprintf(f, "gelu_rate = %.4g              # helix_gelu elements/s, 1 thread of %d all computing\n", gelu > 0 ? gelu : gelu_rate(), n);
     if (avail > 0) fprintf(f, "node_mem = %.4g               # MemAvailable when measured\n", (double)avail);
     fprintf(f, "intra_bw = %.4g               # in-process broadcast, 16 MiB, 2 devices\n", bw);
     fprintf(f, "intra_lat = %.3g              # in-process broadcast, 8 bytes, 2 devices\n", lat);

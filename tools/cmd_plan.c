@@ -159,6 +159,7 @@ static int validate(const helix_hw *hw, const char *hwpath)
     const int64_t P = 4, rpn = 2;    /* two emulated nodes of 2 */
     const char *list = "helix2x2-sliced,helix2x2-exact,helix2x2-exact-scores,helix1x4-exact,tp4,tp2pp2,tp2pp2-sp,dp2-tp2,pp4";
     helix_hw hw2 = *hw;              /* the same machine, its ranks in nodes of 2 */
+    hw2.devices_per_host = hw->devices_per_host > 0 ? hw->devices_per_host : hw->devices_per_node;   /* one host's cores */
     hw2.devices_per_node = rpn;
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -471,7 +472,8 @@ int cmd_plan(int argc, char **argv)
            mc.causal ? " causal" : "", helix_model_flops(&mc) / 1e12);
     printf("# assumptions (the hardware file's; edit it to move them):\n"
            "#   compute: %s peak %.4g TFLOP/s per device; GEMM efficiency %s, attention %s;\n"
-           "#     memory %.4g GB/s\n"
+           "#     memory %.4g GB/s; %.4g devices compute at once on a host of %lld devices (more on one host: they\n"
+           "#     share its cores, the host's busy time over that count bounds the pass)\n"
            "#   links per device: inside a node %.4g GB/s, %.3g us per message; between nodes %.4g GB/s, %.3g us per message\n"
            "#   collectives: as the executor runs them (fixed summation order): direct reduce-scatter + all-gather, and where\n"
            "#     a group spans nodes hierarchical (in-node reduce-scatter, all-reduce of 1/G shards between nodes, in-node\n"
@@ -484,7 +486,8 @@ int cmd_plan(int argc, char **argv)
            "#     for the verdict's layouts), efficiencies beyond the GEMM/attention fits above, assumptions moved together.\n"
            "#     Sliced layouts compute a different model (h*m heads of width d/m): marked (different model)\n",
            helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
-           attn_text(&hw, a_txt, sizeof a_txt), hw.mem_bw / 1e9, hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
+           attn_text(&hw, a_txt, sizeof a_txt), hw.mem_bw / 1e9, hw.parallel,
+           (long long)(hw.devices_per_host > 0 ? hw.devices_per_host : hw.devices_per_node), hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
     printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"
            "#   time_s: the forward pass, load_s: loading apart; time split on the critical path; GB (1e9 bytes) sent per\n"
            "#   device in the forward pass inside a node / between nodes; memory per device in GB\n#\n");

@@ -37,7 +37,9 @@
  *     T_path  = sum_s t_stage(s) + (k-1)*max_s t_stage(s)
  *     bubble  = T_path - k*max_s t_stage(s)
  *   devices that share a node's cores (CPU ranks) cannot all run at full
- *   rate: T_share = max over nodes of (sum of its devices' busy time) / parallel
+ *   rate: T_share = max over hosts of (sum of its devices' busy time) / parallel
+ *   (a host: devices_per_host consecutive ranks, by default a node; more
+ *   where nodes are emulated on one machine)
  *   total = max(T_path, T_share): the forward pass; tokens/s = B*L / total
  *   load  = max over devices of the time of X in (input phase: none when
  *           replicated, the planner's assumption) and Y home (output phase:
@@ -235,14 +237,15 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     o->phase_s[HELIX_PHASE_OUTPUT] = out_t;
     int64_t slowest = 0;
     const double path = gpipe_path(stage_t, S, k, &slowest), tmax = stage_t[slowest], comp = stage_comp[slowest];
-    const double share = node_share(busy, P, lc.G, hw->parallel);
+    const int64_t host = hw->devices_per_host > 0 ? hw->devices_per_host : lc.G;   /* devices sharing cores */
+    const double share = node_share(busy, P, host, hw->parallel);
     for (int64_t nd = 0; nd * lc.G < P; nd++) {
         int64_t node_mem = 0;
         for (int64_t r = nd * lc.G; r < P && r < (nd + 1) * lc.G; r++) node_mem += mem[r];
         if (node_mem > o->node_mem_bytes) o->node_mem_bytes = node_mem;
     }
     /* the same with perfect overlap */
-    const double path_ov = gpipe_path(stage_ov, S, k, NULL), share_ov = node_share(busy_ov, P, lc.G, hw->parallel);
+    const double path_ov = gpipe_path(stage_ov, S, k, NULL), share_ov = node_share(busy_ov, P, host, hw->parallel);
     o->total_overlap_s = path_ov > share_ov ? path_ov : share_ov;
     o->tokens_per_s_overlap = (double)(c->batch * c->seq) / o->total_overlap_s;
     o->compute_s = (double)k * comp;

@@ -28,7 +28,7 @@ static const field fields[] = {
     F("eff_gemm", eff_gemm, 1), F("eff_attention", eff_attn, 1),
     F("gemm_half", gemm_half, 0), F("attention_half", attn_half, 0), F("mem_bw", mem_bw, 1), F("gelu_rate", gelu_rate, 0),
     F("device_mem", device_mem, 0), F("node_mem", node_mem, 0), F("parallel", parallel, 0),
-    F("intra_bw", intra_bw, 1), F("intra_lat", intra_lat, 1), F("inter_bw", inter_bw, 1), F("inter_lat", inter_lat, 1),
+    F("devices_per_host", devices_per_host, 0), F("intra_bw", intra_bw, 1), F("intra_lat", intra_lat, 1), F("inter_bw", inter_bw, 1), F("inter_lat", inter_lat, 1),
 };
 #undef F
 
@@ -84,9 +84,9 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
         double x = strtod(v, &end);
         if (end == v || *end || errno || !isfinite(x) || x < 0)
             return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s must be a non-negative number, got '%s'", what, line, k, v);
-        if (!strcmp(k, "devices_per_node")) {
-            if (x < 1 || x != floor(x)) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: devices_per_node must be a positive integer", what, line);
-            hw->devices_per_node = (int64_t)x;
+        if (!strcmp(k, "devices_per_node") || !strcmp(k, "devices_per_host")) {
+            if (x < 1 || x != floor(x)) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s must be a positive integer", what, line, k);
+            *(int64_t *)((char *)hw + fields[f].off) = (int64_t)x;
         } else {
             *(double *)((char *)hw + fields[f].off) = x;
         }
