@@ -246,6 +246,15 @@ helix_status helix_model_weights_alloc(int64_t D, int64_t F, int64_t layers, int
 
 /* ------------------------------------------------------------ planner */
 
+/* Efficiency by size, a table of up to 8 rows (x ascending), used instead
+ * of the fitted formula where a hardware file gives one; between rows
+ * linear in log2(x), beyond the ends the end rows. n = 0: none. */
+typedef struct {
+    int n;
+    double x[8], e[8];
+} helix_eff_table;
+double helix_eff_table_at(const helix_eff_table *t, double x);
+
 /* A machine, from a small text file of `key = value` lines (hw/NAME.hw). */
 typedef struct {
     char name[64];
@@ -258,10 +267,8 @@ typedef struct {
     double gemm_half;           /* GEMM efficiency = eff_gemm * s/(s + gemm_half),
                                    s = its smallest dimension (0: constant)  */
     double attn_half;           /* same for attention over the head width    */
-    int attn_n;                 /* > 0: attention efficiency by head width,  */
-    double attn_w[8], attn_e[8];/*   a table (eff_attention_wN = e lines),
-                                    ascending w, used instead of the formula;
-                                    between entries linear in log2(w)        */
+    helix_eff_table attn;       /* attention by head width (eff_attention_wN = e) */
+    helix_eff_table gemm;       /* GEMMs by smallest dimension (eff_gemm_sN = e)  */
     double mem_bw;              /* bytes/s of one device's memory            */
     double gelu_rate;           /* GELU elements/s of one device (0: memory-bound only) */
     double device_mem;          /* bytes one device may use (0: no limit)    */

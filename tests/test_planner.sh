@@ -84,6 +84,20 @@ PYEOF
 out=$("$HELIX" plan --hardware "$tmp/badh.hw" 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "devices_per_host must be a positive integer" <<<"$out" && ok || bad "devices_per_host 2.5: rc=$rc: $out"
 
+# a GEMM table by smallest dimension: thin GEMMs slower than the formula's constant, bad rows named
+sed '/^eff_gemm_s/d' "$HW/h100-dgx.hw" >"$tmp/const.hw"
+q="--devices 16 --heads 64 --head-dim 16 --ffn 1024 --layers 2 --batch 1 --seq 256 --dtype bf16 --layouts tp16 --json"
+"$HELIX" plan --hardware "$tmp/const.hw" $q "$tmp/c.json" >/dev/null 2>&1
+"$HELIX" plan --hardware "$HW/h100-dgx.hw" $q "$tmp/t.json" >/dev/null 2>&1
+"$PY" - "$tmp/c.json" "$tmp/t.json" <<'PYEOF' && ok || bad "the GEMM table does not slow thin GEMMs down"
+import json, sys
+r = [json.load(open(f))["layouts"][0] for f in sys.argv[1:]]
+assert r[1]["time_s"] > r[0]["time_s"] and r[1]["assumptions"]["eff_gemm_qkv"] < r[0]["assumptions"]["eff_gemm_qkv"], r
+PYEOF
+{ cat "$HW/h100-dgx.hw"; echo "eff_gemm_sx = 0.5"; } >"$tmp/badg.hw"
+out=$("$HELIX" plan --hardware "$tmp/badg.hw" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "write eff_gemm_sN with a smallest GEMM dimension N" <<<"$out" && ok || bad "eff_gemm_sx: rc=$rc: $out"
+
 # --validate refuses a hardware file from another CPU and the options it would ignore
 sed 's/^# cpu: [^,]*/# cpu: Some Other CPU/' "$HW/this-machine.hw" >"$tmp/other.hw"
 out=$("$HELIX" plan --validate --hardware "$tmp/other.hw" 2>&1); rc=$?

@@ -101,17 +101,19 @@ static const char *const knob_names[] = {"peak FLOP/s", "GEMM efficiency", "atte
                                          "between-node latency"};
 enum { N_KNOBS = sizeof knob_names / sizeof knob_names[0] };
 
-/* assumption q of h times scale (efficiencies, the attention table's
- * too, capped at the peak) */
+static void scale_table(helix_eff_table *t, double scale)
+{
+    for (int r = 0; r < t->n; r++) t->e[r] = t->e[r] * scale > 1 ? 1 : t->e[r] * scale;
+}
+
+/* assumption q of h times scale (efficiencies, their tables' too, capped
+ * at the peak) */
 static void move_knob(helix_hw *h, int q, double scale)
 {
     switch (q) {
     case 0: for (int t = 0; t < 3; t++) h->flops[t] *= scale; break;
-    case 1: h->eff_gemm *= scale; break;
-    case 2:
-        h->eff_attn *= scale;
-        for (int r = 0; r < h->attn_n; r++) h->attn_e[r] = h->attn_e[r] * scale > 1 ? 1 : h->attn_e[r] * scale;
-        break;
+    case 1: h->eff_gemm *= scale; scale_table(&h->gemm, scale); break;
+    case 2: h->eff_attn *= scale; scale_table(&h->attn, scale); break;
     case 3: h->mem_bw *= scale; break;
     case 4: h->intra_bw *= scale; break;
     case 5: h->inter_bw *= scale; break;
@@ -335,14 +337,13 @@ static const char *eff_text(double eff, double half, const char *v, char *buf)
     return buf;
 }
 
-/* the attention efficiency as the cost model reads it: the table by head
- * width, or the formula */
-static const char *attn_text(const helix_hw *hw, char *buf, size_t n)
+/* an efficiency as the cost model reads it: the table by size, or the formula */
+static const char *table_text(const helix_eff_table *t, const char *by, double eff, double half, const char *v,
+                              char *buf, size_t n)
 {
-    if (hw->attn_n <= 0) return eff_text(hw->eff_attn, hw->attn_half, "w", buf);
-    size_t u = (size_t)snprintf(buf, n, "by head width");
-    for (int q = 0; q < hw->attn_n && u < n; q++)
-        u += (size_t)snprintf(buf + u, n - u, "%s %g: %.2f", q ? "," : "", hw->attn_w[q], hw->attn_e[q]);
+    if (t->n <= 0) return eff_text(eff, half, v, buf);
+    size_t u = (size_t)snprintf(buf, n, "by %s", by);
+    for (int q = 0; q < t->n && u < n; q++) u += (size_t)snprintf(buf + u, n - u, "%s %g: %.2f", q ? "," : "", t->x[q], t->e[q]);
     return buf;
 }
 
@@ -463,7 +464,7 @@ int cmd_plan(int argc, char **argv)
     qsort(cs, (size_t)n, sizeof cs[0], helix_candidate_cmp);
 
     const int64_t D = mc.heads * mc.head_dim;
-    char g_txt[64], a_txt[200];
+    char g_txt[200], a_txt[200];
     printf("# helix %s plan: %lld devices of %s (%lld per node; %s)\n", HELIX_VERSION, (long long)P, hw.name,
            (long long)hw.devices_per_node, hwpath);
     printf("# model%s: h=%lld d=%lld (D=%lld) F=%lld layers=%lld B=%lld L=%lld %s%s; %.4g TFLOP per forward pass\n",
@@ -471,7 +472,7 @@ int cmd_plan(int argc, char **argv)
            (long long)mc.layers, (long long)mc.batch, (long long)mc.seq, helix_dtype_name(mc.dtype),
            mc.causal ? " causal" : "", helix_model_flops(&mc) / 1e12);
     printf("# assumptions (the hardware file's; edit it to move them):\n"
-           "#   compute: %s peak %.4g TFLOP/s per device; GEMM efficiency %s, attention %s;\n"
+           "#   compute: %s peak %.4g TFLOP/s per device; GEMM efficiency %s;\n#     attention %s;\n"
            "#     memory %.4g GB/s; %.4g devices compute at once on a host of %lld devices (more on one host: they\n"
            "#     share its cores, the host's busy time over that count bounds the pass)\n"
            "#   links per device: inside a node %.4g GB/s, %.3g us per message; between nodes %.4g GB/s, %.3g us per message\n"
@@ -485,8 +486,8 @@ int cmd_plan(int argc, char **argv)
            "#   not modelled yet: compute/communication overlap (none is assumed; a bound with perfect overlap is shown\n"
            "#     for the verdict's layouts), efficiencies beyond the GEMM/attention fits above, assumptions moved together.\n"
            "#     Sliced layouts compute a different model (h*m heads of width d/m): marked (different model)\n",
-           helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, eff_text(hw.eff_gemm, hw.gemm_half, "s", g_txt),
-           attn_text(&hw, a_txt, sizeof a_txt), hw.mem_bw / 1e9, hw.parallel,
+           helix_dtype_name(mc.dtype), hw.flops[mc.dtype] / 1e12, table_text(&hw.gemm, "smallest dimension", hw.eff_gemm, hw.gemm_half, "s", g_txt, sizeof g_txt),
+           table_text(&hw.attn, "head width", hw.eff_attn, hw.attn_half, "w", a_txt, sizeof a_txt), hw.mem_bw / 1e9, hw.parallel,
            (long long)(hw.devices_per_host > 0 ? hw.devices_per_host : hw.devices_per_node), hw.intra_bw / 1e9, hw.intra_lat * 1e6, hw.inter_bw / 1e9, hw.inter_lat * 1e6);
     printf("# predictions of the cost model (src/planner/cost.c): mb = micro-batches chosen (fastest that fits);\n"
            "#   time_s: the forward pass, load_s: loading apart; time split on the critical path; GB (1e9 bytes) sent per\n"
@@ -578,11 +579,14 @@ int cmd_plan(int argc, char **argv)
         jw_int(&j, "devices_per_node", hw.devices_per_node);
         jw_num(&j, "peak_flops", hw.flops[mc.dtype]); jw_num(&j, "eff_gemm", hw.eff_gemm); jw_num(&j, "gemm_half", hw.gemm_half);
         jw_num(&j, "eff_attention", hw.eff_attn); jw_num(&j, "attention_half", hw.attn_half); jw_num(&j, "mem_bw", hw.mem_bw);
-        if (hw.attn_n > 0) {
-            jw_arr(&j, "eff_attention_by_width");
-            for (int q = 0; q < hw.attn_n; q++) {
+        const helix_eff_table *tabs[2] = {&hw.attn, &hw.gemm};
+        const char *tnames[2] = {"eff_attention_by_width", "eff_gemm_by_smallest_dim"}, *tx[2] = {"width", "smallest_dim"};
+        for (int ti = 0; ti < 2; ti++) {
+            if (tabs[ti]->n <= 0) continue;
+            jw_arr(&j, tnames[ti]);
+            for (int q = 0; q < tabs[ti]->n; q++) {
                 jw_obj(&j, NULL);
-                jw_num(&j, "width", hw.attn_w[q]); jw_num(&j, "eff", hw.attn_e[q]);
+                jw_num(&j, tx[ti], tabs[ti]->x[q]); jw_num(&j, "eff", tabs[ti]->e[q]);
                 jw_end_obj(&j);
             }
             jw_end_arr(&j);

@@ -12,7 +12,7 @@
  *            machine gives one: erf/tanh are not free on a CPU; ReLU is
  *            memory-bound only). Pre- and post-LN cost the same.
  *   t_comp = sum over the GEMMs of W/(F*e_g(s)) + W_attn/(F*e_a(w)) + E/mem_bw
- *            e_g(s) = eff_gemm*s/(s + gemm_half), s = the GEMM's smallest
+ *            e_g(s) = eff_gemm*s/(s + gemm_half) (or the file's table by s), s = the GEMM's smallest
  *            dimension; e_a(w) = eff_attention*w/(w + attention_half),
  *            w = the attention width (small shapes run below peak), or
  *            the hardware file's table by width (eff_attention_wN)
@@ -89,16 +89,20 @@ static double coll_time(linkctx *lc, const helix_traffic *t, double reps, double
 
 /* attention at head width w: the hardware file's table (linear in
  * log2 w between its rows, its ends beyond them), else the formula */
+double helix_eff_table_at(const helix_eff_table *t, double x)
+{
+    if (x <= t->x[0]) return t->e[0];
+    for (int q = 1; q < t->n; q++)
+        if (x <= t->x[q]) {
+            const double a = log2(t->x[q - 1]), b = log2(t->x[q]), f = (log2(x) - a) / (b - a);
+            return t->e[q - 1] + f * (t->e[q] - t->e[q - 1]);
+        }
+    return t->e[t->n - 1];
+}
+
 double helix_hw_attention_eff(const helix_hw *hw, double w)
 {
-    if (hw->attn_n <= 0) return hw->eff_attn * w / (w + hw->attn_half);
-    if (w <= hw->attn_w[0]) return hw->attn_e[0];
-    for (int q = 1; q < hw->attn_n; q++)
-        if (w <= hw->attn_w[q]) {
-            const double a = log2(hw->attn_w[q - 1]), b = log2(hw->attn_w[q]), t = (log2(w) - a) / (b - a);
-            return hw->attn_e[q - 1] + t * (hw->attn_e[q] - hw->attn_e[q - 1]);
-        }
-    return hw->attn_e[hw->attn_n - 1];
+    return hw->attn.n > 0 ? helix_eff_table_at(&hw->attn, w) : hw->eff_attn * w / (w + hw->attn_half);
 }
 
 /* GPipe's critical path over S stages of per-micro-batch times t with k
@@ -130,7 +134,7 @@ static double gemm_eff(const helix_hw *hw, double M, double N, double K)
 {
     double s = M < N ? M : N;
     if (K < s) s = K;
-    return hw->eff_gemm * s / (s + hw->gemm_half);
+    return hw->gemm.n > 0 ? helix_eff_table_at(&hw->gemm, s) : hw->eff_gemm * s / (s + hw->gemm_half);
 }
 
 void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_prediction *o)

@@ -58,23 +58,28 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
         while (isspace((unsigned char)*v)) v++;
         for (end = v + strlen(v); end > v && isspace((unsigned char)end[-1]);) *--end = 0;
         if (!strcmp(k, "name")) { snprintf(hw->name, sizeof hw->name, "%s", v); continue; }
-        if (!strncmp(k, "eff_attention_w", 15)) {          /* a row of the attention table */
+        /* a row of a table: eff_attention_wN (head width) or eff_gemm_sN (smallest GEMM dimension) */
+        const int is_attn = !strncmp(k, "eff_attention_w", 15), is_gemm = !strncmp(k, "eff_gemm_s", 10);
+        if (is_attn || is_gemm) {
+            helix_eff_table *t = is_attn ? &hw->attn : &hw->gemm;
+            const char *num = k + (is_attn ? 15 : 10), *form = is_attn ? "eff_attention_wN with a head width N"
+                                                                        : "eff_gemm_sN with a smallest GEMM dimension N";
             char *we;
             errno = 0;
-            const long w = strtol(k + 15, &we, 10);
+            const long w = strtol(num, &we, 10);
             const double x = strtod(v, &end);
-            if (we == k + 15 || *we || w < 1 || w > 65536)
-                return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: '%s': write eff_attention_wN with a head width N", what, line, k);
+            if (we == num || *we || w < 1 || w > (1L << 30))
+                return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: '%s': write %s", what, line, k, form);
             if (end == v || *end || errno || !(x > 0 && x <= 1))
                 return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s must be a fraction of peak in (0, 1], got '%s'", what, line, k, v);
-            if (hw->attn_n == 8) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: at most 8 eff_attention_wN rows", what, line);
-            int at = hw->attn_n;
-            for (int q = 0; q < hw->attn_n; q++)
-                if (hw->attn_w[q] == (double)w) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s given twice", what, line, k);
-            while (at > 0 && hw->attn_w[at - 1] > (double)w) { hw->attn_w[at] = hw->attn_w[at - 1]; hw->attn_e[at] = hw->attn_e[at - 1]; at--; }
-            hw->attn_w[at] = (double)w;
-            hw->attn_e[at] = x;
-            hw->attn_n++;
+            if (t->n == 8) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: at most 8 %s rows", what, line, is_attn ? "eff_attention_wN" : "eff_gemm_sN");
+            int at = t->n;
+            for (int q = 0; q < t->n; q++)
+                if (t->x[q] == (double)w) return helix_errf(err, HELIX_ERR_FORMAT, "%s:%d: %s given twice", what, line, k);
+            while (at > 0 && t->x[at - 1] > (double)w) { t->x[at] = t->x[at - 1]; t->e[at] = t->e[at - 1]; at--; }
+            t->x[at] = (double)w;
+            t->e[at] = x;
+            t->n++;
             continue;
         }
         size_t f = 0;
