@@ -288,35 +288,27 @@ template <int W, int BN> struct mma_tile {
     static constexpr size_t bytes = 2 * (size_t)LD * (MMA_BM + 4 * BN);   /* Q + 2 stages of K and V (2-byte types) */
 };
 
+/* D += A B on one m16n8k16 tile (f32 accumulators), and two f32 packed
+ * into the storage type's pair (the lower column in the low half) */
 template <typename T> struct mma_op;
-template <> struct mma_op<__nv_bfloat16> {
-    static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-    {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&v);
-    }
-};
-template <> struct mma_op<__half> {
-    static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-    {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
-    {
-        __half2 v = __floats2half2_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&v);
-    }
-};
+#define HELIX_MMA_OP(T, PTX, PAIR, PACK)                                                                      \
+    template <> struct mma_op<T> {                                                                            \
+        static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) \
+        {                                                                                                     \
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." PTX "." PTX ".f32 {%0,%1,%2,%3}, "          \
+                         "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"                                          \
+                         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                     \
+                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));                     \
+        }                                                                                                     \
+        static __device__ __forceinline__ uint32_t pack(float lo, float hi)                                   \
+        {                                                                                                     \
+            PAIR v = PACK(lo, hi);                                                                            \
+            return *reinterpret_cast<uint32_t *>(&v);                                                         \
+        }                                                                                                     \
+    };
+HELIX_MMA_OP(__nv_bfloat16, "bf16", __nv_bfloat162, __floats2bfloat162_rn)
+HELIX_MMA_OP(__half, "f16", __half2, __floats2half2_rn)
+#undef HELIX_MMA_OP
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
@@ -346,8 +338,8 @@ __global__ void __launch_bounds__(MMA_WARPS * 32) attn_mma(helix_cuda_attn a)
 {
     using M = mma_op<T>;
     constexpr int LD = mma_tile<W, BN>::LD, NS = BN / 8, NO = W / 8;
-    extern __shared__ __align__(16) unsigned char smem[];
-    T *Qs = reinterpret_cast<T *>(smem);
+    extern __shared__ __align__(128) unsigned char mma_smem[];
+    T *Qs = reinterpret_cast<T *>(mma_smem);
     T *Kst = Qs + MMA_BM * LD;             /* [2][BN][LD] */
     T *Vst = Kst + 2 * BN * LD;            /* [2][BN][LD] */
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
