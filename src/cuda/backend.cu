@@ -176,6 +176,14 @@ static helix_status lt_check(cublasStatus_t s)
          : s == CUBLAS_STATUS_NOT_SUPPORTED ? HELIX_ERR_UNSUPPORTED : HELIX_ERR_INTERNAL;
 }
 
+/* the largest power of two (at most 256) dividing the address */
+static uint32_t align_of(const void *p)
+{
+    uint32_t al = 256;
+    while (al > 1 && (uintptr_t)p % al) al /= 2;
+    return al;
+}
+
 static helix_status c_gemm(helix_backend *be, const helix_gemm_args *a, void *work)
 {
     (void)work;
@@ -209,6 +217,13 @@ static helix_status c_gemm(helix_backend *be, const helix_gemm_args *a, void *wo
     if (!st) st = lt_check(cublasLtMatmulPreferenceCreate(&pref));
     if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                                 &b->lt_ws_bytes, sizeof b->lt_ws_bytes));
+    /* the heuristic assumes 256-byte aligned operands unless told: the
+     * executor's are arena offsets (64-byte aligned, rows within less) */
+    const uint32_t al_a = align_of(a->B), al_b = align_of(a->A), al_c = align_of(a->C);
+    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
+    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
+    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
+    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
     cublasLtMatmulHeuristicResult_t h;
     int found = 0;
     memset(&h, 0, sizeof h);
