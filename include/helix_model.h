@@ -269,6 +269,8 @@ typedef struct {
     double attn_half;           /* same for attention over the head width    */
     helix_eff_table attn;       /* attention by head width (eff_attention_wN = e) */
     helix_eff_table gemm;       /* GEMMs by smallest dimension (eff_gemm_sN = e)  */
+    double eff_scores;          /* exact by score reduce: its kernels' fraction of peak,
+                                   FLOPs counted as attention's (0: the attention's) */
     double mem_bw;              /* bytes/s of one device's memory            */
     double gelu_rate;           /* GELU elements/s of one device (0: memory-bound only) */
     double device_mem;          /* bytes one device may use (0: no limit)    */

@@ -98,6 +98,18 @@ PYEOF
 out=$("$HELIX" plan --hardware "$tmp/badg.hw" 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "write eff_gemm_sN with a smallest GEMM dimension N" <<<"$out" && ok || bad "eff_gemm_sx: rc=$rc: $out"
 
+# eff_scores prices exact by score reduce (only it): a low one slows helix2x2-exact-scores, not -exact
+cp "$HW/h100-dgx.hw" "$tmp/sc.hw"; echo "eff_scores = 0.02" >>"$tmp/sc.hw"
+q="--devices 4 --heads 8 --head-dim 64 --ffn 1024 --layers 2 --batch 1 --seq 4096 --layouts helix2x2-exact,helix2x2-exact-scores --json"
+"$HELIX" plan --hardware "$HW/h100-dgx.hw" $q "$tmp/s0.json" >/dev/null 2>&1
+"$HELIX" plan --hardware "$tmp/sc.hw" $q "$tmp/s1.json" >/dev/null 2>&1
+"$PY" - "$tmp/s0.json" "$tmp/s1.json" <<'PYEOF' && ok || bad "eff_scores does not price exact/scores (alone)"
+import json, sys
+t = [{r["layout"]: r["time_s"] for r in json.load(open(f))["layouts"]} for f in sys.argv[1:]]
+assert t[1]["helix2x2-exact-scores"] > 2 * t[0]["helix2x2-exact-scores"], t
+assert t[1]["helix2x2-exact"] == t[0]["helix2x2-exact"], t
+PYEOF
+
 # --validate refuses a hardware file from another CPU and the options it would ignore
 sed 's/^# cpu: [^,]*/# cpu: Some Other CPU/' "$HW/this-machine.hw" >"$tmp/other.hw"
 out=$("$HELIX" plan --validate --hardware "$tmp/other.hw" 2>&1); rc=$?

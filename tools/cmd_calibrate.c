@@ -6,6 +6,7 @@
 #include "helix.h"
 #include "helix_comm.h"
 #include "helix_model.h"
+#include "helix_backend.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -68,16 +69,18 @@ typedef struct {
     pthread_cond_t cv;
     int go;
 } gate;
-typedef enum { RATE_GEMM, RATE_ATTN, RATE_GELU } rate_kind;
+typedef enum { RATE_GEMM, RATE_ATTN, RATE_GELU, RATE_SCORES } rate_kind;
 typedef struct { rate_kind kind; int64_t M, N, K; helix_dtype t; } rate_what;
 typedef struct { gate *g; const rate_what *w; double rate; } rate_job;
 
 static double attn_rate(int64_t width);
 static double gelu_rate(void);
+static double scores_rate(int64_t width);
 
 static double rate_of(const rate_what *w)
 {
-    return w->kind == RATE_GEMM ? gemm_rate(w->M, w->N, w->K, w->t) : w->kind == RATE_ATTN ? attn_rate(w->M) : gelu_rate();
+    return w->kind == RATE_GEMM ? gemm_rate(w->M, w->N, w->K, w->t) : w->kind == RATE_ATTN ? attn_rate(w->M)
+         : w->kind == RATE_SCORES ? scores_rate(w->M) : gelu_rate();
 }
 
 static void *rate_thread(void *p)
@@ -133,6 +136,35 @@ static double attn_rate(int64_t width)
     }
     free(q); free(k); free(v); free(o); free(ws);
     return 4.0 * (double)(g.Lq * g.Lk * g.width * g.H) / median5(ts);
+}
+
+/* exact by score reduce on one device's slice: partial scores and the
+ * softmax times V for every block of queries (the all-reduce between
+ * them is the executor's), L = 256, 2 heads; FLOPs counted as attention's
+ * (4 L^2 width per head), so the rate compares with attn_rate's */
+static double scores_rate(int64_t width)
+{
+    const int64_t L = 256, H = 2, TQ = HELIX_SCORES_TILE_Q, n = L * H * width;
+    helix_backend *be = helix_backend_cpu();
+    float *q = calloc((size_t)n, 4), *k = calloc((size_t)n, 4), *v = calloc((size_t)n, 4), *o = calloc((size_t)n, 4);
+    float *sc = calloc((size_t)(H * TQ * L), 4);
+    void *ws = aligned_alloc(64, (size_t)((be->ops->attention_workspace_bytes(be, width) + 63) / 64 * 64));
+    if (!q || !k || !v || !o || !sc || !ws) { free(q); free(k); free(v); free(o); free(sc); free(ws); return 0; }
+    for (int64_t i = 0; i < n; i++) { q[i] = (float)(i % 13) * 0.01f; k[i] = (float)(i % 11) * 0.01f; v[i] = (float)(i % 7) * 0.1f; }
+    double ts[6];
+    for (int it = 0; it < 6; it++) {
+        const double t0 = cli_now();
+        for (int64_t q0 = 0; q0 < L; q0 += TQ) {
+            const helix_scores_args a = {.B = 1, .L = L, .H = H, .width = width, .dtype = HELIX_F32, .q = q, .k = k, .v = v,
+                                         .o = o, .b = 0, .q0 = q0, .nq = L - q0 < TQ ? L - q0 : TQ, .lk = L,
+                                         .scale = 0.25f, .sc = sc};
+            be->ops->partial_scores(be, &a, ws);
+            be->ops->softmax_v(be, &a, ws);
+        }
+        ts[it] = cli_now() - t0;
+    }
+    free(q); free(k); free(v); free(o); free(sc); free(ws);
+    return 4.0 * (double)(L * L * width * H) / median5(ts + 1);   /* the first run warms up */
 }
 
 static double gelu_rate(void)
@@ -262,6 +294,7 @@ int cmd_calibrate(int argc, char **argv)
     double attn1 = loaded_rate(n, (rate_what){RATE_ATTN, 64, 0, 0, HELIX_F32});
     double attn2 = loaded_rate(n, (rate_what){RATE_ATTN, 16, 0, 0, HELIX_F32});
     const double gelu = loaded_rate(n, (rate_what){RATE_GELU, 0, 0, 0, HELIX_F32});
+    const double scores16 = loaded_rate(n, (rate_what){RATE_SCORES, 16, 0, 0, HELIX_F32});
     if (!(gemm1 > 0 && gemm2 > 0 && attn1 > 0 && attn2 > 0)) {   /* the threads could not start: alone */
         gemm1 = gemm_rate(1024, 512, 1024, HELIX_F32); gemm2 = gemm_rate(1024, 64, 256, HELIX_F32);
         attn1 = attn_rate(64); attn2 = attn_rate(16);
@@ -319,6 +352,9 @@ int cmd_calibrate(int argc, char **argv)
     fprintf(f, "eff_attention = %.3f          # helix_attention_fwd f32 L=1024, 1 thread of %d: %.3g FLOP/s width 64, %.3g width 16\n",
             ea, n, attn1, attn2);
     fprintf(f, "attention_half = %.4g           # ... fitted to e*w/(w + half), w = head width\n", ah);
+    if (scores16 > 0)
+        fprintf(f, "eff_scores = %.4f             # exact by score reduce, f32 width 16 L=256, 1 thread of %d: %.3g FLOP/s (4 L^2 w per head)\n",
+                scores16 / peak1 > 1 ? 1 : scores16 / peak1, n, scores16);
     fprintf(f, "mem_bw = %.4g                 # bytes/s, triad, 1 thread\n", bw1);
     fprintf(f, "gelu_rate = %.4g              # helix_gelu elements/s, 1 thread of %d all computing\n", gelu > 0 ? gelu : gelu_rate(), n);
     if (avail > 0) fprintf(f, "node_mem = %.4g               # MemAvailable when measured\n", (double)avail);

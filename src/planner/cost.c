@@ -13,7 +13,8 @@
  *            memory-bound only). Pre- and post-LN cost the same.
  *   t_comp = sum over the GEMMs of W/(F*e_g(s)) + W_attn/(F*e_a(w)) + E/mem_bw
  *            e_g(s) = eff_gemm*s/(s + gemm_half) (or the file's table by s), s = the GEMM's smallest
- *            dimension; e_a(w) = eff_attention*w/(w + attention_half),
+ *            dimension; e_a(w) = eff_attention*w/(w + attention_half) (exact by
+ *            score reduce: eff_scores where the file gives it),
  *            w = the attention width (small shapes run below peak), or
  *            the hardware file's table by width (eff_attention_wN)
  *
@@ -156,7 +157,8 @@ void helix_model_predict(const helix_model_plan *p, const helix_hw *hw, helix_pr
     const double width = p->attn.cfg.mode == HELIX_MODE_SLICED ? (double)p->attn.ds : (double)c->head_dim;
     const double e_qkv = gemm_eff(hw, BmL, (double)cols, (double)D), e_o = gemm_eff(hw, BmL, (double)D, (double)cols);
     const double e_1 = gemm_eff(hw, BmL, (double)fc, (double)D), e_2 = gemm_eff(hw, BmL, (double)D, (double)fc);
-    const double e_a = helix_hw_attention_eff(hw, width);
+    const int by_scores = p->attn.cfg.mode == HELIX_MODE_EXACT && p->attn.cfg.exact_algo == HELIX_EXACT_SCORES;
+    const double e_a = by_scores && hw->eff_scores > 0 ? hw->eff_scores : helix_hw_attention_eff(hw, width);
     const double t_qkv = 2 * BmL * (double)D * (double)(3 * cols) / (F * e_qkv);
     const double t_o = 2 * BmL * (double)D * (double)cols / (F * e_o);
     const double t_mlp = 2 * BmL * (double)D * (double)fc * (1 / (F * e_1) + 1 / (F * e_2));

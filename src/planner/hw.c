@@ -25,7 +25,7 @@ typedef struct {
 static const field fields[] = {
     F("devices_per_node", devices_per_node, 1), F("flops_f32", flops[HELIX_F32], 1),
     F("flops_f16", flops[HELIX_F16], 1), F("flops_bf16", flops[HELIX_BF16], 1),
-    F("eff_gemm", eff_gemm, 1), F("eff_attention", eff_attn, 1),
+    F("eff_gemm", eff_gemm, 1), F("eff_attention", eff_attn, 1), F("eff_scores", eff_scores, 0),
     F("gemm_half", gemm_half, 0), F("attention_half", attn_half, 0), F("mem_bw", mem_bw, 1), F("gelu_rate", gelu_rate, 0),
     F("device_mem", device_mem, 0), F("node_mem", node_mem, 0), F("parallel", parallel, 0),
     F("devices_per_host", devices_per_host, 0), F("intra_bw", intra_bw, 1), F("intra_lat", intra_lat, 1), F("inter_bw", inter_bw, 1), F("inter_lat", inter_lat, 1),
@@ -102,7 +102,7 @@ helix_status helix_hw_parse(const char *text, const char *what, helix_hw *hw, he
         if (fields[f].required && f != 0 && *(double *)((char *)hw + fields[f].off) <= 0)
             return helix_errf(err, HELIX_ERR_FORMAT, "%s: %s must be > 0", what, fields[f].key);
     }
-    if (hw->eff_gemm > 1 || hw->eff_attn > 1) return helix_errf(err, HELIX_ERR_FORMAT, "%s: efficiencies are fractions of peak (<= 1)", what);
+    if (hw->eff_gemm > 1 || hw->eff_attn > 1 || hw->eff_scores > 1) return helix_errf(err, HELIX_ERR_FORMAT, "%s: efficiencies are fractions of peak (<= 1)", what);
     if (hw->parallel <= 0) hw->parallel = (double)hw->devices_per_node;
     if (!hw->name[0]) snprintf(hw->name, sizeof hw->name, "%s", what);
     return HELIX_OK;
