@@ -88,8 +88,9 @@ helix_status helix_cuda_attention(helix_cuda_ctx *c, int variant, helix_dtype t,
                                   int64_t width, int causal, float scale, const void *q, const void *k,
                                   const void *v, void *o, helix_err *err);
 
-/* C[M,N] = A[M,K] B[K,N], row-major, storage t, f32 accumulation (cuBLAS
- * cublasGemmEx, CUBLAS_COMPUTE_32F). */
+/* C[M,N] = A[M,K] B[K,N], row-major, storage t, f32 accumulation: the
+ * CUDA backend's own GEMM (cuBLASLt, CUBLAS_COMPUTE_32F), so the
+ * benchmark times what the layers run. */
 helix_status helix_cuda_gemm(helix_cuda_ctx *c, helix_dtype t, int64_t M, int64_t N, int64_t K, const void *A,
                              const void *B, void *C, helix_err *err);
 

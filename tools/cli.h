@@ -124,6 +124,10 @@ int cmd_inspect(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* --virtual-devices (every device in this process, on GPU 0) and --gpu
+ * (under MPI, one GPU per rank) against the engine: EXIT_USAGE with the
+ * message (printed where print is set), else 0. cmd names the command. */
+int cli_device_flags(const char *cmd, int mpi, int virt, int gpu, int print);
 /* --virtual-devices: every one of the P devices of a layout as a CUDA
  * backend on GPU 0 (threads of this process, device-to-device copies).
  * desc gets "cuda, GPU 0 <name>, P virtual devices". NULL with the

@@ -259,6 +259,17 @@ void cli_print_kernels(helix_dtype t)
            helix_kernel_path(t));
 }
 
+int cli_device_flags(const char *cmd, int mpi, int virt, int gpu, int print)
+{
+    const char *why = virt && gpu ? "--gpu (one GPU per MPI rank) and --virtual-devices (every device on GPU 0) exclude each other"
+                    : gpu && !mpi ? "--gpu puts one MPI rank's device on each GPU: start it under mpirun (one GPU, in one "
+                                    "process: --virtual-devices)"
+                    : virt && mpi ? "--virtual-devices runs every device in one process (--backend inproc, without mpirun)"
+                                  : NULL;
+    if (why && print) fprintf(stderr, "helix %s: %s\n", cmd, why);
+    return why ? EXIT_USAGE : 0;
+}
+
 struct helix_backend **cli_virtual_devices(int64_t P, char *desc, size_t n)
 {
     helix_err err = {{0}};

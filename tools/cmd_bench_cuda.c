@@ -181,7 +181,7 @@ int bench_kernels_cuda(int64_t L, int64_t iters, int quick, const char *json)
            d.sms, d.clock_khz / 1e3, d.mem_bytes / 1073741824.0);
     printf("# peak: dense f16/bf16 tensor cores %.1f TFLOP/s (%s)\n", d.peak_f16 / 1e12, d.peak_source);
     printf("# timed runs per row: %lld after one warm-up (CUDA events); median and (max-min)/median\n", (long long)iters);
-    printf("# FLOPs: attention 4*L^2*width per head (causal: half of it); projection 2*M*N*K (cuBLAS, f32 accumulate)\n");
+    printf("# FLOPs: attention 4*L^2*width per head (causal: half of it); projection 2*M*N*K (cuBLASLt, f32 accumulate)\n");
     printf("# #wrong: values off a float64 computation on sampled rows (attention: 8 queries per head; projection: 64 outputs)\n#\n");
     printf("# %-16s %-5s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "kernel", "dtype", "heads", "L", "width",
            "causal", "M", "K", "N", "time_ms", "spread", "TFLOP/s", "%peak", "#wrong");

@@ -448,16 +448,7 @@ int cmd_layouts(int argc, char **argv)
     }
     int mpi;
     if (cli_engine_choose(backend_s, &mpi)) return EXIT_USAGE;
-    if (gpu_ranks && !mpi) {
-        fprintf(stderr, "helix bench layouts: --gpu puts one MPI rank's device on each GPU: start it under mpirun "
-                        "(one GPU, in one process: --virtual-devices)\n");
-        return EXIT_USAGE;
-    }
-    if (virt && mpi) {
-        fprintf(stderr, "helix bench layouts: --virtual-devices runs every device in one process (--backend inproc, "
-                        "without mpirun)\n");
-        return EXIT_USAGE;
-    }
+    if (cli_device_flags("bench layouts", mpi, virt, gpu_ranks, 1)) return EXIT_USAGE;
     helix_err err = {{0}};
     cli_engine eng;
     int erc = cli_engine_start(&eng, mpi, &argc, &argv, "bench layouts ...'", "every layout", 1);

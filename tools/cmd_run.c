@@ -139,15 +139,7 @@ int cmd_run(int argc, char **argv)
     run_files files;
     memset(&files, 0, sizeof files);
     int prc = run_parse(argc, argv, &o);
-    if (prc == 0 && !mpi && o.gpu) {
-        fprintf(stderr, "helix run: --gpu puts one MPI rank's device on each GPU: start it under mpirun (one GPU, "
-                        "in one process: --virtual-devices)\n");
-        prc = EXIT_USAGE;
-    }
-    if (prc == 0 && mpi && o.virtual_devices) {
-        if (rank == 0) fprintf(stderr, "helix run: --virtual-devices runs every device in one process: start it without mpirun\n");
-        prc = EXIT_USAGE;
-    }
+    if (prc == 0) prc = cli_device_flags("run", mpi, o.virtual_devices, o.gpu, rank == 0);
     if (prc == 0) prc = run_files_resolve(&o, &files, rank == 0, world);
     helix_plan plan;
     if (prc == 0 && helix_plan_init(&o.cfg, &plan, &err)) {

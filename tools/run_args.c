@@ -213,16 +213,6 @@ int run_parse(int argc, char **argv, run_opts *o)
         fprintf(stderr, "helix run: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if (o->virtual_devices && o->backend == BACKEND_MPI) {
-        fprintf(stderr, "helix run: --virtual-devices runs every device in this process (--backend inproc), "
-                        "not one per MPI rank\n");
-        return EXIT_USAGE;
-    }
-    if (o->gpu && o->virtual_devices) {
-        fprintf(stderr, "helix run: --gpu (one GPU per MPI rank) and --virtual-devices (every device on GPU 0) "
-                        "exclude each other\n");
-        return EXIT_USAGE;
-    }
     if (o->gpu && o->overhead) {
         fprintf(stderr, "helix run: --overhead times the CPU kernels; it does not go with --gpu\n");
         return EXIT_USAGE;

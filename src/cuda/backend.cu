@@ -1,7 +1,8 @@
 /* backend.cu — the CUDA backend (helix_backend.h): device memory from
  * cudaMalloc, one stream per instance, GEMMs by cuBLASLt (leading
- * dimensions, bias epilogue, f32 accumulation), attention by the kernels
- * of attention.cu (wmma where it fits, else rows), and small kernels for
+ * dimensions, bias epilogue, f32 accumulation: helix_cuda_matmul, the
+ * kernel lab's GEMM too), attention by the kernels
+ * of attention.cu (mma, else wmma, else rows), and small kernels for
  * exact/scores, LayerNorm, activations, residual adds and conversions.
  * Several instances may share one GPU (virtual devices); copies between
  * them go device to device. Operations are asynchronous on the stream
@@ -11,7 +12,6 @@
 #include "elem.cuh"
 #include "helix_backend.h"
 
-#include <cublasLt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +19,7 @@
 
 typedef struct {
     helix_backend pub;
-    helix_cuda_ctx *ctx;
-    cublasLtHandle_t lt;
-    void *lt_ws;                 /* cuBLASLt workspace */
-    size_t lt_ws_bytes;
+    helix_cuda_ctx *ctx;         /* stream, cuBLASLt (helix_cuda_matmul) */
     void *tmp;                   /* device scratch: conversions, kv_len */
     size_t tmp_cap;
     int attention_variant;       /* -1: the best that fits */
@@ -107,27 +104,22 @@ static helix_status c_copy2d(helix_backend *be, void *dst, int64_t dpitch, const
     return k == HELIX_COPY_D2D ? HELIX_OK : sync_stream(b);
 }
 
-template <typename T> __global__ void k_from_f32(const float *src, T *dst, int64_t n)
+/* dst = src element by element, each storage type to the other through f32 */
+template <typename S, typename D> __global__ void k_convert(const S *src, D *dst, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        helix_st(dst, i, src[i]);
-}
-
-template <typename T> __global__ void k_to_f32(const T *src, float *dst, int64_t n)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        dst[i] = helix_ld(src, i);
+        helix_st(dst, i, helix_ld(src, i));
 }
 
 template <typename T> static cudaError_t from_f32(cudaStream_t s, const float *src, void *dst, int64_t n)
 {
-    k_from_f32<T><<<helix_blocks(n), 256, 0, s>>>(src, (T *)dst, n);
+    k_convert<float, T><<<helix_blocks(n), 256, 0, s>>>(src, (T *)dst, n);
     return cudaGetLastError();
 }
 
 template <typename T> static cudaError_t to_f32(cudaStream_t s, const void *src, float *dst, int64_t n)
 {
-    k_to_f32<T><<<helix_blocks(n), 256, 0, s>>>((const T *)src, dst, n);
+    k_convert<T, float><<<helix_blocks(n), 256, 0, s>>>((const T *)src, dst, n);
     return cudaGetLastError();
 }
 
@@ -159,91 +151,31 @@ static helix_status c_download(helix_backend *be, float *dst, const void *src, h
     return sync_stream(b);
 }
 
-/* ------------------------------------------------------------ GEMM
- * Row-major C[M,N] = A[M,K] B[K,N] is column-major C^T = B^T A^T: the
- * cuBLASLt problem m = N, n = M, k = K with "A" = B (N x K, ld ldb), "B" =
- * A (K x M, ld lda), D = C (N x M, ld ldc); the bias is per row of C^T
- * (length N), which is CUBLASLT_EPILOGUE_BIAS. */
-
-static cudaDataType_t cuda_type(helix_dtype t)
-{
-    return t == HELIX_F16 ? CUDA_R_16F : t == HELIX_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-}
-
-static helix_status lt_check(cublasStatus_t s)
-{
-    return s == CUBLAS_STATUS_SUCCESS ? HELIX_OK : s == CUBLAS_STATUS_ALLOC_FAILED ? HELIX_ERR_NOMEM
-         : s == CUBLAS_STATUS_NOT_SUPPORTED ? HELIX_ERR_UNSUPPORTED : HELIX_ERR_INTERNAL;
-}
-
-/* the largest power of two (at most 256) dividing the address */
-static uint32_t align_of(const void *p)
-{
-    uint32_t al = 256;
-    while (al > 1 && (uintptr_t)p % al) al /= 2;
-    return al;
-}
+/* ------------------------------------------------------------ GEMM */
 
 static helix_status c_gemm(helix_backend *be, const helix_gemm_args *a, void *work)
 {
     (void)work;
-    if (a->M <= 0 || a->N <= 0) return HELIX_OK;
-    if (a->ta != a->tb || a->ta != a->tc) return HELIX_ERR_UNSUPPORTED;   /* the executor's GEMMs are one type */
-    cbe *b = C(be);
-    USE(b);
-    if (a->K <= 0) {   /* C = bias (or 0): nothing to multiply */
-        const int64_t es = (int64_t)helix_dtype_size(a->tc);
-        CK(cudaMemset2DAsync(a->C, (size_t)(a->ldc * es), 0, (size_t)(a->N * es), (size_t)a->M, b->ctx->stream));
-        if (!a->bias) return HELIX_OK;
-        for (int64_t r = 0; r < a->M; r++)   /* not a path the executor takes */
-            CK(cudaMemcpyAsync((char *)a->C + r * a->ldc * es, a->bias, (size_t)(a->N * es), cudaMemcpyDeviceToDevice,
-                               b->ctx->stream));
-        return HELIX_OK;
-    }
-    const cudaDataType_t t = cuda_type(a->tc);
-    cublasLtMatmulDesc_t op = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    helix_status st = lt_check(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    if (!st && a->bias) {
-        const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-        st = lt_check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-        if (!st) st = lt_check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &a->bias, sizeof a->bias));
-        if (!st) st = lt_check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof t));
-    }
-    if (!st) st = lt_check(cublasLtMatrixLayoutCreate(&la, t, (uint64_t)a->N, (uint64_t)a->K, a->ldb));
-    if (!st) st = lt_check(cublasLtMatrixLayoutCreate(&lb, t, (uint64_t)a->K, (uint64_t)a->M, a->lda));
-    if (!st) st = lt_check(cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)a->N, (uint64_t)a->M, a->ldc));
-    if (!st) st = lt_check(cublasLtMatmulPreferenceCreate(&pref));
-    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                                &b->lt_ws_bytes, sizeof b->lt_ws_bytes));
-    /* the heuristic assumes 256-byte aligned operands unless told: the
-     * executor's are arena offsets (64-byte aligned, rows within less) */
-    const uint32_t al_a = align_of(a->B), al_b = align_of(a->A), al_c = align_of(a->C);
-    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
-    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
-    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
-    if (!st) st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
-    cublasLtMatmulHeuristicResult_t h;
-    int found = 0;
-    memset(&h, 0, sizeof h);
-    if (!st) st = lt_check(cublasLtMatmulAlgoGetHeuristic(b->lt, op, la, lb, lc, lc, pref, 1, &h, &found));
-    if (!st && found < 1) st = HELIX_ERR_UNSUPPORTED;
-    const float one = 1.0f, zero = 0.0f;
-    if (!st)
-        st = lt_check(cublasLtMatmul(b->lt, op, &one, a->B, la, a->A, lb, &zero, a->C, lc, a->C, lc, &h.algo, b->lt_ws,
-                                     b->lt_ws_bytes, b->ctx->stream));
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (op) cublasLtMatmulDescDestroy(op);
-    return st;
+    return helix_cuda_matmul(C(be)->ctx, a, NULL);
 }
 
 static int64_t c_gemm_ws(helix_backend *be, const helix_gemm_args *a) { (void)be; (void)a; return 0; }
 
 /* ------------------------------------------------------------ attention */
+
+/* kv_len (host [n], may be NULL) on the device, ordered before the next
+ * kernel on the stream (the scratch is reused only after it, in order) */
+static helix_status device_kv_len(cbe *b, const int64_t *host, int64_t n, const int64_t **out)
+{
+    *out = NULL;
+    if (!host) return HELIX_OK;
+    void *d = NULL;
+    helix_status st = scratch(b, sizeof(int64_t) * (size_t)n, &d);
+    if (st) return st;
+    CK(cudaMemcpyAsync(d, host, sizeof(int64_t) * (size_t)n, cudaMemcpyHostToDevice, b->ctx->stream));
+    *out = (const int64_t *)d;
+    return HELIX_OK;
+}
 
 static helix_status c_attention(helix_backend *be, const helix_attn_args *x, void *work)
 {
@@ -259,20 +191,14 @@ static helix_status c_attention(helix_backend *be, const helix_attn_args *x, voi
     a.causal = x->causal; a.scale = x->scale; a.t = x->dtype;
     a.q = x->q; a.k = x->k; a.v = x->v; a.o = x->o;
     if (x->B <= 0 || x->Lq <= 0 || x->H <= 0) return HELIX_OK;
-    if (x->kv_len) {   /* host [B] -> device, ordered before the kernel on the stream */
-        void *d = NULL;
-        helix_status st = scratch(b, sizeof(int64_t) * (size_t)x->B, &d);
-        if (st) return st;
-        CK(cudaMemcpyAsync(d, x->kv_len, sizeof(int64_t) * (size_t)x->B, cudaMemcpyHostToDevice, b->ctx->stream));
-        a.kv_len = (const int64_t *)d;
-    }
+    helix_status st = device_kv_len(b, x->kv_len, x->B, &a.kv_len);
+    if (st) return st;
     int v = b->attention_variant;   /* else the first that fits of mma, wmma, rows (helix_cuda.h) */
     if (v < 0) v = helix_cuda_attention_fits(HELIX_CUDA_ATTN_MMA, &a, NULL)    ? HELIX_CUDA_ATTN_MMA
                  : helix_cuda_attention_fits(HELIX_CUDA_ATTN_WMMA, &a, NULL) ? HELIX_CUDA_ATTN_WMMA
                                                                              : HELIX_CUDA_ATTN_ROWS;
     if (!helix_cuda_attention_fits(v, &a, NULL)) return HELIX_ERR_UNSUPPORTED;
     CK(helix_cuda_attention_launch(b->ctx->stream, v, &a));
-    /* the kv_len scratch may be reused by the next call: it is read before then, in stream order */
     return HELIX_OK;
 }
 
@@ -368,13 +294,8 @@ static helix_status c_softmax_v(helix_backend *be, const helix_scores_args *a, v
     cbe *b = C(be);
     USE(b);
     const int64_t *kv = NULL;
-    if (a->kv_len) {
-        void *d = NULL;
-        helix_status st = scratch(b, sizeof(int64_t) * (size_t)(a->b + 1), &d);
-        if (st) return st;
-        CK(cudaMemcpyAsync(d, a->kv_len, sizeof(int64_t) * (size_t)(a->b + 1), cudaMemcpyHostToDevice, b->ctx->stream));
-        kv = (const int64_t *)d;
-    }
+    helix_status st = device_kv_len(b, a->kv_len, a->b + 1, &kv);
+    if (st) return st;
     CK(HELIX_BY_TYPE(a->dtype, softmax_v, b->ctx->stream, a, kv));
     return HELIX_OK;
 }
@@ -500,9 +421,7 @@ static void c_destroy(helix_backend *be)
         cudaSetDevice(b->ctx->device);
         cudaStreamSynchronize(b->ctx->stream);
     }
-    if (b->lt_ws) cudaFree(b->lt_ws);
     if (b->tmp) cudaFree(b->tmp);
-    if (b->lt) cublasLtDestroy(b->lt);
     if (b->own_ctx) helix_cuda_ctx_free(b->ctx);
     free(b);
 }
@@ -528,12 +447,6 @@ static helix_status make(helix_cuda_ctx *ctx, int own, helix_backend **out, heli
     const char *force = getenv("HELIX_CUDA_ATTENTION");   /* rows | wmma | mma: the tests' cross-check */
     for (int v = 0; force && v < HELIX_CUDA_ATTN_VARIANTS; v++)
         if (!strcmp(force, helix_cuda_attention_name(v))) b->attention_variant = v;
-    helix_status st = helix_cuda_use(ctx, err);
-    if (!st && cublasLtCreate(&b->lt) != CUBLAS_STATUS_SUCCESS)
-        st = helix_errf(err, HELIX_ERR_INTERNAL, "GPU %d: cublasLtCreate failed", ctx->device);
-    b->lt_ws_bytes = (size_t)32 << 20;
-    if (!st) st = helix_cuda_check(cudaMalloc(&b->lt_ws, b->lt_ws_bytes), "cuBLASLt workspace (32 MiB)", err);
-    if (st) { c_destroy(&b->pub); return st; }
     *out = &b->pub;
     return HELIX_OK;
 }

@@ -4,9 +4,10 @@
 #define HELIX_CUDA_IMPL_H
 
 #include <cuda_runtime_api.h>
-#include <cublas_v2.h>
+#include <cublasLt.h>
 
 #include "helix_cuda.h"
+#include "helix_backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,8 +19,17 @@ struct helix_cuda_ctx {
     cudaStream_t stream;        /* compute                                  */
     cudaStream_t comm_stream;   /* collectives                              */
     cudaEvent_t t0, t1;         /* timer                                    */
-    cublasHandle_t blas;
+    cublasLtHandle_t lt;        /* GEMMs (helix_cuda_matmul)                */
+    void *lt_ws;                /* its workspace, HELIX_CUDA_LT_WS bytes     */
 };
+
+#define HELIX_CUDA_LT_WS ((size_t)32 << 20)
+
+/* C = A B (+ bias) of helix_gemm_args (row-major, leading dimensions, one
+ * storage type, f32 accumulation) by cuBLASLt on c's stream, the bias as
+ * its epilogue: the one GEMM of the GPU path (the backend's and the
+ * kernel lab's). err may be NULL. */
+helix_status helix_cuda_matmul(helix_cuda_ctx *c, const helix_gemm_args *a, helix_err *err);
 
 /* cudaSetDevice(c->device): every entry point with a context calls it. */
 helix_status helix_cuda_use(helix_cuda_ctx *c, helix_err *err);

@@ -28,7 +28,9 @@ extern "C" helix_status helix_cuda_use(helix_cuda_ctx *c, helix_err *err)
 static helix_status blas_check(cublasStatus_t s, const char *what, helix_err *err)
 {
     if (s == CUBLAS_STATUS_SUCCESS) return HELIX_OK;
-    return helix_errf(err, HELIX_ERR_INTERNAL, "%s: cuBLAS status %d (%s)", what, (int)s, cublasGetStatusString(s));
+    const helix_status st = s == CUBLAS_STATUS_ALLOC_FAILED ? HELIX_ERR_NOMEM
+                          : s == CUBLAS_STATUS_NOT_SUPPORTED ? HELIX_ERR_UNSUPPORTED : HELIX_ERR_INTERNAL;
+    return helix_errf(err, st, "%s: cuBLAS status %d (%s)", what, (int)s, cublasLtGetStatusString(s));
 }
 
 extern "C" helix_status helix_cuda_device_count(int *count, helix_err *err)
@@ -106,8 +108,8 @@ extern "C" helix_status helix_cuda_ctx_new(int device, helix_cuda_ctx **out, hel
     if (!st) st = helix_cuda_check(cudaStreamCreateWithFlags(&c->comm_stream, cudaStreamNonBlocking), "cudaStreamCreate", err);
     if (!st) st = helix_cuda_check(cudaEventCreate(&c->t0), "cudaEventCreate", err);
     if (!st) st = helix_cuda_check(cudaEventCreate(&c->t1), "cudaEventCreate", err);
-    if (!st) st = blas_check(cublasCreate(&c->blas), "cublasCreate", err);
-    if (!st) st = blas_check(cublasSetStream(c->blas, c->stream), "cublasSetStream", err);
+    if (!st) st = blas_check(cublasLtCreate(&c->lt), "cublasLtCreate", err);
+    if (!st) st = helix_cuda_check(cudaMalloc(&c->lt_ws, HELIX_CUDA_LT_WS), "cuBLASLt workspace (32 MiB)", err);
     if (st) { helix_cuda_ctx_free(c); return st; }
     *out = c;
     return HELIX_OK;
@@ -116,7 +118,8 @@ extern "C" helix_status helix_cuda_ctx_new(int device, helix_cuda_ctx **out, hel
 extern "C" void helix_cuda_ctx_free(helix_cuda_ctx *c)
 {
     if (!c) return;
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->lt_ws) cudaFree(c->lt_ws);
+    if (c->lt) cublasLtDestroy(c->lt);
     if (c->t0) cudaEventDestroy(c->t0);
     if (c->t1) cudaEventDestroy(c->t1);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -178,24 +181,93 @@ extern "C" helix_status helix_cuda_timer_stop(helix_cuda_ctx *c, double *seconds
     return st;
 }
 
+/* ------------------------------------------------------------ GEMM
+ * Row-major C[M,N] = A[M,K] B[K,N] is column-major C^T = B^T A^T: the
+ * cuBLASLt problem m = N, n = M, k = K with "A" = B (N x K, ld ldb), "B" =
+ * A (K x M, ld lda), D = C (N x M, ld ldc); the bias is per row of C^T
+ * (length N), which is CUBLASLT_EPILOGUE_BIAS. */
+
 static cudaDataType_t cuda_type(helix_dtype t)
 {
     return t == HELIX_F16 ? CUDA_R_16F : t == HELIX_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
+/* the largest power of two (at most 256) dividing the address */
+static uint32_t align_of(const void *p)
+{
+    uint32_t al = 256;
+    while (al > 1 && (uintptr_t)p % al) al /= 2;
+    return al;
+}
+
+extern "C" helix_status helix_cuda_matmul(helix_cuda_ctx *c, const helix_gemm_args *a, helix_err *err)
+{
+    if (a->M <= 0 || a->N <= 0) return HELIX_OK;
+    if (a->ta != a->tb || a->ta != a->tc)   /* the executor's GEMMs are one type */
+        return helix_errf(err, HELIX_ERR_UNSUPPORTED, "GPU GEMM: mixed storage types");
+    if (helix_status u = helix_cuda_use(c, err)) return u;
+    if (a->K <= 0) {   /* C = bias (or 0): nothing to multiply */
+        const int64_t es = (int64_t)helix_dtype_size(a->tc);
+        helix_status st = helix_cuda_check(cudaMemset2DAsync(a->C, (size_t)(a->ldc * es), 0, (size_t)(a->N * es),
+                                                             (size_t)a->M, c->stream), "GEMM K=0", err);
+        for (int64_t r = 0; !st && a->bias && r < a->M; r++)   /* not a path the executor takes */
+            st = helix_cuda_check(cudaMemcpyAsync((char *)a->C + r * a->ldc * es, a->bias, (size_t)(a->N * es),
+                                                  cudaMemcpyDeviceToDevice, c->stream), "GEMM K=0 bias", err);
+        return st;
+    }
+    const cudaDataType_t t = cuda_type(a->tc);
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasStatus_t bs = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (!bs && a->bias) {
+        const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        bs = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+        if (!bs) bs = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &a->bias, sizeof a->bias);
+        if (!bs) bs = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof t);
+    }
+    if (!bs) bs = cublasLtMatrixLayoutCreate(&la, t, (uint64_t)a->N, (uint64_t)a->K, a->ldb);
+    if (!bs) bs = cublasLtMatrixLayoutCreate(&lb, t, (uint64_t)a->K, (uint64_t)a->M, a->lda);
+    if (!bs) bs = cublasLtMatrixLayoutCreate(&lc, t, (uint64_t)a->N, (uint64_t)a->M, a->ldc);
+    if (!bs) bs = cublasLtMatmulPreferenceCreate(&pref);
+    const size_t ws = HELIX_CUDA_LT_WS;
+    if (!bs) bs = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    /* the heuristic assumes 256-byte aligned operands unless told: the
+     * executor's are arena offsets (64-byte aligned, rows within less) */
+    const uint32_t al[4] = {align_of(a->B), align_of(a->A), align_of(a->C), align_of(a->C)};
+    const cublasLtMatmulPreferenceAttributes_t which[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int q = 0; q < 4 && !bs; q++) bs = cublasLtMatmulPreferenceSetAttribute(pref, which[q], &al[q], sizeof al[q]);
+    cublasLtMatmulHeuristicResult_t h;
+    int found = 0;
+    memset(&h, 0, sizeof h);
+    if (!bs) bs = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, lc, lc, pref, 1, &h, &found);
+    if (!bs && found < 1) bs = CUBLAS_STATUS_NOT_SUPPORTED;
+    const float one = 1.0f, zero = 0.0f;
+    if (!bs)
+        bs = cublasLtMatmul(c->lt, op, &one, a->B, la, a->A, lb, &zero, a->C, lc, a->C, lc, &h.algo, c->lt_ws, ws, c->stream);
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (!bs) return HELIX_OK;
+    char what[96];
+    snprintf(what, sizeof what, "cuBLASLt GEMM %s %lldx%lldx%lld", helix_dtype_name(a->tc), (long long)a->M,
+             (long long)a->N, (long long)a->K);
+    return blas_check(bs, what, err);
+}
+
+/* the kernel lab's dense GEMM: the same call */
 extern "C" helix_status helix_cuda_gemm(helix_cuda_ctx *c, helix_dtype t, int64_t M, int64_t N, int64_t K,
                                         const void *A, const void *B, void *C, helix_err *err)
 {
-    if (helix_status u = helix_cuda_use(c, err)) return u;
     if (M < 1 || N < 1 || K < 1 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
         return helix_errf(err, HELIX_ERR_INVALID, "GEMM %lldx%lldx%lld: sizes must be in 1..2^31-1", (long long)M,
                           (long long)N, (long long)K);
-    const float one = 1.0f, zero = 0.0f;
-    const cudaDataType_t ct = cuda_type(t);
-    /* row-major C = A B is column-major C^T = B^T A^T */
-    return blas_check(cublasGemmEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, B, ct, (int)N, A,
-                                   ct, (int)K, &zero, C, ct, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                      "cublasGemmEx", err);
+    const helix_gemm_args a = {M, N, K, t, t, t, A, B, NULL, C, K, N, N};
+    return helix_cuda_matmul(c, &a, err);
 }
 
 /* ------------------------------------------------ rank-ordered device sum */
