@@ -97,10 +97,13 @@ static void cases(void)
         CHECK(e <= tol[ti], "%s causal with q_pos0=100: %.3g", helix_dtype_name(types[ti]), e);
     }
     /* key padding lengths, with and without causal */
-    for (int causal = 0; causal < 2; causal++) {
-        double e = run_case(HELIX_F32, 3, 90, 90, 2, 16, causal, 0, 1);
-        CHECK(e <= tol[0], "kv_len padding causal=%d: %.3g", causal, e);
-    }
+    for (int ti = 0; ti < 3; ti++)
+        for (int causal = 0; causal < 2; causal++) {
+            double e = run_case(types[ti], 3, 90, 90, 2, 16, causal, 0, 1);
+            CHECK(e <= tol[ti], "%s kv_len padding causal=%d: %.3g", helix_dtype_name(types[ti]), causal, e);
+            e = run_case(types[ti], 2, 300, 300, 1, 64, causal, 0, 1);   /* lengths across key tiles and strips */
+            CHECK(e <= tol[ti], "%s kv_len padding L=300 causal=%d: %.3g", helix_dtype_name(types[ti]), causal, e);
+        }
     /* tiny shapes: one query, one key */
     CHECK(run_case(HELIX_F32, 1, 1, 1, 1, 4, 0, 0, 0) <= tol[0], "1x1");
     CHECK(run_case(HELIX_F32, 1, 1, 1, 1, 4, 1, 0, 0) <= tol[0], "1x1 causal");

@@ -31,51 +31,27 @@ static inline __m512 helix_exp_neg16(__m512 v)
 }
 
 /* The online-softmax step on one row of scores (attention.c's
- * softmax_row contract), sixteen lanes at a time. With `scaled` the scores
- * are s * scale (rounded on their own: an explicit rounding mode keeps the
- * compiler from fusing the product with the subtraction after it). P goes
- * over s (f32), or with pb as bf16 into a row of a packed AMX A (element
- * j at pb + (j/32)*1024 + j%32), zeros in [n, np), np a multiple of 32
- * (the AMX path; only where the TU is built with AVX512-BF16). Inlined with
- * constant flags, each caller gets only its own branch. */
-static inline __attribute__((always_inline)) float helix_softmax16(float *s, int64_t n, int scaled, float scale,
-                                                                   float *m, float *l, uint16_t *pb, int64_t np)
+ * softmax_row contract), sixteen lanes at a time. */
+static inline float helix_softmax16(float *s, int64_t n, float *m, float *l)
 {
-    const __m512 sc = _mm512_set1_ps(scale);
-#define HELIX_SCORE(x) (scaled ? _mm512_mul_round_ps(x, sc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) : (x))
     __m512 mv = _mm512_set1_ps(*m);
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, HELIX_SCORE(_mm512_loadu_ps(s + j)));
+    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
     float mnew = _mm512_reduce_max_ps(mv);
-    for (; j < n; j++) {
-        const float x = scaled ? s[j] * scale : s[j];
-        mnew = x > mnew ? x : mnew;
-    }
+    for (; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
     if (mnew == -INFINITY) {
-        if (pb) for (j = 0; j < np; j += 32) memset(pb + (j / 32) * 1024, 0, 64);
-        else memset(s, 0, sizeof(float) * (size_t)n);
+        memset(s, 0, sizeof(float) * (size_t)n);
         return 1.0f;
     }
     const __m512 m16 = _mm512_set1_ps(mnew);
     __m512 sv = _mm512_setzero_ps();
     for (j = 0; j < n; j += 16) {
         const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        const __m512 x = HELIX_SCORE(n - j >= 16 ? _mm512_loadu_ps(s + j) : _mm512_maskz_loadu_ps(t, s + j));
+        const __m512 x = n - j >= 16 ? _mm512_loadu_ps(s + j) : _mm512_maskz_loadu_ps(t, s + j);
         const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(x, m16)));
-        if (pb) {
-#ifdef __AVX512BF16__
-            _mm256_storeu_si256((__m256i *)(pb + (j / 32) * 1024 + j % 32), (__m256i)_mm512_cvtneps_pbh(e));
-#else
-            __builtin_unreachable();
-#endif
-        } else {
-            _mm512_mask_storeu_ps(s + j, t, e);
-        }
+        _mm512_mask_storeu_ps(s + j, t, e);
         sv = _mm512_add_ps(sv, e);
     }
-#undef HELIX_SCORE
-    if (pb)                          /* j is n rounded up to 16 */
-        for (; j < np; j += 16) memset(pb + (j / 32) * 1024 + j % 32, 0, 32);
     const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
     *l = *l * alpha + _mm512_reduce_add_ps(sv);
     *m = mnew;

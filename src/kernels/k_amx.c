@@ -39,11 +39,11 @@ void helix_amx_32x32(int64_t kc, const uint16_t *ap, const uint16_t *bp, float *
     }
     for (int64_t k = 0; k < kc; k += 32, ap += 1024, bp += 1024) {
         _tile_loadd(4, ap, 64);
-        _tile_loadd(5, ap + 512, 64);
         _tile_loadd(6, bp, 64);
-        _tile_loadd(7, bp + 512, 64);
         _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(7, bp + 512, 64);
         _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, ap + 512, 64);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
@@ -136,9 +136,85 @@ void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, u
             }
 }
 
-/* softmax_row on s * scale with P written as bf16 (avx512-impl.h): the
- * same bits as scaling, softmax_row and a vcvtneps2bf16 pass in turn. */
-float helix_amx_softmax_row(const float *s, int64_t n, float scale, float *m, float *l, uint16_t *p, int64_t np)
+/* 2^x for x <= 0 (and -inf), sixteen lanes: x = k + r, |r| <= 1/2,
+ * 2^r by its degree-5 Taylor polynomial (rel. error < 3e-6, far under
+ * bf16's 4e-3, to which P is rounded); below -126 (and -inf) exactly 0. */
+static inline __m512 exp2_neg16(__m512 x)
 {
-    return helix_softmax16((float *)s, n, 1, scale, m, l, p, np);
+    const __m512 lo = _mm512_set1_ps(-126.0f);
+    const __m512 c = _mm512_max_ps(lo, x);
+    const __m512 k = _mm512_roundscale_ps(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_sub_ps(c, k);
+    __m512 p = _mm512_set1_ps(1.3333558e-3f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.6181291e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5504109e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022651e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314718e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ), p, k);
+}
+
+/* The online-softmax step for the AMX path, in base 2 over a strip of
+ * rows (kern-impl.h): the maxima of all rows first, then the exponentials
+ * row by row; c = scale * log2(e), so each score costs one FMA before the
+ * exponential. */
+static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
+
+void helix_amx_softmax_max(const float *s, int64_t ld, int64_t rows, int64_t n, float c, const float *m, float *mnew)
+{
+    const __m512 c16 = _mm512_set1_ps(c);
+    for (int64_t i = 0; i < rows; i++, s += ld) {
+        __m512 mv = _mm512_set1_ps(-INFINITY);
+        if (c > 0.0f) {             /* max(s) * c = max(s * c): no product per score */
+            int64_t j = 0;
+            for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
+            if (j < n) mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(mv, tail16(n - j), s + j));
+            mv = _mm512_mul_ps(mv, c16);
+        } else {
+            for (int64_t j = 0; j < n; j += 16)
+                mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(n - j), s + j), c16));
+        }
+        const float t = _mm512_reduce_max_ps(mv);
+        mnew[i] = t > m[i] ? t : m[i];
+    }
+}
+
+float helix_amx_softmax_exp(const float *s, int64_t n, float c, float mnew, uint16_t *p, int64_t np)
+{
+    int64_t j = 0;
+    if (mnew == -INFINITY) {
+        for (; j < np; j += 32) memset(p + (j / 32) * 1024, 0, 64);
+        return 0.0f;
+    }
+    const __m512 c16 = _mm512_set1_ps(c), m16 = _mm512_set1_ps(mnew);
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    for (; j + 32 <= n; j += 32) {
+        const __m512 e0 = exp2_neg16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), c16, m16));
+        const __m512 e1 = exp2_neg16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), c16, m16));
+        _mm512_storeu_si512(p + (j / 32) * 1024, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+        s0 = _mm512_add_ps(s0, e0);
+        s1 = _mm512_add_ps(s1, e1);
+    }
+    for (; j < n; j += 16) {
+        const __mmask16 t = tail16(n - j);
+        const __m512 e = _mm512_maskz_mov_ps(t, exp2_neg16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(t, s + j), c16, m16)));
+        _mm256_storeu_si256((__m256i *)(p + (j / 32) * 1024 + j % 32), (__m256i)_mm512_cvtneps_pbh(e));
+        s0 = _mm512_add_ps(s0, e);
+    }
+    for (; j < np; j += 16) memset(p + (j / 32) * 1024 + j % 32, 0, 32);   /* j: n rounded up to 16 */
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+void helix_amx_softmax_fold(int64_t rows, const float *mnew, const float *sum, float *m, float *l, float *alpha)
+{
+    for (int64_t i = 0; i < rows; i += 16) {
+        const __mmask16 t = tail16(rows - i);
+        const __m512 mo = _mm512_maskz_loadu_ps(t, m + i), mn = _mm512_maskz_loadu_ps(t, mnew + i);
+        /* alpha = 2^(m - mnew); 1 where the row saw no key yet (m = mnew = -inf), 0 where m was -inf */
+        const __mmask16 same = _mm512_cmp_ps_mask(mo, mn, _CMP_EQ_OQ);
+        const __m512 al = _mm512_mask_mov_ps(exp2_neg16(_mm512_sub_ps(mo, mn)), same, _mm512_set1_ps(1.0f));
+        _mm512_mask_storeu_ps(alpha + i, t, al);
+        _mm512_mask_storeu_ps(l + i, t, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(t, l + i), al, _mm512_maskz_loadu_ps(t, sum + i)));
+        _mm512_mask_storeu_ps(m + i, t, mn);
+    }
 }

@@ -73,9 +73,17 @@ static inline int64_t helix_amx_a_at(int64_t i, int64_t k, int64_t kp)
  * src[k*ld + j] (kc = nk rows, n = w columns: a weight, or V). */
 void helix_amx_pack_kt(int64_t nk, int64_t w, const uint16_t *k, int64_t ld, uint16_t *dst);
 void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, uint16_t *dst);
-/* softmax_row's step on s * scale, P written as bf16 into row p of a
- * packed A (element j at p + helix_amx_a_at(0, j, .)), zeros in [n, np) */
-float helix_amx_softmax_row(const float *s, int64_t n, float scale, float *m, float *l, uint16_t *p, int64_t np);
+/* The online-softmax step in base 2 over a strip of rows, in three
+ * calls; scores s * c (c = scale * log2(e)), m in units of log2:
+ * _max: mnew[i] = max(m[i], max_j s[i*ld + j] * c), j < n;
+ * _exp: one row's P = 2^(s*c - mnew) as bf16 into row p of a packed A
+ *   (element j at p + helix_amx_a_at(0, j, .)), zeros in [n, np); returns
+ *   the row's sum (0 and P = 0 where mnew = -inf);
+ * _fold: alpha = 2^(m - mnew) (1 where m = mnew), l = l*alpha + sum,
+ *   m = mnew, for rows [0, rows). */
+void helix_amx_softmax_max(const float *s, int64_t ld, int64_t rows, int64_t n, float c, const float *m, float *mnew);
+float helix_amx_softmax_exp(const float *s, int64_t n, float c, float mnew, uint16_t *p, int64_t np);
+void helix_amx_softmax_fold(int64_t rows, const float *mnew, const float *sum, float *m, float *l, float *alpha);
 
 /* ---- the drivers' shared pieces (gemm.c) ---- */
 /* A (rows x kc, element (i, k) = src[i*ld + k]) into MR-row panels,
