@@ -56,10 +56,21 @@ typedef struct {
     const char *kernel;
     helix_dtype t;
     int64_t heads, L, width, causal, M, K, N;
-    double med_s, spread, gflops, pct;
+    double med_s, spread, gflops, pct, peak;
     int64_t wrong;
     const char *path;      /* "avx512", "amx", "openblas" ... */
 } row_t;
+
+/* The peak of the unit a row's path uses, measured right before and right
+ * after the row and the larger taken: on a shared machine the rate of a
+ * unit drifts (up to 2x within minutes on the VMs we use), and a ratio to
+ * a peak taken minutes earlier would say more about the neighbours than
+ * about the kernel. */
+static double row_peak(helix_isa isa, const char *path, int threads)
+{
+    const char *unit;
+    return cpu_path_peak(isa, !strcmp(path, "amx") ? HELIX_BF16 : HELIX_F32, threads, 0.04, &unit);
+}
 
 /* The path a row's kernel takes: AMX only for bf16, AVX-512 for the rest. */
 static const char *row_path(helix_isa isa, helix_dtype t)
@@ -273,16 +284,16 @@ int cmd_bench(int argc, char **argv)
 #endif
     printf("# threads per kernel: %lld; timed runs per row: %lld after one warm-up; median and (max-min)/median\n",
            (long long)threads, (long long)iters);
-    printf("# peak, measured in this run with %lld threads: %s %.1f GFLOP/s", (long long)threads, unit32, peak / 1e9);
+    printf("# peak at the start, %lld threads: %s %.1f GFLOP/s", (long long)threads, unit32, peak / 1e9);
     if (peak_amx > 0) printf("; %s %.1f GFLOP/s (the amx rows' peak)", unit16, peak_amx / 1e9);
-    printf("\n# %%peak: of the unit the row's path uses\n");
+    printf("\n# peak: of the unit the row's path uses, measured again just before and just after the row (the larger)\n");
     printf("# projection: the weight is packed once before timing, as a device packs its shards\n");
     printf("# FLOPs: attention 4*L^2*width per head (causal: half of it); projection 2*M*N*K\n");
     printf("# #wrong: values off a float64 computation on sampled rows (attention: 8 queries per head; projection: 64 outputs)\n#\n");
-    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "kernel", "dtype", "path", "heads", "L",
-           "width", "causal", "M", "K", "N", "time_ms", "spread", "GFLOP/s", "%peak", "#wrong");
-    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %6s %6s\n", "", "", "", "", "", "", "", "", "", "",
-           "(median)", "(%)", "", "", "");
+    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %9s %6s %6s\n", "kernel", "dtype", "path", "heads",
+           "L", "width", "causal", "M", "K", "N", "time_ms", "spread", "GFLOP/s", "peak", "%peak", "#wrong");
+    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %9s %6s %6s\n", "", "", "", "", "", "", "", "", "",
+           "", "(median)", "(%)", "", "(GFLOP/s)", "", "");
     row_t rows[32];
     int nr = 0;
     const helix_dtype types[3] = {HELIX_F32, HELIX_BF16, HELIX_F16};
@@ -295,12 +306,16 @@ int cmd_bench(int argc, char **argv)
                 r->kernel = "attention"; r->t = types[ti]; r->heads = 4; r->L = L; r->width = widths[wi]; r->causal = causal;
                 fprintf(stderr, "  running attention %s width %lld %s...\n", helix_dtype_name(r->t), (long long)r->width,
                         causal ? "causal" : "");
-                bench_attention(r, (int)threads, (int)iters);
                 r->path = row_path(isa, r->t);
-                r->pct = 100 * r->gflops * 1e9 / (!strcmp(r->path, "amx") ? peak_amx : peak);
-                printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
-                       helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L, (long long)r->width,
-                       causal ? "yes" : "no", "-", "-", "-", 1e3 * r->med_s, r->spread, r->gflops, r->pct, (long long)r->wrong);
+                const double before = row_peak(isa, r->path, (int)threads);
+                bench_attention(r, (int)threads, (int)iters);
+                const double after = row_peak(isa, r->path, (int)threads);
+                r->peak = before > after ? before : after;
+                r->pct = 100 * r->gflops * 1e9 / r->peak;
+                printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld\n",
+                       r->kernel, helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L,
+                       (long long)r->width, causal ? "yes" : "no", "-", "-", "-", 1e3 * r->med_s, r->spread, r->gflops,
+                       r->peak / 1e9, r->pct, (long long)r->wrong);
                 fflush(stdout);
             }
     for (int ti = 0; ti < 4; ti++) {
@@ -313,11 +328,14 @@ int cmd_bench(int argc, char **argv)
         r->kernel = "projection"; r->t = blas ? HELIX_F32 : types[ti]; r->M = M; r->K = K; r->N = N;
         r->path = blas ? "openblas" : row_path(isa, r->t);
         fprintf(stderr, "  running projection %s%s...\n", helix_dtype_name(r->t), blas ? " (OpenBLAS)" : "");
+        const double before = row_peak(isa, r->path, (int)threads);
         bench_projection(r, (int)threads, (int)iters, blas);
-        r->pct = 100 * r->gflops * 1e9 / (!strcmp(r->path, "amx") ? peak_amx : peak);
-        printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %6.1f %6lld\n", r->kernel,
+        const double after = row_peak(isa, r->path, (int)threads);
+        r->peak = before > after ? before : after;
+        r->pct = 100 * r->gflops * 1e9 / r->peak;
+        printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld\n", r->kernel,
                helix_dtype_name(r->t), r->path, "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,
-               r->spread, r->gflops, r->pct, (long long)r->wrong);
+               r->spread, r->gflops, r->peak / 1e9, r->pct, (long long)r->wrong);
     }
     int64_t wrong = 0;
     for (int k = 0; k < nr; k++) wrong += rows[k].wrong;
@@ -342,7 +360,7 @@ int cmd_bench(int argc, char **argv)
             jw_int(&j, "heads", r->heads); jw_int(&j, "L", r->L); jw_int(&j, "width", r->width);
             jw_bool(&j, "causal", (int)r->causal); jw_int(&j, "M", r->M); jw_int(&j, "K", r->K); jw_int(&j, "N", r->N);
             jw_num(&j, "time_s", r->med_s); jw_num(&j, "spread_pct", r->spread); jw_num(&j, "gflops", r->gflops);
-            jw_num(&j, "pct_peak", r->pct); jw_int(&j, "wrong", r->wrong);
+            jw_num(&j, "peak_flops", r->peak); jw_num(&j, "pct_peak", r->pct); jw_int(&j, "wrong", r->wrong);
             jw_end_obj(&j);
         }
         jw_end_arr(&j);
