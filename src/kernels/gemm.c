@@ -41,6 +41,7 @@ const helix_kern *helix_kern_for(helix_isa isa)
 void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld,
                   float scale, float *dst)
 {
+    if (kn->pack_a) { kn->pack_a(rows, kc, t, src, ld, scale, dst); return; }
     const int mr = kn->mr;
     const size_t es = helix_dtype_size(t);
     float row[4096];

@@ -65,4 +65,39 @@ static void pack_bt(int64_t kc, int64_t n, helix_dtype t, const void *src, int64
     }
 }
 
-const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_row, scale_row, pack_bt};
+/* A (element (i, k) = src[i*ld + k]) into MR-row panels times scale:
+ * 16 deep at a time, the panel's rows read as vectors (zeros past the
+ * last row and past kc), transposed in registers, each k's MR values
+ * stored with one masked store. */
+static void pack_a(int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld, float scale, float *dst)
+{
+    const __m512 sc = _mm512_set1_ps(scale);
+    const size_t es = helix_dtype_size(t);
+    for (int64_t i0 = 0; i0 < rows; i0 += MR) {
+        float *panel = dst + i0 * kc;
+        const int64_t n = rows - i0 < MR ? rows - i0 : MR;
+        for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+            const int64_t kb = kc - k0 < 16 ? kc - k0 : 16;
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) {
+                if (i >= n) { r[i] = _mm512_setzero_ps(); continue; }
+                const char *row = (const char *)src + (size_t)((i0 + i) * ld + k0) * es;
+                __m512 x;
+                if (kb == 16) x = load16(t, row, 0);
+                else {
+                    const __mmask16 m = (__mmask16)((1u << kb) - 1);
+                    if (t == HELIX_F32) x = _mm512_maskz_loadu_ps(m, row);
+                    else {
+                        const __m256i h = _mm256_maskz_loadu_epi16(m, row);
+                        x = t == HELIX_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+                    }
+                }
+                r[i] = scale == 1.0f ? x : _mm512_mul_ps(x, sc);
+            }
+            helix_transpose16(r);
+            for (int64_t k = 0; k < kb; k++) _mm512_mask_storeu_ps(panel + (k0 + k) * MR, (__mmask16)((1u << MR) - 1), r[k]);
+        }
+    }
+}
+
+const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_row, scale_row, pack_bt, pack_a};

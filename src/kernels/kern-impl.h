@@ -31,6 +31,8 @@ typedef struct {
     void (*scale_row)(float *x, int64_t n, float a);
     /* optional: helix_pack_b with trans, for this path's NR */
     void (*pack_bt)(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);
+    /* optional: helix_pack_a for this path's MR (the same values) */
+    void (*pack_a)(int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld, float scale, float *dst);
 } helix_kern;
 
 extern const helix_kern helix_kern_portable, helix_kern_avx2, helix_kern_avx512;
