@@ -72,6 +72,14 @@ static double row_peak(helix_isa isa, const char *path, int threads)
     return cpu_path_peak(isa, !strcmp(path, "amx") ? HELIX_BF16 : HELIX_F32, threads, 0.04, &unit);
 }
 
+/* after a row ran (its peak measured before it): the peak after, and %peak */
+static void row_finish(row_t *r, helix_isa isa, int threads, double before)
+{
+    const double after = row_peak(isa, r->path, threads);
+    r->peak = before > after ? before : after;
+    r->pct = 100 * r->gflops * 1e9 / r->peak;
+}
+
 /* The path a row's kernel takes: AMX only for bf16, AVX-512 for the rest. */
 static const char *row_path(helix_isa isa, helix_dtype t)
 {
@@ -309,9 +317,7 @@ int cmd_bench(int argc, char **argv)
                 r->path = row_path(isa, r->t);
                 const double before = row_peak(isa, r->path, (int)threads);
                 bench_attention(r, (int)threads, (int)iters);
-                const double after = row_peak(isa, r->path, (int)threads);
-                r->peak = before > after ? before : after;
-                r->pct = 100 * r->gflops * 1e9 / r->peak;
+                row_finish(r, isa, (int)threads, before);
                 printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld\n",
                        r->kernel, helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L,
                        (long long)r->width, causal ? "yes" : "no", "-", "-", "-", 1e3 * r->med_s, r->spread, r->gflops,
@@ -330,9 +336,7 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "  running projection %s%s...\n", helix_dtype_name(r->t), blas ? " (OpenBLAS)" : "");
         const double before = row_peak(isa, r->path, (int)threads);
         bench_projection(r, (int)threads, (int)iters, blas);
-        const double after = row_peak(isa, r->path, (int)threads);
-        r->peak = before > after ? before : after;
-        r->pct = 100 * r->gflops * 1e9 / r->peak;
+        row_finish(r, isa, (int)threads, before);
         printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld\n", r->kernel,
                helix_dtype_name(r->t), r->path, "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,
                r->spread, r->gflops, r->peak / 1e9, r->pct, (long long)r->wrong);

@@ -182,6 +182,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
     const uint16_t *qs = (const uint16_t *)a->q + k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh;
     amx_pipe q = {(const uint16_t *)W->q, (const uint16_t *)W->k, (const uint16_t *)W->v,
                   {W->s, W->s + 32 * T}, {(uint16_t *)W->p, (uint16_t *)W->p + 32 * T}, W->acc, wr, T, 0};
+    const float c = a->scale * HELIX_LOG2E;   /* scores in units of log2 */
     helix_amx_pack_a(nq, w, qs, a->q_sl, (uint16_t *)W->q);
     helix_amx_begin();
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
@@ -191,8 +192,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
         helix_amx_pack_rows(nk, w, (const uint16_t *)a->v + off, a->kv_sl, (uint16_t *)W->v);
         q.nkp = nkp;
         const int64_t nqk = nkp / 32, npv = wr / 32, f0 = first_row(k, k0, 32);
-        const float c = a->scale * HELIX_LOG2E;
-        for (int64_t c = 0; c < nqk; c++) amx_call(&q, f0, 0, c);
+        for (int64_t j = 0; j < nqk; j++) amx_call(&q, f0, 0, j);
         for (int64_t i0 = f0; i0 < nqp; i0 += 32) {
             const int b = (int)(((i0 - f0) / 32) & 1);
             const int next = i0 + 32 < nqp, prev = i0 > f0;
@@ -215,7 +215,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
             for (int64_t i = i1 - i0; i < 32; i++)          /* rows past nq: P = 0 */
                 for (int64_t j = 0; j < nkp; j += 32) memset(q.p[b] + helix_amx_a_at(i, j, nkp), 0, 64);
             if (i0 + 32 >= nqp)                               /* the last strip's acc */
-                for (int64_t c = 0; c < npv; c++) amx_call(&q, i0, b, nqk + c);
+                for (int64_t j = 0; j < npv; j++) amx_call(&q, i0, b, nqk + j);
         }
     }
     helix_amx_end();

@@ -141,17 +141,15 @@ void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, u
  * bf16's 4e-3, to which P is rounded); below -126 (and -inf) exactly 0. */
 static inline __m512 exp2_neg16(__m512 x)
 {
-    const __m512 lo = _mm512_set1_ps(-126.0f);
-    const __m512 c = _mm512_max_ps(lo, x);
-    const __m512 k = _mm512_roundscale_ps(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 r = _mm512_sub_ps(c, k);
+    const __m512 k = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_sub_ps(x, k);   /* NaN at -inf: masked below */
     __m512 p = _mm512_set1_ps(1.3333558e-3f);
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.6181291e-3f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5504109e-2f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022651e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314718e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ), p, k);
+    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ), p, k);
 }
 
 /* The online-softmax step for the AMX path, in base 2 over a strip of

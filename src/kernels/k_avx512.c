@@ -34,14 +34,16 @@ static void scale_row(float *x, int64_t n, float a)
     for (; e < n; e++) x[e] *= a;
 }
 
-/* 16 source values as f32 */
-static inline __m512 load16(helix_dtype t, const void *src, int64_t i)
+/* the first n <= 16 source values from element i as f32, zeros after */
+static inline __m512 load16n(helix_dtype t, const void *src, int64_t i, int64_t n)
 {
-    if (t == HELIX_F32) return _mm512_loadu_ps((const float *)src + i);
-    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)src + i));
+    const __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    if (t == HELIX_F32) return _mm512_maskz_loadu_ps(m, (const float *)src + i);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)src + i);
     if (t == HELIX_F16) return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
+static inline __m512 load16(helix_dtype t, const void *src, int64_t i) { return load16n(t, src, i, 16); }
 
 /* B(k, j) = src[j*ld + k] into NR-column panels: 16 x 16 blocks are read
  * as rows and transposed in registers; edges go element by element. */
@@ -72,7 +74,6 @@ static void pack_bt(int64_t kc, int64_t n, helix_dtype t, const void *src, int64
 static void pack_a(int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld, float scale, float *dst)
 {
     const __m512 sc = _mm512_set1_ps(scale);
-    const size_t es = helix_dtype_size(t);
     for (int64_t i0 = 0; i0 < rows; i0 += MR) {
         float *panel = dst + i0 * kc;
         const int64_t n = rows - i0 < MR ? rows - i0 : MR;
@@ -81,17 +82,7 @@ static void pack_a(int64_t rows, int64_t kc, helix_dtype t, const void *src, int
             __m512 r[16];
             for (int i = 0; i < 16; i++) {
                 if (i >= n) { r[i] = _mm512_setzero_ps(); continue; }
-                const char *row = (const char *)src + (size_t)((i0 + i) * ld + k0) * es;
-                __m512 x;
-                if (kb == 16) x = load16(t, row, 0);
-                else {
-                    const __mmask16 m = (__mmask16)((1u << kb) - 1);
-                    if (t == HELIX_F32) x = _mm512_maskz_loadu_ps(m, row);
-                    else {
-                        const __m256i h = _mm256_maskz_loadu_epi16(m, row);
-                        x = t == HELIX_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-                    }
-                }
+                const __m512 x = load16n(t, src, (i0 + i) * ld + k0, kb);
                 r[i] = scale == 1.0f ? x : _mm512_mul_ps(x, sc);
             }
             helix_transpose16(r);
