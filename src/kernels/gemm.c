@@ -1,9 +1,9 @@
 /* gemm.c — C = A B (+ bias) for any mix of storage types, f32
  * accumulation, on the path isa.c chose. Written once for every path:
  *
- *   B is packed once into panels of NR columns, the whole depth K
- *   (helix_gemm_pack: weights are packed when the shard is made; plain
- *   helix_gemm packs into its workspace). For each block of MC rows and
+ *   B is packed once, in KC-deep slices of NR-column panels, slice after
+ *   slice (helix_gemm_pack: weights are packed when the shard is made;
+ *   plain helix_gemm packs into its workspace). For each block of MC rows and
  *   each KC-deep slice, A is packed into MR-row panels (16-bit widened on
  *   the way), then every (panel, strip) pair is one micro-kernel call: the
  *   A block stays in L2, a B slice of KC x NR in L1 across the strips.
@@ -146,10 +146,20 @@ void helix_gemm_pack(int64_t K, int64_t N, helix_dtype ta, helix_dtype tb, const
     out->K = K; out->N = N; out->tb = tb; out->isa = isa; out->data = dst;
     if (use_amx(isa, ta, tb)) {
         out->amx = 1;
-        helix_amx_pack_rows(K, N, (const uint16_t *)B, ldb, (uint16_t *)dst);   /* tb is bf16 here */
+        const int64_t Np = helix_rup(N, 32);   /* tb is bf16 here; slices as below */
+        for (int64_t k0 = 0; k0 < K; k0 += KC_AMX)
+            helix_amx_pack_rows(K - k0 < KC_AMX ? K - k0 : KC_AMX, N, (const uint16_t *)B + k0 * ldb, ldb,
+                                (uint16_t *)dst + k0 * Np);
         return;
     }
-    helix_pack_b(helix_kern_for(isa), K, N, tb, B, ldb, 0, (float *)dst);
+    /* KC-deep slices one after another, each all NR-column panels: the
+     * slice a block of A meets is contiguous (panels of the whole depth
+     * lie K*NR floats apart and share the same cache sets) */
+    const helix_kern *kn = helix_kern_for(isa);
+    const int64_t Np = helix_rup(N, kn->nr);
+    for (int64_t k0 = 0; k0 < K; k0 += KC)
+        helix_pack_b(kn, K - k0 < KC ? K - k0 : KC, N, tb, (const char *)B + (size_t)(k0 * ldb) * helix_dtype_size(tb),
+                     ldb, 0, (float *)dst + k0 * Np);
 }
 
 /* ------------------------------------------------------------ driver */
@@ -212,7 +222,7 @@ static void run_amx(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
             helix_amx_pack_a(mb, K - k0 < kb ? K - k0 : kb, (const uint16_t *)A + m0 * lda + k0, lda, ap);
             for (int64_t j0 = 0; j0 < Np; j0 += 32)
                 for (int64_t i0 = 0; i0 < mbp; i0 += 32)
-                    helix_amx_32x32(kb, ap + i0 * kb, bp + j0 * Kp + k0 * 32, cf + i0 * Np + j0, Np, 1);
+                    helix_amx_32x32(kb, ap + i0 * kb, bp + k0 * Np + j0 * kb, cf + i0 * Np + j0, Np, 1);
         }
         for (int64_t i = 0; i < mb; i++)
             helix_from_f32(tc, cf + i * Np, (char *)C + (size_t)((m0 + i) * ldc) * helix_dtype_size(tc), N);
@@ -245,7 +255,7 @@ void helix_gemm_run(int64_t M, const helix_gemm_b *b, helix_dtype ta, const void
             const int64_t kb = K - k0 < KC ? K - k0 : KC;
             helix_pack_a(kn, mb, kb, ta, (const char *)A + (size_t)(m0 * lda + k0) * ea, lda, 1.0f, ap);
             for (int64_t j0 = 0; j0 < Np; j0 += nr) {
-                const float *bj = bp + j0 * K + k0 * nr;
+                const float *bj = bp + k0 * Np + j0 * kb;
                 const int64_t nj = N - j0 < nr ? N - j0 : nr;
                 for (int64_t i0 = 0; i0 < mb; i0 += mr) {
                     const int64_t ni = mb - i0 < mr ? mb - i0 : mr;
