@@ -113,14 +113,31 @@ static void mask_tile(const blk_t *k, float *s, int64_t s0, int64_t r0, int64_t 
                 if (j >= 0) s[(i - s0) * k->T + j] = -INFINITY;
 }
 
+/* The next key tile's K and V rows (rows x bytes each, ld bytes apart),
+ * prefetched into L2 a few lines per softmax row: they are far apart in
+ * memory (H*width), which the hardware prefetchers do not follow. */
+typedef struct {
+    const char *k, *v;
+    int64_t ld, row_lines, lines, done;
+} kv_prefetch;
+
+static void kv_prefetch_to(kv_prefetch *p, int64_t to)
+{
+    for (; p->done < to && p->done < p->lines; p->done++) {
+        const int64_t r = p->done / 2 / p->row_lines, l = p->done / 2 % p->row_lines;
+        __builtin_prefetch((p->done & 1 ? p->v : p->k) + r * p->ld + l * 64, 0, 2);
+    }
+}
+
 /* ... then take the online-softmax step (P left in s) and rescale acc. */
 static void softmax_tile(const blk_t *k, float *s, int64_t r0, int64_t r1, int64_t k0, int64_t nk, float *mx,
-                         float *sum, float *acc, int64_t lda)
+                         float *sum, float *acc, int64_t lda, kv_prefetch *pf)
 {
     mask_tile(k, s, 0, r0, r1, k0, nk);
     for (int64_t i = r0; i < r1; i++) {
         const float alpha = k->kn->softmax_row(s + i * k->T, nk, &mx[i], &sum[i]);
         if (alpha != 1.0f) k->kn->scale_row(acc + i * lda, k->a->width, alpha);
+        kv_prefetch_to(pf, pf->lines * (i - r0 + 1) / (r1 - r0));
     }
 }
 
@@ -141,7 +158,14 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
         const int64_t r0 = first_row(k, k0, kn->mr);
         helix_pack_b(kn, w, nk, a->dtype, (const char *)a->k + off, a->kv_sl, 1, W->k);
         helix_tile_product(kn, nq - r0, nk, w, W->q + r0 * w, W->k, W->s + r0 * T, T, 0);
-        softmax_tile(k, W->s, r0, nq, k0, nk, W->mx, W->sum, W->acc, wr);
+        kv_prefetch pf = {a->k, a->v, (int64_t)((size_t)a->kv_sl * es), (int64_t)((w * es + 63) / 64), 0, 0};
+        if (k0 + T < k->kend) {   /* the next tile */
+            const int64_t nk1 = k->kend - k0 - T < T ? k->kend - k0 - T : T;
+            pf.k = (const char *)a->k + off + (size_t)(T * a->kv_sl) * es;
+            pf.v = (const char *)a->v + off + (size_t)(T * a->kv_sl) * es;
+            pf.lines = 2 * nk1 * pf.row_lines;
+        }
+        softmax_tile(k, W->s, r0, nq, k0, nk, W->mx, W->sum, W->acc, wr, &pf);
         helix_pack_b(kn, nk, w, a->dtype, (const char *)a->v + off, a->kv_sl, 0, W->v);
         helix_tile_product_rm(kn, nq - r0, w, nk, W->s + r0 * T, T, W->v, W->acc + r0 * wr, wr, 1);
     }

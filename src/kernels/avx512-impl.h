@@ -52,7 +52,11 @@ static inline float helix_softmax16(float *s, int64_t n, float *m, float *l)
         _mm512_mask_storeu_ps(s + j, t, e);
         sv = _mm512_add_ps(sv, e);
     }
-    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    /* alpha = e^(m - mnew): 1 where the max held (most rows, once it
+     * settles), else one lane of the vector formula (no scalar call) */
+    const float alpha = *m == mnew ? 1.0f
+                        : *m == -INFINITY ? 0.0f
+                                          : _mm512_cvtss_f32(helix_exp_neg16(_mm512_set1_ps(*m - mnew)));
     *l = *l * alpha + _mm512_reduce_add_ps(sv);
     *m = mnew;
     return alpha;

@@ -74,7 +74,7 @@ static float softmax_row(float *s, int64_t n, float *m, float *l)
     }
     float sum = hsum8(sv);
     for (; j < n; j++) { s[j] = helix_exp_neg(s[j] - mnew); sum += s[j]; }
-    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    const float alpha = *m == mnew ? 1.0f : *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
     *l = *l * alpha + sum;
     *m = mnew;
     return alpha;

@@ -40,7 +40,7 @@ static float softmax_row(float *s, int64_t n, float *m, float *l)
         for (int q = 0; q < 8; q++) { s[j + q] = helix_exp_neg(s[j + q] - mnew); part[q] += s[j + q]; }
     for (; j < n; j++) { s[j] = helix_exp_neg(s[j] - mnew); part[0] += s[j]; }
     const float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    const float alpha = *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
+    const float alpha = *m == mnew ? 1.0f : *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
     *l = *l * alpha + sum;
     *m = mnew;
     return alpha;
