@@ -57,6 +57,7 @@ typedef struct {
     helix_dtype t;
     int64_t heads, L, width, causal, M, K, N;
     double med_s, spread, gflops, pct, peak;
+    double fed, pct_fed;   /* amx rows: the tiles-from-L1 rate around the row (cpu.h), and % of it */
     int64_t wrong;
     const char *path;      /* "avx512", "amx", "openblas" ... */
 } row_t;
@@ -72,12 +73,30 @@ static double row_peak(helix_isa isa, const char *path, int threads)
     return cpu_path_peak(isa, !strcmp(path, "amx") ? HELIX_BF16 : HELIX_F32, threads, 0.04, &unit);
 }
 
-/* after a row ran (its peak measured before it): the peak after, and %peak */
-static void row_finish(row_t *r, helix_isa isa, int threads, double before)
+/* amx rows: the rate of the AMX products when their tiles come from L1
+ * (0 for other rows), measured the same way */
+static double row_fed(const char *path, int threads)
 {
-    const double after = row_peak(isa, r->path, threads);
+    return !strcmp(path, "amx") ? cpu_unit_peak(CPU_UNIT_AMX_BF16_L1, threads, 0.04) : 0;
+}
+
+/* after a row ran (its peak and fed rate measured before it): both again
+ * after, the larger of each, and the percentages */
+static void row_finish(row_t *r, helix_isa isa, int threads, double before, double fed_before)
+{
+    const double after = row_peak(isa, r->path, threads), fed_after = row_fed(r->path, threads);
     r->peak = before > after ? before : after;
     r->pct = 100 * r->gflops * 1e9 / r->peak;
+    r->fed = fed_before > fed_after ? fed_before : fed_after;
+    r->pct_fed = r->fed > 0 ? 100 * r->gflops * 1e9 / r->fed : 0;
+}
+
+/* the %fed column: a number for amx rows, "-" for the rest */
+static const char *fed_cell(const row_t *r, char *buf, size_t n)
+{
+    if (r->fed > 0) snprintf(buf, n, "%.1f", r->pct_fed);
+    else snprintf(buf, n, "-");
+    return buf;
 }
 
 /* The path a row's kernel takes: AMX only for bf16, AVX-512 for the rest. */
@@ -295,13 +314,16 @@ int cmd_bench(int argc, char **argv)
     printf("# peak at the start, %lld threads: %s %.1f GFLOP/s", (long long)threads, unit32, peak / 1e9);
     if (peak_amx > 0) printf("; %s %.1f GFLOP/s (the amx rows' peak)", unit16, peak_amx / 1e9);
     printf("\n# peak: of the unit the row's path uses, measured again just before and just after the row (the larger)\n");
+    if (peak_amx > 0)
+        printf("# %%fed (amx rows): %% of the rate the AMX products reach when every step loads its tiles from L1, as a GEMM\n"
+               "#   feeds them (measured like peak); on shared machines this swings with the neighbours far more than peak\n");
     printf("# projection: the weight is packed once before timing, as a device packs its shards\n");
     printf("# FLOPs: attention 4*L^2*width per head (causal: half of it); projection 2*M*N*K\n");
     printf("# #wrong: values off a float64 computation on sampled rows (attention: 8 queries per head; projection: 64 outputs)\n#\n");
-    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %9s %6s %6s\n", "kernel", "dtype", "path", "heads",
-           "L", "width", "causal", "M", "K", "N", "time_ms", "spread", "GFLOP/s", "peak", "%peak", "#wrong");
-    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %9s %6s %6s\n", "", "", "", "", "", "", "", "", "",
-           "", "(median)", "(%)", "", "(GFLOP/s)", "", "");
+    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %9s %6s %6s %6s\n", "kernel", "dtype", "path",
+           "heads", "L", "width", "causal", "M", "K", "N", "time_ms", "spread", "GFLOP/s", "peak", "%peak", "#wrong", "%fed");
+    printf("# %-10s %-5s %-8s %5s %6s %5s %6s | %6s %6s %5s | %10s %8s %9s %9s %6s %6s %6s\n", "", "", "", "", "", "", "", "", "",
+           "", "(median)", "(%)", "", "(GFLOP/s)", "", "", "");
     row_t rows[32];
     int nr = 0;
     const helix_dtype types[3] = {HELIX_F32, HELIX_BF16, HELIX_F16};
@@ -315,13 +337,14 @@ int cmd_bench(int argc, char **argv)
                 fprintf(stderr, "  running attention %s width %lld %s...\n", helix_dtype_name(r->t), (long long)r->width,
                         causal ? "causal" : "");
                 r->path = row_path(isa, r->t);
-                const double before = row_peak(isa, r->path, (int)threads);
+                const double before = row_peak(isa, r->path, (int)threads), fed = row_fed(r->path, (int)threads);
                 bench_attention(r, (int)threads, (int)iters);
-                row_finish(r, isa, (int)threads, before);
-                printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld\n",
+                row_finish(r, isa, (int)threads, before, fed);
+                char fc[16];
+                printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld %6s\n",
                        r->kernel, helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L,
                        (long long)r->width, causal ? "yes" : "no", "-", "-", "-", 1e3 * r->med_s, r->spread, r->gflops,
-                       r->peak / 1e9, r->pct, (long long)r->wrong);
+                       r->peak / 1e9, r->pct, (long long)r->wrong, fed_cell(r, fc, sizeof fc));
                 fflush(stdout);
             }
     for (int ti = 0; ti < 4; ti++) {
@@ -334,12 +357,13 @@ int cmd_bench(int argc, char **argv)
         r->kernel = "projection"; r->t = blas ? HELIX_F32 : types[ti]; r->M = M; r->K = K; r->N = N;
         r->path = blas ? "openblas" : row_path(isa, r->t);
         fprintf(stderr, "  running projection %s%s...\n", helix_dtype_name(r->t), blas ? " (OpenBLAS)" : "");
-        const double before = row_peak(isa, r->path, (int)threads);
+        const double before = row_peak(isa, r->path, (int)threads), fed = row_fed(r->path, (int)threads);
         bench_projection(r, (int)threads, (int)iters, blas);
-        row_finish(r, isa, (int)threads, before);
-        printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld\n", r->kernel,
+        row_finish(r, isa, (int)threads, before, fed);
+        char fc[16];
+        printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld %6s\n", r->kernel,
                helix_dtype_name(r->t), r->path, "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,
-               r->spread, r->gflops, r->peak / 1e9, r->pct, (long long)r->wrong);
+               r->spread, r->gflops, r->peak / 1e9, r->pct, (long long)r->wrong, fed_cell(r, fc, sizeof fc));
     }
     int64_t wrong = 0;
     for (int k = 0; k < nr; k++) wrong += rows[k].wrong;
@@ -365,6 +389,7 @@ int cmd_bench(int argc, char **argv)
             jw_bool(&j, "causal", (int)r->causal); jw_int(&j, "M", r->M); jw_int(&j, "K", r->K); jw_int(&j, "N", r->N);
             jw_num(&j, "time_s", r->med_s); jw_num(&j, "spread_pct", r->spread); jw_num(&j, "gflops", r->gflops);
             jw_num(&j, "peak_flops", r->peak); jw_num(&j, "pct_peak", r->pct); jw_int(&j, "wrong", r->wrong);
+            if (r->fed > 0) { jw_num(&j, "amx_l1_fed_flops", r->fed); jw_num(&j, "pct_fed", r->pct_fed); }
             jw_end_obj(&j);
         }
         jw_end_arr(&j);

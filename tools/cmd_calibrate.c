@@ -267,11 +267,13 @@ int cmd_calibrate(int argc, char **argv)
     }
     printf("#\n# 16-bit units: avx512_fp16 %s, avx512_bf16 %s, amx_bf16 %s\n", ci.avx512fp16 ? "present" : "absent",
            ci.avx512bf16 ? "present" : "absent", ci.amx_bf16 ? "present" : "absent");
-    /* every unit this CPU has, operands in registers, 1 and all threads */
+    /* every unit this CPU has, operands in registers (and AMX with its tiles
+     * loaded from L1, see cpu.h), 1 and all threads */
     printf("# %-16s %14s %14s\n", "unit", "1 thread", "all threads");
-    static const char *unit_names[4] = {"avx2 f32 FMA", "avx512 f32 FMA", "avx512_bf16 dp", "amx_bf16 tiles"};
+    static const char *unit_names[CPU_UNITS] = {"avx2 f32 FMA", "avx512 f32 FMA", "avx512_bf16 dp", "amx_bf16 tiles",
+                                                "amx_bf16 from L1"};
     double amx1 = 0;
-    for (int u = 0; u < 4; u++) {
+    for (int u = 0; u < CPU_UNITS; u++) {
         const double p1 = cpu_unit_peak((cpu_unit)u, 1, secs);
         if (p1 <= 0) { printf("  %-16s %14s %14s\n", unit_names[u], "absent", "absent"); continue; }
         const double pn = ci.cpus > 1 ? cpu_unit_peak((cpu_unit)u, ci.cpus, secs) : p1;

@@ -17,9 +17,12 @@ const char *cpu_features(const cpu_info *c, char *buf, int n);
 /* Peak f32 FMA FLOP/s with `threads` threads running at once (widest of
  * AVX-512 / AVX2 that the CPU has); 0 if neither. *isa names it. */
 double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa);
-typedef enum { CPU_UNIT_AVX2_FMA, CPU_UNIT_AVX512_FMA, CPU_UNIT_AVX512_BF16, CPU_UNIT_AMX_BF16 } cpu_unit;
+typedef enum { CPU_UNIT_AVX2_FMA, CPU_UNIT_AVX512_FMA, CPU_UNIT_AVX512_BF16, CPU_UNIT_AMX_BF16, CPU_UNIT_AMX_BF16_L1 } cpu_unit;
+#define CPU_UNITS 5
 /* Peak FLOP/s of one unit with `threads` threads at once, operands in
- * registers; 0 when the CPU lacks it. */
+ * registers (CPU_UNIT_AMX_BF16_L1: the AMX products with their tiles
+ * loaded from L1 every step, as a GEMM feeds them; not a peak, the rate
+ * feeding allows here and now); 0 when the CPU lacks it. */
 double cpu_unit_peak(cpu_unit u, int threads, double seconds);
 /* The peak of the unit a kernel path uses for dtype t (*unit names it). */
 double cpu_path_peak(helix_isa isa, helix_dtype t, int threads, double seconds, const char **unit);
