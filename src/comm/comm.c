@@ -171,13 +171,17 @@ static helix_status sum_parts(helix_comm_t *c, void *scratch, int n_parts, int64
 {
     if (c->ops->sum_rows) return c->ops->sum_rows(c->self, scratch, n_parts, n, t);
     const size_t es = helix_dtype_size(t);
-    float tmp[256];
+    float tmp[256], part[256];
     for (int64_t x0 = 0; x0 < n; x0 += 256) {
         int64_t nx = n - x0 < 256 ? n - x0 : 256;
         for (int64_t x = 0; x < nx; x++) tmp[x] = 0.0f;
-        for (int p = 0; p < n_parts; p++)
-            for (int64_t x = 0; x < nx; x++)
-                tmp[x] += helix_load(t, scratch, (int64_t)p * n + x0 + x);
+        for (int p = 0; p < n_parts; p++) {   /* a run of part p widened at once, then added */
+            const char *src = (const char *)scratch + ((size_t)p * (size_t)n + (size_t)x0) * es;
+            const float *v = part;
+            if (t == HELIX_F32) v = (const float *)src;
+            else helix_to_f32(t, src, part, nx);
+            for (int64_t x = 0; x < nx; x++) tmp[x] += v[x];
+        }
         helix_from_f32(t, tmp, (char *)scratch + (size_t)x0 * es, nx);
     }
     return HELIX_OK;

@@ -157,9 +157,42 @@ __attribute__((target("f16c,avx"))) static void f32_to_f16_f16c(const float *s, 
     for (; i < n; i++) d[i] = helix_f32_to_f16(s[i]);
 }
 
+/* bf16, 8 at a time with AVX2 integer ops: the same bits as the portable
+ * code (round to nearest even; NaN -> quiet NaN, its sign and top bits
+ * kept). Every layer's 16-bit output, reduction and load goes through
+ * these; element by element they took 7 % of a bf16 run. */
+__attribute__((target("avx2"))) static void bf16_to_f32_avx2(const void *s, float *d, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)((const char *)s + i * 2));
+        _mm256_storeu_si256((__m256i *)(d + i), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    for (; i < n; i++) d[i] = helix_bf16_to_f32(ld16(s, i));
+}
+
+__attribute__((target("avx2"))) static void f32_to_bf16_avx2(const float *s, uint16_t *d, int64_t n)
+{
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), quiet = _mm256_set1_epi32(0x40);
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i u = _mm256_loadu_si256((const __m256i *)(s + i));
+        const __m256i hi = _mm256_srli_epi32(u, 16);
+        const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(hi, one))), 16);
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);   /* both sides < 2^31: signed compare is fine */
+        const __m256i v = _mm256_blendv_epi8(r, _mm256_or_si256(hi, quiet), nan);
+        /* 8 x 32 -> 8 x 16 (values <= 0xffff, so the unsigned saturation never bites) */
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
+        _mm_storeu_si128((__m128i *)(d + i), _mm256_castsi256_si128(p));
+    }
+    for (; i < n; i++) d[i] = helix_f32_to_bf16(s[i]);
+}
+
 /* F16C, and the AVX state saved by the OS: the library's one feature
  * reader (src/kernels/isa.c). */
 static int has_f16c(void) { return helix_cpu_features_get()->f16c; }
+static int has_avx2(void) { return helix_cpu_features_get()->avx2; }
 #endif
 
 void helix_to_f32(helix_dtype t, const void *src, float *dst, int64_t n)
@@ -167,6 +200,7 @@ void helix_to_f32(helix_dtype t, const void *src, float *dst, int64_t n)
     if (t == HELIX_F32) { memmove(dst, src, (size_t)n * 4); return; }
 #ifdef HELIX_X86
     if (t == HELIX_F16 && has_f16c()) { f16_to_f32_f16c(src, dst, n); return; }
+    if (t == HELIX_BF16 && has_avx2()) { bf16_to_f32_avx2(src, dst, n); return; }
 #endif
     if (t == HELIX_BF16) for (int64_t i = 0; i < n; i++) dst[i] = helix_bf16_to_f32(ld16(src, i));
     else for (int64_t i = 0; i < n; i++) dst[i] = helix_f16_to_f32(ld16(src, i));
@@ -178,6 +212,7 @@ void helix_from_f32(helix_dtype t, const float *src, void *dst, int64_t n)
     uint16_t *d = (uint16_t *)dst;
 #ifdef HELIX_X86
     if (t == HELIX_F16 && has_f16c()) { f32_to_f16_f16c(src, d, n); return; }
+    if (t == HELIX_BF16 && has_avx2()) { f32_to_bf16_avx2(src, d, n); return; }
 #endif
     if (t == HELIX_BF16) for (int64_t i = 0; i < n; i++) d[i] = helix_f32_to_bf16(src[i]);
     else for (int64_t i = 0; i < n; i++) d[i] = helix_f32_to_f16(src[i]);
