@@ -112,7 +112,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_loop(long iters)
         _tile_dpbf16ps(2, 4, 5);
         _tile_dpbf16ps(3, 4, 5);
     }
-    static float out[16 * 16];
+    float out[16 * 16];
     _tile_stored(0, out, 64);
     _tile_release();
     return out[0];
@@ -126,7 +126,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_loop(long iters)
  * the neighbours, while amx_loop barely moves. */
 __attribute__((target("amx-tile,amx-bf16"))) static double amx_l1_loop(long iters)
 {
-    static _Alignas(64) uint16_t ops[4][4][16 * 32];
+    _Alignas(64) uint16_t ops[4][4][16 * 32];   /* per thread: each core's own L1 */
     for (int s = 0; s < 4; s++)
         for (int t = 0; t < 4; t++)
             for (int i = 0; i < 16 * 32; i++) ops[s][t][i] = (uint16_t)(0x3f80 + (i * 37 + s * 11 + t * 5) % 128);
@@ -146,7 +146,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_l1_loop(long iter
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    static float out[16 * 16];
+    float out[16 * 16];
     _tile_stored(0, out, 64);
     _tile_release();
     return out[0];
