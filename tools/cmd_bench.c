@@ -80,14 +80,20 @@ static double row_fed(const char *path, int threads)
     return !strcmp(path, "amx") ? cpu_unit_peak(CPU_UNIT_AMX_BF16_L1, threads, 0.04) : 0;
 }
 
-/* after a row ran (its peak and fed rate measured before it): both again
- * after, the larger of each, and the percentages */
-static void row_finish(row_t *r, helix_isa isa, int threads, double before, double fed_before)
+/* before a row runs: its peak and fed rate */
+static void row_start(row_t *r, helix_isa isa, int threads)
+{
+    r->peak = row_peak(isa, r->path, threads);
+    r->fed = row_fed(r->path, threads);
+}
+
+/* after it ran: both again, the larger of each, and the percentages */
+static void row_finish(row_t *r, helix_isa isa, int threads)
 {
     const double after = row_peak(isa, r->path, threads), fed_after = row_fed(r->path, threads);
-    r->peak = before > after ? before : after;
+    if (after > r->peak) r->peak = after;
+    if (fed_after > r->fed) r->fed = fed_after;
     r->pct = 100 * r->gflops * 1e9 / r->peak;
-    r->fed = fed_before > fed_after ? fed_before : fed_after;
     r->pct_fed = r->fed > 0 ? 100 * r->gflops * 1e9 / r->fed : 0;
 }
 
@@ -337,9 +343,9 @@ int cmd_bench(int argc, char **argv)
                 fprintf(stderr, "  running attention %s width %lld %s...\n", helix_dtype_name(r->t), (long long)r->width,
                         causal ? "causal" : "");
                 r->path = row_path(isa, r->t);
-                const double before = row_peak(isa, r->path, (int)threads), fed = row_fed(r->path, (int)threads);
+                row_start(r, isa, (int)threads);
                 bench_attention(r, (int)threads, (int)iters);
-                row_finish(r, isa, (int)threads, before, fed);
+                row_finish(r, isa, (int)threads);
                 char fc[16];
                 printf("  %-10s %-5s %-8s %5lld %6lld %5lld %6s | %6s %6s %5s | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld %6s\n",
                        r->kernel, helix_dtype_name(r->t), r->path, (long long)r->heads, (long long)r->L,
@@ -357,9 +363,9 @@ int cmd_bench(int argc, char **argv)
         r->kernel = "projection"; r->t = blas ? HELIX_F32 : types[ti]; r->M = M; r->K = K; r->N = N;
         r->path = blas ? "openblas" : row_path(isa, r->t);
         fprintf(stderr, "  running projection %s%s...\n", helix_dtype_name(r->t), blas ? " (OpenBLAS)" : "");
-        const double before = row_peak(isa, r->path, (int)threads), fed = row_fed(r->path, (int)threads);
+        row_start(r, isa, (int)threads);
         bench_projection(r, (int)threads, (int)iters, blas);
-        row_finish(r, isa, (int)threads, before, fed);
+        row_finish(r, isa, (int)threads);
         char fc[16];
         printf("  %-10s %-5s %-8s %5s %6s %5s %6s | %6lld %6lld %5lld | %10.2f %8.1f %9.1f %9.1f %6.1f %6lld %6s\n", r->kernel,
                helix_dtype_name(r->t), r->path, "-", "-", "-", "-", (long long)M, (long long)K, (long long)N, 1e3 * r->med_s,

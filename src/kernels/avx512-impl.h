@@ -9,6 +9,12 @@
 #include <math.h>
 #include <string.h>
 
+/* the lanes of the first min(left, 16) elements */
+static inline __mmask16 helix_mask16(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
 /* e^v for v <= 0, sixteen lanes: the formula of helix_exp_neg */
 static inline __m512 helix_exp_neg16(__m512 v)
 {
@@ -46,7 +52,7 @@ static inline float helix_softmax16(float *s, int64_t n, float *m, float *l)
     const __m512 m16 = _mm512_set1_ps(mnew);
     __m512 sv = _mm512_setzero_ps();
     for (j = 0; j < n; j += 16) {
-        const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __mmask16 t = helix_mask16(n - j);
         const __m512 x = n - j >= 16 ? _mm512_loadu_ps(s + j) : _mm512_maskz_loadu_ps(t, s + j);
         const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(x, m16)));
         _mm512_mask_storeu_ps(s + j, t, e);

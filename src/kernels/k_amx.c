@@ -156,8 +156,6 @@ static inline __m512 exp2_neg16(__m512 x)
  * rows (kern-impl.h): the maxima of all rows first, then the exponentials
  * row by row; c = scale * log2(e), so each score costs one FMA before the
  * exponential. */
-static inline __mmask16 tail16(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
-
 void helix_amx_softmax_max(const float *s, int64_t ld, int64_t rows, int64_t n, float c, const float *m, float *mnew)
 {
     const __m512 c16 = _mm512_set1_ps(c);
@@ -166,11 +164,11 @@ void helix_amx_softmax_max(const float *s, int64_t ld, int64_t rows, int64_t n, 
         if (c > 0.0f) {             /* max(s) * c = max(s * c): no product per score */
             int64_t j = 0;
             for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
-            if (j < n) mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(mv, tail16(n - j), s + j));
+            if (j < n) mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(mv, helix_mask16(n - j), s + j));
             mv = _mm512_mul_ps(mv, c16);
         } else {
             for (int64_t j = 0; j < n; j += 16)
-                mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(n - j), s + j), c16));
+                mv = _mm512_mask_max_ps(mv, helix_mask16(n - j), mv, _mm512_mul_ps(_mm512_maskz_loadu_ps(helix_mask16(n - j), s + j), c16));
         }
         const float t = _mm512_reduce_max_ps(mv);
         mnew[i] = t > m[i] ? t : m[i];
@@ -194,7 +192,7 @@ float helix_amx_softmax_exp(const float *s, int64_t n, float c, float mnew, uint
         s1 = _mm512_add_ps(s1, e1);
     }
     for (; j < n; j += 16) {
-        const __mmask16 t = tail16(n - j);
+        const __mmask16 t = helix_mask16(n - j);
         const __m512 e = _mm512_maskz_mov_ps(t, exp2_neg16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(t, s + j), c16, m16)));
         _mm256_storeu_si256((__m256i *)(p + (j / 32) * 1024 + j % 32), (__m256i)_mm512_cvtneps_pbh(e));
         s0 = _mm512_add_ps(s0, e);
@@ -206,7 +204,7 @@ float helix_amx_softmax_exp(const float *s, int64_t n, float c, float mnew, uint
 void helix_amx_softmax_fold(int64_t rows, const float *mnew, const float *sum, float *m, float *l, float *alpha)
 {
     for (int64_t i = 0; i < rows; i += 16) {
-        const __mmask16 t = tail16(rows - i);
+        const __mmask16 t = helix_mask16(rows - i);
         const __m512 mo = _mm512_maskz_loadu_ps(t, m + i), mn = _mm512_maskz_loadu_ps(t, mnew + i);
         /* alpha = 2^(m - mnew); 1 where the row saw no key yet (m = mnew = -inf), 0 where m was -inf */
         const __mmask16 same = _mm512_cmp_ps_mask(mo, mn, _CMP_EQ_OQ);

@@ -37,7 +37,7 @@ static void scale_row(float *x, int64_t n, float a)
 /* the first n <= 16 source values from element i as f32, zeros after */
 static inline __m512 load16n(helix_dtype t, const void *src, int64_t i, int64_t n)
 {
-    const __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    const __mmask16 m = helix_mask16(n);
     if (t == HELIX_F32) return _mm512_maskz_loadu_ps(m, (const float *)src + i);
     const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)src + i);
     if (t == HELIX_F16) return _mm512_cvtph_ps(h);
