@@ -274,6 +274,9 @@ typedef struct {
 
 const helix_cpu_features *helix_cpu_features_get(void);
 int helix_isa_supported(helix_isa isa);
+/* The first feature this CPU (or OS) lacks for the path, in words
+ * ("amx_bf16", "avx512f", ...); NULL when the path runs here. */
+const char *helix_isa_missing(helix_isa isa);
 helix_isa helix_isa_best(void);
 const char *helix_isa_name(helix_isa isa);            /* "portable", "avx2", "avx512", "amx" */
 helix_status helix_isa_parse(const char *s, helix_isa *out);

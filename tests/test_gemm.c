@@ -93,7 +93,10 @@ int main(void)
 {
     for (int i = 0; i < HELIX_ISA_COUNT; i++) {
         const char *path = helix_isa_name((helix_isa)i);
-        if (helix_isa_force((helix_isa)i)) { printf("path %s: not on this CPU, not run\n", path); continue; }
+        if (helix_isa_force((helix_isa)i)) {
+            printf("path %s: SKIPPED: this CPU lacks %s\n", path, helix_isa_missing((helix_isa)i));
+            continue;
+        }
         const int before = t_fail;
         cases(path);
         printf("path %s: %s\n", path, t_fail == before ? "ok" : "FAILED");

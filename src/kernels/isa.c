@@ -70,18 +70,30 @@ const helix_cpu_features *helix_cpu_features_get(void)
     return &feat;
 }
 
-int helix_isa_supported(helix_isa isa)
+const char *helix_isa_missing(helix_isa isa)
 {
     const helix_cpu_features *f = helix_cpu_features_get();
-    const int avx2 = f->avx2 && f->fma && f->f16c;
-    const int avx512 = avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq;
-    switch (isa) {
-    case HELIX_ISA_PORTABLE: return 1;
-    case HELIX_ISA_AVX2: return avx2;
-    case HELIX_ISA_AVX512: return avx512;
-    case HELIX_ISA_AMX: return avx512 && f->avx512bf16 && f->amx_tile && f->amx_bf16 && f->amx_granted;
-    default: return 0;
-    }
+    if ((unsigned)isa >= HELIX_ISA_COUNT) return "a known path";
+    if (isa == HELIX_ISA_PORTABLE) return NULL;
+    if (!f->avx2) return "avx2";
+    if (!f->fma) return "fma";
+    if (!f->f16c) return "f16c";
+    if (isa == HELIX_ISA_AVX2) return NULL;
+    if (!f->avx512f) return "avx512f";
+    if (!f->avx512bw) return "avx512bw";
+    if (!f->avx512vl) return "avx512vl";
+    if (!f->avx512dq) return "avx512dq";
+    if (isa == HELIX_ISA_AVX512) return NULL;
+    if (!f->avx512bf16) return "avx512_bf16";
+    if (!f->amx_bf16) return "amx_bf16";
+    if (!f->amx_tile) return "amx_tile";
+    if (!f->amx_granted) return "the OS's permission for AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM refused)";
+    return NULL;
+}
+
+int helix_isa_supported(helix_isa isa)
+{
+    return helix_isa_missing(isa) == NULL;
 }
 
 helix_isa helix_isa_best(void)
@@ -115,8 +127,8 @@ static void choose(void)
         snprintf(chosen_msg, sizeof chosen_msg, "HELIX_CPU_ISA='%.40s' is not a kernel path (portable, avx2, avx512, amx)", e);
         chosen_st = HELIX_ERR_INVALID;
     } else if (!helix_isa_supported(want)) {
-        snprintf(chosen_msg, sizeof chosen_msg, "HELIX_CPU_ISA=%s: this CPU (or OS) cannot run that path; best here: %s",
-                 e, helix_isa_name(chosen));
+        snprintf(chosen_msg, sizeof chosen_msg, "HELIX_CPU_ISA=%s: this CPU (or OS) cannot run that path: it lacks %s; best here: %s",
+                 e, helix_isa_missing(want), helix_isa_name(chosen));
         chosen_st = HELIX_ERR_INVALID;
     } else {
         chosen = want;
