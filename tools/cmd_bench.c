@@ -376,6 +376,22 @@ int cmd_bench(int argc, char **argv)
     printf("#\n# causal / non-causal time:");
     for (int k = 0; k + 1 < 18; k += 2)
         printf(" %s w%lld %.2f;", helix_dtype_name(rows[k].t), (long long)rows[k].width, rows[k + 1].med_s / rows[k].med_s);
+    /* 16-bit against f32, the same shape (non-causal): where 16-bit is
+     * widened onto the f32 units it should cost no more than f32 */
+    printf("\n# 16-bit / f32 time:");
+    for (int k = 0; k < nr; k++) {
+        const row_t *r = &rows[k];
+        if (r->t == HELIX_F32 || r->causal) continue;
+        for (int f = 0; f < nr; f++) {
+            const row_t *g = &rows[f];
+            if (g->t != HELIX_F32 || strcmp(g->kernel, r->kernel) || g->width != r->width || g->causal ||
+                !strcmp(g->path, "openblas"))
+                continue;
+            if (!strcmp(r->kernel, "attention")) printf(" %s w%lld %.2f;", helix_dtype_name(r->t), (long long)r->width, r->med_s / g->med_s);
+            else printf(" projection %s %.2f;", helix_dtype_name(r->t), r->med_s / g->med_s);
+            break;
+        }
+    }
     printf("\n# #wrong total: %lld\n", (long long)wrong);
     printf("# reproduce: helix bench kernels --seq %lld --threads %lld --iters %lld%s\n", (long long)L, (long long)threads,
            (long long)iters, quick ? " --quick" : "");
