@@ -272,15 +272,21 @@ int cmd_calibrate(int argc, char **argv)
     printf("# %-16s %14s %14s\n", "unit", "1 thread", "all threads");
     static const char *unit_names[CPU_UNITS] = {"avx2 f32 FMA", "avx512 f32 FMA", "avx512_bf16 dp", "amx_bf16 tiles",
                                                 "amx_bf16 from L1"};
-    double amx1 = 0;
+    double amx1 = 0, u1[CPU_UNITS] = {0};
     for (int u = 0; u < CPU_UNITS; u++) {
-        const double p1 = cpu_unit_peak((cpu_unit)u, 1, secs);
+        const double p1 = u1[u] = cpu_unit_peak((cpu_unit)u, 1, secs);
         if (p1 <= 0) { printf("  %-16s %14s %14s\n", unit_names[u], "absent", "absent"); continue; }
         const double pn = ci.cpus > 1 ? cpu_unit_peak((cpu_unit)u, ci.cpus, secs) : p1;
         printf("  %-16s %9.1f GF/s %9.1f GF/s\n", unit_names[u], p1 / 1e9, pn / 1e9);
         if (u == CPU_UNIT_AMX_BF16) amx1 = p1;
     }
     const helix_isa kisa = helix_isa_current();
+    /* why bf16 is widened without AMX: vdpbf16ps against the f32 FMA, measured */
+    if (u1[CPU_UNIT_AVX512_BF16] > 0 && u1[CPU_UNIT_AVX512_FMA] > 0 && kisa == HELIX_ISA_AVX512) {
+        const double r = u1[CPU_UNIT_AVX512_BF16] / u1[CPU_UNIT_AVX512_FMA];
+        printf("# avx512_bf16 vdpbf16ps reads %.2f x the f32 FMA rate here; bf16 is widened onto the f32 FMA units (%s)\n", r,
+               r > 1.0 ? "helix has no vdpbf16ps kernel: on this CPU one could be faster" : "a vdpbf16ps kernel would be slower");
+    }
     printf("# kernel path %s: f32 %s; bf16 %s; f16 %s\n", helix_isa_name(kisa), helix_kernel_path(HELIX_F32),
            helix_kernel_path(HELIX_BF16), helix_kernel_path(HELIX_F16));
     /* what the kernels reach on one device (one thread) while every core
