@@ -1,6 +1,7 @@
 /* run_report.c — what `helix run` prints: the configuration, a table per
  * phase, a line per rank, and the JSON summary. */
 #include "run.h"
+#include "cpu.h"
 #include "helix_program.h"
 
 #include <string.h>
@@ -61,6 +62,43 @@ static double phase_max(const run_result *r, int ph)
     return t;
 }
 
+/* The model's FLOPs in one forward pass (what any layout must compute):
+ * Q, K, V = X W (2 B L D hd each), attention 4 hd per (query, visible key)
+ * pair, W_O 2 B L hd D. */
+static double model_flops(const helix_config *cfg, int64_t D)
+{
+    const double hd = (double)cfg->heads * (double)cfg->head_dim, BL = (double)cfg->batch * (double)cfg->seq;
+    double pairs = 0;
+    for (int64_t b = 0; b < cfg->batch; b++) {
+        int64_t kv = cfg->kv_len && cfg->kv_len[b] < cfg->seq ? cfg->kv_len[b] : cfg->seq;
+        if (kv < 0) kv = 0;
+        if (!cfg->causal) pairs += (double)cfg->seq * (double)kv;
+        else pairs += (double)kv * (double)(kv + 1) / 2 + (double)(cfg->seq - kv) * (double)kv;  /* row i sees min(i+1, kv) */
+    }
+    return 6 * BL * (double)D * hd + 4 * hd * pairs + (cfg->out_proj ? 2 * BL * hd * (double)D : 0);
+}
+
+/* The model's FLOP rate over the pass; in one process on the CPU also the
+ * peak of the kernels' path on as many threads as compute at once,
+ * measured now (as bench kernels does), and the fraction of it reached. */
+static void run_print_compute(const run_result *r)
+{
+    const double f = model_flops(&r->o->cfg, r->plan->D), t = run_pass_s(r);
+    if (t <= 0) return;
+    printf("# compute: %.3g GFLOP of the model (QKV, attention%s) in the pass = %.1f GFLOP/s", f / 1e9,
+           r->o->cfg.out_proj ? ", W_O" : "", f / t / 1e9);
+    if (strcmp(r->engine, "inproc") || r->o->device[0]) { printf("\n"); return; }
+    cpu_info ci;
+    cpu_detect(&ci);
+    const int threads = r->o->threads > 0 && r->o->threads < ci.cpus ? (int)r->o->threads : ci.cpus;
+    const char *unit = "";
+    const double peak = cpu_path_peak(helix_isa_current(), r->o->cfg.dtype, threads, 0.02, &unit);
+    if (peak > 0)
+        printf(",\n#   %.1f %% of the path's peak (%s, %d thread%s: %.1f GFLOP/s, measured after the pass)\n",
+               100 * f / t / peak, unit, threads, threads == 1 ? "" : "s", peak / 1e9);
+    else printf("\n");
+}
+
 void run_print_tables(run_result *r)
 {
     const int64_t P = r->plan->P;
@@ -101,6 +139,7 @@ void run_print_tables(run_result *r)
     printf("#\n# time: %.3f s wall for the forward pass on %lld devices (slowest device, from a start barrier after\n"
            "#   setup); %.3f s with setup (arenas, weight shards, communicators)\n", run_pass_s(r), (long long)P,
            r->elapsed_s);
+    run_print_compute(r);
     printf("# bytes: %s the plan's prediction on every rank and phase\n",
            r->bytes_match ? "match" : "DO NOT match");
     printf("# memory: arena = the device's one allocation (= plan); rss = the OS's peak resident memory (VmHWM) of\n"
@@ -153,6 +192,7 @@ int run_write_json(const run_result *r)
         jw_end_obj(&j);
     }
     jw_num(&j, "time_s", run_pass_s(r));
+    jw_num(&j, "model_flops", model_flops(cfg, r->plan->D));
     jw_num(&j, "time_with_setup_s", r->elapsed_s);
     if (r->kernels_s > 0) { jw_num(&j, "kernels_alone_s", r->kernels_s); jw_num(&j, "overhead_ratio", run_pass_s(r) / r->kernels_s); }
     jw_arr(&j, "phases");
