@@ -64,6 +64,21 @@ void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t,
 }
 
 /* element (k, j) is src[k*ld + j] (trans = 0) or src[j*ld + k] (trans = 1) */
+void helix_pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst)
+{
+    const size_t es = helix_dtype_size(t);
+    for (int64_t j0 = 0; j0 < n; j0 += nr) {   /* panel by panel: the writes are sequential */
+        const int64_t m = n - j0 < nr ? n - j0 : nr;
+        float *p = dst + j0 * kc;
+        for (int64_t k = 0; k < kc; k++, p += nr) {
+            const char *s = (const char *)src + (size_t)(k * ld + j0) * es;
+            if (t == HELIX_F32) for (int64_t j = 0; j < m; j++) p[j] = ((const float *)s)[j];
+            else helix_to_f32(t, s, p, m);
+            for (int64_t j = m; j < nr; j++) p[j] = 0.0f;
+        }
+    }
+}
+
 void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, int trans,
                   float *dst)
 {
@@ -71,19 +86,7 @@ void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, co
     const size_t es = helix_dtype_size(t);
     const int64_t np = helix_rup(n, nr);
     float row[4096];
-    if (!trans) {                      /* panel by panel: the writes are sequential */
-        for (int64_t j0 = 0; j0 < np; j0 += nr) {
-            const int64_t m = n - j0 < nr ? n - j0 : nr;
-            float *p = dst + j0 * kc;
-            for (int64_t k = 0; k < kc; k++, p += nr) {
-                const char *s = (const char *)src + (size_t)(k * ld + j0) * es;
-                if (t == HELIX_F32) for (int64_t j = 0; j < m; j++) p[j] = ((const float *)s)[j];
-                else helix_to_f32(t, s, p, m);
-                for (int64_t j = m; j < nr; j++) p[j] = 0.0f;
-            }
-        }
-        return;
-    }
+    if (!trans) { helix_pack_b_rows(nr, kc, n, t, src, ld, dst); return; }
     if (kn->pack_bt) { kn->pack_bt(kc, n, t, src, ld, dst); return; }
     for (int64_t j = 0; j < np; j++) {
         float *p = dst + (j / nr) * nr * kc + (j % nr);

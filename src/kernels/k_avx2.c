@@ -10,6 +10,7 @@
 
 #define MR 6
 #define NR 16
+#define MR1 12   /* 12 ymm accumulators */
 
 #define VEC __m256
 #define VL 8
@@ -88,4 +89,4 @@ static void scale_row(float *x, int64_t n, float a)
     for (; e < n; e++) x[e] *= a;
 }
 
-const helix_kern helix_kern_avx2 = {HELIX_ISA_AVX2, MR, NR, ukr, ukr_rm, softmax_row, scale_row, NULL};
+const helix_kern helix_kern_avx2 = {HELIX_ISA_AVX2, MR, NR, ukr, ukr_rm, softmax_row, scale_row, NULL, NULL, MR1, ukr_rm1};

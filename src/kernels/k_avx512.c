@@ -10,6 +10,7 @@
 
 #define MR 12
 #define NR 32
+#define MR1 16   /* 16 zmm accumulators, 16 broadcasts and one load per step */
 
 #define VEC __m512
 #define VL 16
@@ -91,4 +92,4 @@ static void pack_a(int64_t rows, int64_t kc, helix_dtype t, const void *src, int
     }
 }
 
-const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_row, scale_row, pack_bt, pack_a};
+const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_row, scale_row, pack_bt, pack_a, MR1, ukr_rm1};

@@ -33,6 +33,11 @@ typedef struct {
     void (*pack_bt)(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);
     /* optional: helix_pack_a for this path's MR (the same values) */
     void (*pack_a)(int64_t rows, int64_t kc, helix_dtype t, const void *src, int64_t ld, float scale, float *dst);
+    /* optional: a row micro-kernel one vector (NR / 2 columns) wide, MR1
+     * rows (<= HELIX_MR_MAX), on panels NR / 2 wide: attention's P V at
+     * widths <= NR / 2 */
+    int mr1;
+    helix_ukr_rm_fn ukr_rm1;
 } helix_kern;
 
 extern const helix_kern helix_kern_portable, helix_kern_avx2, helix_kern_avx512;
@@ -97,6 +102,8 @@ void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t,
  * trans) into NR-column panels of depth kc, padded with zeros. */
 void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, int trans,
                   float *dst);
+/* The same without trans, into panels nr columns wide. */
+void helix_pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);
 /* C (+)= A B over whole MR x NR tiles (C's buffer padded to them); _rm:
  * A unpacked, row-major, its rows padded too. */
 void helix_tile_product_rm(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,

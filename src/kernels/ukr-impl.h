@@ -3,7 +3,8 @@
  *   MR, NR            the tile (NR = 2 vectors)
  *   VEC, VL           the vector type and its lanes (NR / 2)
  *   V_ZERO() V_LOAD(p) V_STORE(p, x) V_ADD(a, b) V_FMA(a, b, c) V_BCAST(p)
- * It defines ukr and ukr_rm (the contract is in kern-impl.h). */
+ *   MR1               the rows of the one-vector-wide kernel (<= HELIX_MR_MAX)
+ * It defines ukr, ukr_rm and ukr_rm1 (the contracts are in kern-impl.h). */
 
 /* A(i, k) = a[i*rs + k*cs]: packed panels (rs = 1, cs = MR) or rows read
  * in place (rs = lda, cs = 1); inlined into both, so each gets constant
@@ -43,4 +44,24 @@ static void ukr(int64_t kc, const float *ap, const float *bp, float *c, int64_t 
 static void ukr_rm(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
 {
     ukr_gen(kc, a, lda, 1, bp, c, ldc, acc);
+}
+
+/* One vector wide: C[MR1][VL] (+)= A rows (A(i, k) = a[i*lda + k]) times a
+ * panel VL columns wide (bp[k*VL + j]): attention's P V at widths <= VL,
+ * where the two-vector tile would be half padding. */
+static void ukr_rm1(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
+{
+    VEC c0[MR1];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR1; i++) c0[i] = V_ZERO();
+    for (int64_t k = 0; k < kc; k++, a++, bp += VL) {
+        const VEC b0 = V_LOAD(bp);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR1; i++) c0[i] = V_FMA(V_BCAST(a + i * lda), b0, c0[i]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR1; i++) {
+        float *ci = c + i * ldc;
+        V_STORE(ci, acc ? V_ADD(c0[i], V_LOAD(ci)) : c0[i]);
+    }
 }
