@@ -22,8 +22,9 @@ static const char *bench_help =
     "\n"
     "Times the per-device kernels and checks every timed result against a\n"
     "float64 computation on sampled rows (#wrong). Attention: 4 heads, widths\n"
-    "64, 128 and 512, causal and not, f32/bf16/f16. Projection: M x K x N =\n"
-    "4096 x 8192 x 512 (tokens x D x columns of one device).\n"
+    "16 (what sliced mode gives a device at small d), 64, 128 and 512, causal\n"
+    "and not, f32/bf16/f16. Projection: M x K x N = 4096 x 8192 x 512 (tokens\n"
+    "x D x columns of one device).\n"
     "  --seq L        attention sequence length                 [4096]\n"
     "  --threads T    threads per kernel                        [all cores]\n"
     "  --iters N      timed runs per row (after one warm-up)    [3]\n"
@@ -333,8 +334,9 @@ int cmd_bench(int argc, char **argv)
     row_t rows[32];
     int nr = 0;
     const helix_dtype types[3] = {HELIX_F32, HELIX_BF16, HELIX_F16};
-    const int64_t widths[3] = {64, 128, 512};
-    for (int wi = 0; wi < 3; wi++)
+    enum { NW = 4 };
+    const int64_t widths[NW] = {16, 64, 128, 512};
+    for (int wi = 0; wi < NW; wi++)
         for (int ti = 0; ti < 3; ti++)
             for (int causal = 0; causal < 2; causal++) {
                 row_t *r = &rows[nr++];
@@ -374,7 +376,7 @@ int cmd_bench(int argc, char **argv)
     int64_t wrong = 0;
     for (int k = 0; k < nr; k++) wrong += rows[k].wrong;
     printf("#\n# causal / non-causal time:");
-    for (int k = 0; k + 1 < 18; k += 2)
+    for (int k = 0; k + 1 < 6 * NW; k += 2)
         printf(" %s w%lld %.2f;", helix_dtype_name(rows[k].t), (long long)rows[k].width, rows[k + 1].med_s / rows[k].med_s);
     /* 16-bit against f32, the same shape (non-causal): where 16-bit is
      * widened onto the f32 units it should cost no more than f32 */
