@@ -2,9 +2,11 @@
  * device's slice (the reduce between them is the executor's): partial
  * scores Q_j K_jᵀ of a block of queries into f32, and, once they are
  * summed over the row, the softmax of the full row times the slice's V.
- * Plain scalar loops (this algorithm is for short sequences; its cost is
- * the O(L²) traffic). Buffers come from the attention workspace, carved
- * the kernel's way; K is stored transposed ([w][TK]), the same size. */
+ * Both products run on the path's micro-kernels, packed as the flash
+ * kernel packs them (Q once per head, Kᵀ and V per key tile of TK), and
+ * the softmax on the path's softmax row; the buffers are the attention
+ * workspace, carved the kernel's way. Products go through the workspace's
+ * S buffer, padded to whole tiles, never past the rows of sc. */
 #include "ops-impl.h"
 #include "attention-impl.h"
 
@@ -14,76 +16,70 @@
 #define TQ HELIX_SCORES_TILE_Q
 #define TK HELIX_ATTN_TILE_MIN   /* the kernel's buffers hold at least this */
 
-/* nk keys from k0 of head h of x ([B, L, H, width], batch row a->b) as
- * f32: key jj's feature e lands at dst[jj * sj + e * se] */
-static void load_tile(const helix_scores_args *a, const void *x, int64_t h, int64_t k0, int64_t nk, float *dst,
-                      int64_t sj, int64_t se)
+/* head h's rows from query/key row r0 of batch row a->b: their first
+ * element, as the packing helpers take it (rows hg * width apart) */
+static const void *rows_of(const helix_scores_args *a, const void *x, int64_t h, int64_t r0)
 {
-    const int64_t w = a->width;
-    for (int64_t jj = 0; jj < nk; jj++)
-        for (int64_t e = 0; e < w; e++)
-            dst[jj * sj + e * se] = helix_load(a->dtype, x, ((a->b * a->L + k0 + jj) * a->H + h) * w + e);
+    return (const char *)x + (size_t)(((a->b * a->L + r0) * a->H + h) * a->width) * helix_dtype_size(a->dtype);
 }
 
 void helix_cpu_partial_scores(const helix_scores_args *a, void *work)
 {
-    const int64_t L = a->L, hg = a->H, w = a->width, b = a->b, q0 = a->q0, nq = a->nq, lk = a->lk;
+    const helix_kern *kn = helix_kern_for(helix_isa_current());
+    const int64_t hg = a->H, w = a->width, nq = a->nq, lk = a->lk, ld = hg * w;
     const helix_attn_ws W = helix_attn_ws_carve(work, w);
-    float *qt = W.q, *kt = W.k, *sc = a->sc;
     for (int64_t h = 0; h < hg; h++) {
-        for (int64_t i = 0; i < nq; i++)
-            for (int64_t e = 0; e < w; e++)
-                qt[i * w + e] = helix_load(a->dtype, a->q, ((b * L + q0 + i) * hg + h) * w + e);
+        helix_pack_a(kn, nq, w, a->dtype, rows_of(a, a->q, h, a->q0), ld, 1.0f, W.q);
         for (int64_t k0 = 0; k0 < lk; k0 += TK) {
             const int64_t nk = lk - k0 < TK ? lk - k0 : TK;
-            load_tile(a, a->k, h, k0, nk, kt, 1, TK);        /* K^T: [w][TK] */
-            for (int64_t i = 0; i < nq; i++) {
-                float *si = sc + (h * nq + i) * lk + k0;
-                for (int64_t jj = 0; jj < nk; jj++) si[jj] = 0.0f;
-                for (int64_t e = 0; e < w; e++) {
-                    const float qv = qt[i * w + e];
-                    for (int64_t jj = 0; jj < nk; jj++) si[jj] += qv * kt[e * TK + jj];
-                }
-            }
+            helix_pack_b(kn, w, nk, a->dtype, rows_of(a, a->k, h, k0), ld, 1, W.k);   /* Kᵀ */
+            helix_tile_product(kn, nq, nk, w, W.q, W.k, W.s, TK, 0);
+            for (int64_t i = 0; i < nq; i++)
+                memcpy(a->sc + (h * nq + i) * lk + k0, W.s + i * TK, sizeof(float) * (size_t)nk);
         }
     }
 }
 
 void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
 {
-    const int64_t L = a->L, hg = a->H, w = a->width, b = a->b, q0 = a->q0, nq = a->nq, lk = a->lk;
+    const helix_kern *kn = helix_kern_for(helix_isa_current());
+    const int64_t hg = a->H, w = a->width, b = a->b, q0 = a->q0, nq = a->nq, lk = a->lk, ld = hg * w;
+    const int narrow = kn->ukr_rm1 && w <= kn->nr / 2;   /* P V one vector wide, as in the flash kernel */
+    const int64_t wr = helix_rup(w, 32), rows = helix_rup(nq, narrow ? kn->mr1 : kn->mr);
     const size_t es = helix_dtype_size(a->dtype);
     const helix_attn_ws W = helix_attn_ws_carve(work, w);
-    float *vt = W.v, *acc = W.acc, *sc = a->sc;
     for (int64_t h = 0; h < hg; h++) {
         float inv[TQ];
         for (int64_t i = 0; i < nq; i++) {
-            float *si = sc + (h * nq + i) * lk;
+            float *si = a->sc + (h * nq + i) * lk;
             int64_t nk = a->causal ? q0 + i + 1 : lk;   /* keys this query sees */
             if (a->kv_len && a->kv_len[b] < nk) nk = a->kv_len[b];
-            float mx = -INFINITY;
-            for (int64_t jj = 0; jj < nk; jj++) { si[jj] *= a->scale; if (si[jj] > mx) mx = si[jj]; }
-            float s = 0.0f;
-            for (int64_t jj = 0; jj < nk; jj++) { si[jj] = expf(si[jj] - mx); s += si[jj]; }
-            for (int64_t jj = nk; jj < lk; jj++) si[jj] = 0.0f;
-            inv[i] = 1.0f / s;
+            if (nk > lk) nk = lk;
+            if (nk < 0) nk = 0;
+            for (int64_t jj = 0; jj < nk; jj++) si[jj] *= a->scale;
+            float m = -INFINITY, l = 0.0f;
+            kn->softmax_row(si, nk, &m, &l);
+            memset(si + nk, 0, sizeof(float) * (size_t)(lk - nk));
+            inv[i] = l > 0.0f ? 1.0f / l : 0.0f;   /* no visible key: 0 */
         }
-        memset(acc, 0, sizeof(float) * (size_t)(nq * w));
+        memset(W.acc, 0, sizeof(float) * (size_t)(rows * wr));
         for (int64_t k0 = 0; k0 < lk; k0 += TK) {
             const int64_t nk = lk - k0 < TK ? lk - k0 : TK;
-            load_tile(a, a->v, h, k0, nk, vt, w, 1);         /* V: [nk][w]    */
-            for (int64_t i = 0; i < nq; i++) {
-                const float *si = sc + (h * nq + i) * lk + k0;
-                float *ai = acc + i * w;
-                for (int64_t jj = 0; jj < nk; jj++) {
-                    const float pj = si[jj];
-                    for (int64_t e = 0; e < w; e++) ai[e] += pj * vt[jj * w + e];
-                }
+            if (narrow) helix_pack_b_rows(kn->nr / 2, nk, w, a->dtype, rows_of(a, a->v, h, k0), ld, W.v);
+            else helix_pack_b(kn, nk, w, a->dtype, rows_of(a, a->v, h, k0), ld, 0, W.v);
+            /* P's rows of this tile, whole strips (the padding rows zero) */
+            for (int64_t i = 0; i < rows; i++) {
+                if (i < nq) memcpy(W.s + i * TK, a->sc + (h * nq + i) * lk + k0, sizeof(float) * (size_t)nk);
+                else memset(W.s + i * TK, 0, sizeof(float) * (size_t)nk);
             }
+            if (narrow)
+                for (int64_t i0 = 0; i0 < nq; i0 += kn->mr1) kn->ukr_rm1(nk, W.s + i0 * TK, TK, W.v, W.acc + i0 * wr, wr, 1);
+            else helix_tile_product_rm(kn, nq, w, nk, W.s, TK, W.v, W.acc, wr, 1);
         }
         for (int64_t i = 0; i < nq; i++) {
-            for (int64_t e = 0; e < w; e++) acc[i * w + e] *= inv[i];
-            helix_from_f32(a->dtype, acc + i * w, (char *)a->o + (size_t)(((b * L + q0 + i) * hg + h) * w) * es, w);
+            float *ai = W.acc + i * wr;
+            kn->scale_row(ai, w, inv[i]);
+            helix_from_f32(a->dtype, ai, (char *)a->o + (size_t)(((b * a->L + q0 + i) * hg + h) * w) * es, w);
         }
     }
 }
