@@ -15,16 +15,13 @@ static inline __mmask16 helix_mask16(int64_t left)
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
 
-/* e^v for v <= 0, sixteen lanes, in base 2: t = v log2(e) = k + r with k
- * an integer and |r| <= 1/2, 2^r by a degree-5 polynomial fitted for
- * relative error on [-1/2, 1/2] with p(0) = 1 (1.6e-7 evaluated in f32,
- * below the 2e-7 of helix_exp_neg's Cody-Waite form and degree 6), times
- * 2^k: four vector operations fewer per score than that form (the
- * rounding of t costs at most 3e-8 of P absolute, P <= 1).
- * Below t = -125 (v < -86.6) and at -inf exactly 0; NaN stays NaN. */
-static inline __m512 helix_exp_neg16(__m512 v)
+/* 2^t for t <= 0, sixteen lanes: t = k + r with k an integer and
+ * |r| <= 1/2, 2^r by a degree-5 polynomial fitted for relative error on
+ * [-1/2, 1/2] with p(0) = 1 (1.6e-7 evaluated in f32), times 2^k (scalef).
+ * Below -125 and at -inf exactly 0; NaN stays NaN. Both softmaxes use it:
+ * the f32 one through helix_exp_neg16, AMX's (in base 2 already) direct. */
+static inline __m512 helix_exp2_16(__m512 t)
 {
-    const __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(HELIX_LOG2E));
     const __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 r = _mm512_sub_ps(t, k);   /* NaN at -inf: masked below */
     __m512 p = _mm512_set1_ps(1.3265771558508277e-3f);
@@ -35,6 +32,15 @@ static inline __m512 helix_exp_neg16(__m512 v)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     /* not-less-than, unordered: true for NaN (kept), false for -inf */
     return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_NLT_UQ), p, k);
+}
+
+/* e^v for v <= 0: 2^(v log2(e)), four vector operations fewer per score
+ * than helix_exp_neg's Cody-Waite form with its degree 6, and as accurate
+ * (the rounding of v log2(e) costs at most 3e-8 of P absolute, P <= 1).
+ * Below v = -86.6 and at -inf exactly 0; NaN stays NaN. */
+static inline __m512 helix_exp_neg16(__m512 v)
+{
+    return helix_exp2_16(_mm512_mul_ps(v, _mm512_set1_ps(HELIX_LOG2E)));
 }
 
 /* The online-softmax step on one row of scores (attention.c's

@@ -136,22 +136,6 @@ void helix_amx_pack_rows(int64_t nk, int64_t w, const uint16_t *v, int64_t ld, u
             }
 }
 
-/* 2^x for x <= 0 (and -inf), sixteen lanes: x = k + r, |r| <= 1/2,
- * 2^r by its degree-5 Taylor polynomial (rel. error < 3e-6, far under
- * bf16's 4e-3, to which P is rounded); below -126 (and -inf) exactly 0. */
-static inline __m512 exp2_neg16(__m512 x)
-{
-    const __m512 k = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 r = _mm512_sub_ps(x, k);   /* NaN at -inf: masked below */
-    __m512 p = _mm512_set1_ps(1.3333558e-3f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.6181291e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5504109e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022651e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314718e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ), p, k);
-}
-
 /* The online-softmax step for the AMX path, in base 2 over a strip of
  * rows (kern-impl.h): the maxima of all rows first, then the exponentials
  * row by row; c = scale * log2(e), so each score costs one FMA before the
@@ -185,15 +169,15 @@ float helix_amx_softmax_exp(const float *s, int64_t n, float c, float mnew, uint
     const __m512 c16 = _mm512_set1_ps(c), m16 = _mm512_set1_ps(mnew);
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     for (; j + 32 <= n; j += 32) {
-        const __m512 e0 = exp2_neg16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), c16, m16));
-        const __m512 e1 = exp2_neg16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), c16, m16));
+        const __m512 e0 = helix_exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), c16, m16));
+        const __m512 e1 = helix_exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), c16, m16));
         _mm512_storeu_si512(p + (j / 32) * 1024, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         s0 = _mm512_add_ps(s0, e0);
         s1 = _mm512_add_ps(s1, e1);
     }
     for (; j < n; j += 16) {
         const __mmask16 t = helix_mask16(n - j);
-        const __m512 e = _mm512_maskz_mov_ps(t, exp2_neg16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(t, s + j), c16, m16)));
+        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp2_16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(t, s + j), c16, m16)));
         _mm256_storeu_si256((__m256i *)(p + (j / 32) * 1024 + j % 32), (__m256i)_mm512_cvtneps_pbh(e));
         s0 = _mm512_add_ps(s0, e);
     }
@@ -208,7 +192,7 @@ void helix_amx_softmax_fold(int64_t rows, const float *mnew, const float *sum, f
         const __m512 mo = _mm512_maskz_loadu_ps(t, m + i), mn = _mm512_maskz_loadu_ps(t, mnew + i);
         /* alpha = 2^(m - mnew); 1 where the row saw no key yet (m = mnew = -inf), 0 where m was -inf */
         const __mmask16 same = _mm512_cmp_ps_mask(mo, mn, _CMP_EQ_OQ);
-        const __m512 al = _mm512_mask_mov_ps(exp2_neg16(_mm512_sub_ps(mo, mn)), same, _mm512_set1_ps(1.0f));
+        const __m512 al = _mm512_mask_mov_ps(helix_exp2_16(_mm512_sub_ps(mo, mn)), same, _mm512_set1_ps(1.0f));
         _mm512_mask_storeu_ps(alpha + i, t, al);
         _mm512_mask_storeu_ps(l + i, t, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(t, l + i), al, _mm512_maskz_loadu_ps(t, sum + i)));
         _mm512_mask_storeu_ps(m + i, t, mn);

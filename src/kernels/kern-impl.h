@@ -47,8 +47,8 @@ const helix_kern *helix_kern_for(helix_isa isa);
 /* e^x for x <= 0, the formula the portable and AVX2 paths compute
  * (attention.c): Cody-Waite reduction and a degree-6 polynomial, rel.
  * error ~2e-7; below -87 (and -inf) exactly 0. AVX-512 computes the same
- * accuracy in base 2 with a fitted degree 5 (avx512-impl.h), AMX's bf16 P
- * a Taylor degree 5 (k_amx.c). */
+ * accuracy in base 2 with a fitted degree 5 (avx512-impl.h; AMX's
+ * softmax too). */
 #define HELIX_EXP_LO (-87.0f)
 #define HELIX_LOG2E 1.44269504088896341f
 #define HELIX_LN2_HI 0.693145751953125f
