@@ -7,6 +7,7 @@
 #include "helix_backend.h"
 #include "helix_cuda.h"
 #include "run.h"
+#include "cpu.h"
 #include "run_inputs.h"
 #include "engine.h"
 
@@ -326,12 +327,16 @@ int cmd_run(int argc, char **argv)
         run_result r;
         memset(&r, 0, sizeof r);
         r.o = &o; r.plan = &plan; r.engine = engine; r.stats = stats; r.elapsed_s = elapsed;
+        const int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN), th = o.threads > 0 ? (int)o.threads : cpus;
+        if (!mpi && !o.device[0]) {   /* the peak of the kernels' path on the devices computing at once */
+            r.peak_threads = th < cpus ? th : cpus;
+            r.peak_flops = cpu_path_peak(helix_isa_current(), o.cfg.dtype, r.peak_threads, 0.02, &r.peak_unit);
+        }
         run_print_tables(&r);
         if (o.overhead) {
             if (mpi) {
                 printf("# overhead: --overhead is measured in-process only (--backend inproc)\n");
             } else {
-                const int th = o.threads > 0 ? (int)o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
                 fprintf(stderr, "  timing the devices' kernels alone (%d at a time)...\n", th);
                 r.kernels_s = run_kernels_alone(&plan, th, 3);
                 if (r.kernels_s > 0)

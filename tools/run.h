@@ -51,6 +51,9 @@ typedef struct {
     int checked, passed, finite;
     double max_abs, max_rel;
     double kernels_s;             /* --overhead: the same kernels alone (<= 0: not measured) */
+    double peak_flops;            /* the kernels' path's peak on peak_threads, measured after the pass (<= 0: not) */
+    const char *peak_unit;
+    int peak_threads;
     int64_t nonfinite;            /* NaN/Inf values in the output */
     int output_written;           /* --output was written */
     const char *output_error;     /* why --output could not be written, or NULL */

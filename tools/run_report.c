@@ -1,7 +1,6 @@
 /* run_report.c — what `helix run` prints: the configuration, a table per
  * phase, a line per rank, and the JSON summary. */
 #include "run.h"
-#include "cpu.h"
 #include "helix_program.h"
 
 #include <string.h>
@@ -78,24 +77,18 @@ static double model_flops(const helix_config *cfg, int64_t D)
     return 6 * BL * (double)D * hd + 4 * hd * pairs + (cfg->out_proj ? 2 * BL * hd * (double)D : 0);
 }
 
-/* The model's FLOP rate over the pass; in one process on the CPU also the
- * peak of the kernels' path on as many threads as compute at once,
- * measured now (as bench kernels does), and the fraction of it reached. */
+/* The model's FLOP rate over the pass, and the fraction of the path's
+ * peak where the run measured it (in one process on the CPU). */
 static void run_print_compute(const run_result *r)
 {
     const double f = model_flops(&r->o->cfg, r->plan->D), t = run_pass_s(r);
     if (t <= 0) return;
     printf("# compute: %.3g GFLOP of the model (QKV, attention%s) in the pass = %.1f GFLOP/s", f / 1e9,
            r->o->cfg.out_proj ? ", W_O" : "", f / t / 1e9);
-    if (strcmp(r->engine, "inproc") || r->o->device[0]) { printf("\n"); return; }
-    cpu_info ci;
-    cpu_detect(&ci);
-    const int threads = r->o->threads > 0 && r->o->threads < ci.cpus ? (int)r->o->threads : ci.cpus;
-    const char *unit = "";
-    const double peak = cpu_path_peak(helix_isa_current(), r->o->cfg.dtype, threads, 0.02, &unit);
-    if (peak > 0)
+    if (r->peak_flops > 0)
         printf(",\n#   %.1f %% of the path's peak (%s, %d thread%s: %.1f GFLOP/s, measured after the pass)\n",
-               100 * f / t / peak, unit, threads, threads == 1 ? "" : "s", peak / 1e9);
+               100 * f / t / r->peak_flops, r->peak_unit, r->peak_threads, r->peak_threads == 1 ? "" : "s",
+               r->peak_flops / 1e9);
     else printf("\n");
 }
 

@@ -143,8 +143,7 @@ static void softmax_tile(const blk_t *k, float *s, int64_t r0, int64_t r1, int64
 
 /* f32 micro-kernels (every path; 16-bit widened while packing):
  *   Q (times scale) packed once per block; per key tile K^T and V packed,
- *   S = Q K^T, softmax, acc += P V with P read in place (at widths up to
- *   half the panel, one vector wide: ukr_rm1). */
+ *   S = Q K^T, softmax, acc += P V with P read in place (helix_pv_tile). */
 static void block_f32(const blk_t *k, const helix_attn_ws *W)
 {
     const helix_attn_args *a = k->a;
@@ -167,14 +166,8 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
             pf.lines = 2 * nk1 * pf.row_lines;
         }
         softmax_tile(k, W->s, r0, nq, k0, nk, W->mx, W->sum, W->acc, wr, &pf);
-        if (kn->ukr_rm1 && w <= kn->nr / 2) {   /* narrow heads: one-vector tiles, no padded half */
-            helix_pack_b_rows(kn->nr / 2, nk, w, a->dtype, (const char *)a->v + off, a->kv_sl, W->v);
-            for (int64_t i0 = r0; i0 < nq; i0 += kn->mr1)
-                kn->ukr_rm1(nk, W->s + i0 * T, T, W->v, W->acc + i0 * wr, wr, 1);
-            continue;
-        }
-        helix_pack_b(kn, nk, w, a->dtype, (const char *)a->v + off, a->kv_sl, 0, W->v);
-        helix_tile_product_rm(kn, nq - r0, w, nk, W->s + r0 * T, T, W->v, W->acc + r0 * wr, wr, 1);
+        helix_pv_tile(kn, nq - r0, w, nk, a->dtype, (const char *)a->v + off, a->kv_sl, W->v, W->s + r0 * T, T,
+                      W->acc + r0 * wr, wr);
     }
 }
 

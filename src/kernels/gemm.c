@@ -64,7 +64,8 @@ void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t,
 }
 
 /* element (k, j) is src[k*ld + j] (trans = 0) or src[j*ld + k] (trans = 1) */
-void helix_pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst)
+/* B (kc x n, element (k, j) = src[k*ld + j]) into panels nr columns wide */
+static void pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst)
 {
     const size_t es = helix_dtype_size(t);
     for (int64_t j0 = 0; j0 < n; j0 += nr) {   /* panel by panel: the writes are sequential */
@@ -86,7 +87,7 @@ void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, co
     const size_t es = helix_dtype_size(t);
     const int64_t np = helix_rup(n, nr);
     float row[4096];
-    if (!trans) { helix_pack_b_rows(nr, kc, n, t, src, ld, dst); return; }
+    if (!trans) { pack_b_rows(nr, kc, n, t, src, ld, dst); return; }
     if (kn->pack_bt) { kn->pack_bt(kc, n, t, src, ld, dst); return; }
     for (int64_t j = 0; j < np; j++) {
         float *p = dst + (j / nr) * nr * kc + (j % nr);
@@ -126,10 +127,16 @@ void helix_tile_product(const helix_kern *kn, int64_t rows, int64_t cols, int64_
     tiles(kn, rows, cols, kc, ap, 0, bp, c, ldc, acc);
 }
 
-void helix_tile_product_rm(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,
-                           const float *bp, float *c, int64_t ldc, int acc)
+void helix_pv_tile(const helix_kern *kn, int64_t rows, int64_t w, int64_t nk, helix_dtype t, const void *v, int64_t ld,
+                   float *vbuf, const float *p, int64_t ldp, float *acc, int64_t ldacc)
 {
-    tiles(kn, rows, cols, kc, a, lda, bp, c, ldc, acc);
+    if (kn->ukr_rm1 && w <= kn->nr / 2) {   /* narrow heads: one-vector tiles, no padded half */
+        pack_b_rows(kn->nr / 2, nk, w, t, v, ld, vbuf);
+        for (int64_t i0 = 0; i0 < rows; i0 += kn->mr1) kn->ukr_rm1(nk, p + i0 * ldp, ldp, vbuf, acc + i0 * ldacc, ldacc, 1);
+        return;
+    }
+    helix_pack_b(kn, nk, w, t, v, ld, 0, vbuf);
+    tiles(kn, rows, w, nk, p, ldp, vbuf, acc, ldacc, 1);
 }
 
 /* ------------------------------------------------------- packed B */

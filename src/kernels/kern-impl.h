@@ -103,13 +103,15 @@ void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t,
  * trans) into NR-column panels of depth kc, padded with zeros. */
 void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, int trans,
                   float *dst);
-/* The same without trans, into panels nr columns wide. */
-void helix_pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);
-/* C (+)= A B over whole MR x NR tiles (C's buffer padded to them); _rm:
- * A unpacked, row-major, its rows padded too. */
-void helix_tile_product_rm(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *a, int64_t lda,
-                           const float *bp, float *c, int64_t ldc, int acc);
+/* C (+)= A B over whole MR x NR tiles (C's buffer padded to them). */
 void helix_tile_product(const helix_kern *kn, int64_t rows, int64_t cols, int64_t kc, const float *ap, const float *bp,
                         float *c, int64_t ldc, int acc);
+/* acc (+)= P V over one key tile (attention's second product, flash and
+ * exact/scores alike): V (nk rows of w, element (k, e) = v[k*ld + e], type
+ * t) packed into vbuf as the product wants it (one vector wide, ukr_rm1,
+ * at widths <= NR / 2 where the path has it), P rows ldp apart; the rows
+ * past `rows` up to HELIX_MR_MAX of P and acc are padding. */
+void helix_pv_tile(const helix_kern *kn, int64_t rows, int64_t w, int64_t nk, helix_dtype t, const void *v, int64_t ld,
+                   float *vbuf, const float *p, int64_t ldp, float *acc, int64_t ldacc);
 
 #endif

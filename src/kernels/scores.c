@@ -44,8 +44,7 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
 {
     const helix_kern *kn = helix_kern_for(helix_isa_current());
     const int64_t hg = a->H, w = a->width, b = a->b, q0 = a->q0, nq = a->nq, lk = a->lk, ld = hg * w;
-    const int narrow = kn->ukr_rm1 && w <= kn->nr / 2;   /* P V one vector wide, as in the flash kernel */
-    const int64_t wr = helix_rup(w, 32), rows = helix_rup(nq, narrow ? kn->mr1 : kn->mr);
+    const int64_t wr = helix_rup(w, 32), rows = nq + HELIX_MR_MAX;   /* P and acc rows, the last strip's padding too */
     const size_t es = helix_dtype_size(a->dtype);
     const helix_attn_ws W = helix_attn_ws_carve(work, w);
     for (int64_t h = 0; h < hg; h++) {
@@ -65,16 +64,12 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
         memset(W.acc, 0, sizeof(float) * (size_t)(rows * wr));
         for (int64_t k0 = 0; k0 < lk; k0 += TK) {
             const int64_t nk = lk - k0 < TK ? lk - k0 : TK;
-            if (narrow) helix_pack_b_rows(kn->nr / 2, nk, w, a->dtype, rows_of(a, a->v, h, k0), ld, W.v);
-            else helix_pack_b(kn, nk, w, a->dtype, rows_of(a, a->v, h, k0), ld, 0, W.v);
             /* P's rows of this tile, whole strips (the padding rows zero) */
             for (int64_t i = 0; i < rows; i++) {
                 if (i < nq) memcpy(W.s + i * TK, a->sc + (h * nq + i) * lk + k0, sizeof(float) * (size_t)nk);
                 else memset(W.s + i * TK, 0, sizeof(float) * (size_t)nk);
             }
-            if (narrow)
-                for (int64_t i0 = 0; i0 < nq; i0 += kn->mr1) kn->ukr_rm1(nk, W.s + i0 * TK, TK, W.v, W.acc + i0 * wr, wr, 1);
-            else helix_tile_product_rm(kn, nq, w, nk, W.s, TK, W.v, W.acc, wr, 1);
+            helix_pv_tile(kn, nq, w, nk, a->dtype, rows_of(a, a->v, h, k0), ld, W.v, W.s, TK, W.acc, wr);
         }
         for (int64_t i = 0; i < nq; i++) {
             float *ai = W.acc + i * wr;
