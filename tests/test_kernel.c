@@ -13,8 +13,10 @@ static float frand(uint64_t *s)
     return (float)((*s >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-static double run_case(helix_dtype t, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t w, int causal,
-                       int64_t q_pos0, int pad)
+/* ramp > 0: key j scaled by 1 + ramp j / Lk, so a row's max keeps jumping
+ * (by more than the SIMD softmax's slack) within and across key tiles */
+static double run_case_ramp(helix_dtype t, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t w, int causal,
+                            int64_t q_pos0, int pad, double ramp)
 {
     uint64_t seed = (uint64_t)(B * 131 + Lq * 7 + Lk * 3 + H + w * 17 + causal + q_pos0 * 5);
     const size_t es = helix_dtype_size(t);
@@ -26,7 +28,11 @@ static double run_case(helix_dtype t, int64_t B, int64_t Lq, int64_t Lk, int64_t
     int64_t kv_len[8];
     for (int64_t b = 0; b < B; b++) kv_len[b] = pad ? (Lk - 1 - 13 * b > 1 ? Lk - 1 - 13 * b : 1) : Lk;
     for (int64_t x = 0; x < nq; x++) q[x] = 2.0f * frand(&seed);
-    for (int64_t x = 0; x < nk; x++) { k[x] = 2.0f * frand(&seed); v[x] = frand(&seed); }
+    for (int64_t x = 0; x < nk; x++) {
+        const int64_t j = x / (H * w) % Lk;
+        k[x] = 2.0f * frand(&seed) * (float)(1.0 + ramp * (double)j / (double)Lk);
+        v[x] = frand(&seed);
+    }
     helix_from_f32(t, q, qs, nq); helix_to_f32(t, qs, q, nq);
     helix_from_f32(t, k, ks, nk); helix_to_f32(t, ks, k, nk);
     helix_from_f32(t, v, vs, nk); helix_to_f32(t, vs, v, nk);
@@ -66,6 +72,12 @@ static double run_case(helix_dtype t, int64_t B, int64_t Lq, int64_t Lk, int64_t
     return worst;
 }
 
+static double run_case(helix_dtype t, int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t w, int causal,
+                       int64_t q_pos0, int pad)
+{
+    return run_case_ramp(t, B, Lq, Lk, H, w, causal, q_pos0, pad, 0.0);
+}
+
 static const char *path = "";
 
 static void cases(void)
@@ -103,6 +115,17 @@ static void cases(void)
             CHECK(e <= tol[ti], "%s kv_len padding causal=%d: %.3g", helix_dtype_name(types[ti]), causal, e);
             e = run_case(types[ti], 2, 300, 300, 1, 64, causal, 0, 1);   /* lengths across key tiles and strips */
             CHECK(e <= tol[ti], "%s kv_len padding L=300 causal=%d: %.3g", helix_dtype_name(types[ti]), causal, e);
+        }
+    /* logits growing along the keys to ~+-150: the running max moves by
+     * more than the slack inside key tiles and between them (f32: the
+     * error of f32 scores that large, ~1e-5) */
+    const double tol_ramp[3] = {6e-5, 2e-3, 1.6e-2};
+    for (int ti = 0; ti < 3; ti++)
+        for (int causal = 0; causal < 2; causal++) {
+            const int64_t w = causal ? 64 : 16;
+            double e = run_case_ramp(types[ti], 1, 300, 300, 2, w, causal, 0, 0, 60.0);
+            CHECK(e <= tol_ramp[ti], "%s w=%lld logits growing along the keys causal=%d: %.3g > %.3g",
+                  helix_dtype_name(types[ti]), (long long)w, causal, e, tol_ramp[ti]);
         }
     /* tiny shapes: one query, one key */
     CHECK(run_case(HELIX_F32, 1, 1, 1, 1, 4, 0, 0, 0) <= tol[0], "1x1");

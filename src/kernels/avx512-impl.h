@@ -15,7 +15,8 @@ static inline __mmask16 helix_mask16(int64_t left)
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
 
-/* 2^t for t <= 0, sixteen lanes: t = k + r with k an integer and
+/* 2^t for t <= 126 (the softmax passes t <= 0, or up to its slack),
+ * sixteen lanes: t = k + r with k an integer and
  * |r| <= 1/2, 2^r by a degree-5 polynomial fitted for relative error on
  * [-1/2, 1/2] with p(0) = 1 (1.6e-7 evaluated in f32), times 2^k (scalef).
  * Below -125 and at -inf exactly 0; NaN stays NaN. Both softmaxes use it:
@@ -34,52 +35,13 @@ static inline __m512 helix_exp2_16(__m512 t)
     return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_NLT_UQ), p, k);
 }
 
-/* e^v for v <= 0: 2^(v log2(e)), four vector operations fewer per score
+/* e^v for v <= 87 (softmax: v <= HELIX_SOFTMAX_SLACK): 2^(v log2(e)), four vector operations fewer per score
  * than helix_exp_neg's Cody-Waite form with its degree 6, and as accurate
- * (the rounding of v log2(e) costs at most 3e-8 of P absolute, P <= 1).
+ * (the rounding of v log2(e) costs at most 3e-8 of P relative).
  * Below v = -86.6 and at -inf exactly 0; NaN stays NaN. */
 static inline __m512 helix_exp_neg16(__m512 v)
 {
     return helix_exp2_16(_mm512_mul_ps(v, _mm512_set1_ps(HELIX_LOG2E)));
-}
-
-/* The online-softmax step on one row of scores (attention.c's
- * softmax_row contract), sixteen lanes at a time, two vectors per step. */
-static inline float helix_softmax16(float *s, int64_t n, float *m, float *l)
-{
-    __m512 mv = _mm512_set1_ps(*m);
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
-    float mnew = _mm512_reduce_max_ps(mv);
-    for (; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
-    if (mnew == -INFINITY) {
-        memset(s, 0, sizeof(float) * (size_t)n);
-        return 1.0f;
-    }
-    const __m512 m16 = _mm512_set1_ps(mnew);
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    for (j = 0; j + 32 <= n; j += 32) {
-        const __m512 e0 = helix_exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j), m16));
-        const __m512 e1 = helix_exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), m16));
-        _mm512_storeu_ps(s + j, e0);
-        _mm512_storeu_ps(s + j + 16, e1);
-        s0 = _mm512_add_ps(s0, e0);
-        s1 = _mm512_add_ps(s1, e1);
-    }
-    for (; j < n; j += 16) {
-        const __mmask16 t = helix_mask16(n - j);
-        const __m512 e = _mm512_maskz_mov_ps(t, helix_exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), m16)));
-        _mm512_mask_storeu_ps(s + j, t, e);
-        s0 = _mm512_add_ps(s0, e);
-    }
-    /* alpha = e^(m - mnew): 1 where the max held (most rows, once it
-     * settles), else one lane of the vector formula (no scalar call) */
-    const float alpha = *m == mnew ? 1.0f
-                        : *m == -INFINITY ? 0.0f
-                                          : _mm512_cvtss_f32(helix_exp_neg16(_mm512_set1_ps(*m - mnew)));
-    *l = *l * alpha + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    *m = mnew;
-    return alpha;
 }
 
 /* Transpose 16 x 16 32-bit lanes in registers: four stages of two-source

@@ -1,7 +1,7 @@
 /* k_avx2.c — the AVX2+FMA path (built with -mavx2 -mfma, called only
  * when the CPU has them): a 6 x 16 micro-kernel (12 ymm accumulators,
  * two B loads and one broadcast per step) and the softmax row, eight
- * lanes at a time. */
+ * lanes at a time (softmax-impl.h). */
 #include "kern-impl.h"
 
 #include <immintrin.h>
@@ -22,6 +22,7 @@
 #define V_BCAST(p) _mm256_broadcast_ss(p)
 #include "ukr-impl.h"
 
+/* e^v, v <= 87 (the softmax passes v <= HELIX_SOFTMAX_SLACK) */
 static inline __m256 exp_neg8(__m256 v)
 {
     const __m256 lo = _mm256_set1_ps(HELIX_EXP_LO);
@@ -58,28 +59,32 @@ static inline float hsum8(__m256 x)
     return _mm_cvtss_f32(a);
 }
 
-static float softmax_row(float *s, int64_t n, float *m, float *l)
+/* the first n lanes (n may exceed 8) of p, -inf after */
+static inline __m256 loadn8(const float *p, int64_t n)
 {
-    int64_t j = 0;
-    __m256 mv = _mm256_set1_ps(*m);
-    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
-    float mnew = hmax8(mv);
-    for (; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
-    if (mnew == -INFINITY) { memset(s, 0, sizeof(float) * (size_t)n); return 1.0f; }
-    const __m256 m8 = _mm256_set1_ps(mnew);
-    __m256 sv = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m8));
-        _mm256_storeu_ps(s + j, e);
-        sv = _mm256_add_ps(sv, e);
-    }
-    float sum = hsum8(sv);
-    for (; j < n; j++) { s[j] = helix_exp_neg(s[j] - mnew); sum += s[j]; }
-    const float alpha = *m == mnew ? 1.0f : *m == -INFINITY ? 0.0f : helix_exp_neg(*m - mnew);
-    *l = *l * alpha + sum;
-    *m = mnew;
-    return alpha;
+    if (n >= 8) return _mm256_loadu_ps(p);
+    const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(p, k), _mm256_castsi256_ps(k));
 }
+
+static inline void storen8(float *p, int64_t n, __m256 x)
+{
+    if (n >= 8) { _mm256_storeu_ps(p, x); return; }
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), x);
+}
+
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_SUB(a, b) _mm256_sub_ps(a, b)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_MAX(a, b) _mm256_max_ps(a, b)
+#define V_LOADN(p, n) loadn8(p, n)
+#define V_STOREN(p, n, x) storen8(p, n, x)
+#define V_ANY_ABOVE(x, y) (_mm256_movemask_ps(_mm256_cmp_ps(x, y, _CMP_NLE_UQ)) != 0)
+#define V_HMAX(x) hmax8(x)
+#define V_HSUM(x) hsum8(x)
+#define V_EXP(x) exp_neg8(x)
+#define S_EXP(x) helix_exp_neg(x)
+#include "softmax-impl.h"
 
 static void scale_row(float *x, int64_t n, float a)
 {

@@ -1,7 +1,7 @@
 /* k_avx512.c — the AVX-512 path (built with -mavx512f -mavx512bw
  * -mavx512vl -mavx512dq, called only when the CPU has them): a 12 x 32
  * micro-kernel (24 zmm accumulators, two B loads and twelve broadcasts per
- * step) and the softmax row sixteen lanes at a time. */
+ * step) and the softmax row sixteen lanes at a time (softmax-impl.h). */
 #include "avx512-impl.h"
 
 #include <immintrin.h>
@@ -22,10 +22,18 @@
 #define V_BCAST(p) _mm512_set1_ps(*(p))
 #include "ukr-impl.h"
 
-static float softmax_row(float *s, int64_t n, float *m, float *l)
-{
-    return helix_softmax16(s, n, m, l);
-}
+#define V_SET1(x) _mm512_set1_ps(x)
+#define V_SUB(a, b) _mm512_sub_ps(a, b)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_MAX(a, b) _mm512_max_ps(a, b)
+#define V_LOADN(p, n) _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), helix_mask16((n) < 0 ? 0 : (n)), p)
+#define V_STOREN(p, n, x) _mm512_mask_storeu_ps(p, helix_mask16(n), x)
+#define V_ANY_ABOVE(x, y) (_mm512_cmp_ps_mask(x, y, _CMP_NLE_UQ) != 0)
+#define V_HMAX(x) _mm512_reduce_max_ps(x)
+#define V_HSUM(x) _mm512_reduce_add_ps(x)
+#define V_EXP(x) helix_exp_neg16(x)
+#define S_EXP(x) _mm512_cvtss_f32(helix_exp_neg16(_mm512_set1_ps(x)))
+#include "softmax-impl.h"
 
 static void scale_row(float *x, int64_t n, float a)
 {

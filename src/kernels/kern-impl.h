@@ -26,7 +26,11 @@ typedef struct {
     int mr, nr;
     helix_ukr_fn ukr;
     helix_ukr_rm_fn ukr_rm;
-    /* online-softmax step on one row of scores; see attention.c */
+    /* online-softmax step on one row of n scores (in place: P), with a
+     * reference m (-inf before the first) and sum l: P = e^(s - m'),
+     * l' = l alpha + sum P, returns alpha = e^(m - m'). m' is the row's
+     * max (portable), or m itself while no score exceeds it by more than
+     * HELIX_SOFTMAX_SLACK (softmax-impl.h); m' = -inf: P = 0, alpha = 1 */
     float (*softmax_row)(float *s, int64_t n, float *m, float *l);
     void (*scale_row)(float *x, int64_t n, float a);
     /* optional: helix_pack_b with trans, for this path's NR */
@@ -54,6 +58,11 @@ const helix_kern *helix_kern_for(helix_isa isa);
 #define HELIX_LN2_HI 0.693145751953125f
 #define HELIX_LN2_LO 1.428606765330187e-06f
 float helix_exp_neg(float v);
+
+/* The SIMD softmax rows keep the running max m while no new score exceeds
+ * it by more than this (so P <= e^8 ~ 3e3, sums far from f32's range):
+ * the max is reduced and acc rescaled only when it grows by more. */
+#define HELIX_SOFTMAX_SLACK 8.0f
 
 /* ---- AMX bf16 (k_amx.c); only called when helix_isa_supported(AMX) ---- */
 /* Tiles of 16 rows x 64 bytes; C blocks of 32 x 32 f32 (2 x 2 tiles).
