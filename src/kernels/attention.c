@@ -133,11 +133,15 @@ static void kv_prefetch_to(kv_prefetch *p, int64_t to)
 static void softmax_tile(const blk_t *k, float *s, int64_t r0, int64_t r1, int64_t k0, int64_t nk, float *mx,
                          float *sum, float *acc, int64_t lda, kv_prefetch *pf)
 {
+    enum { ROWS = 16 };   /* per call, then a share of the prefetches */
+    float alpha[ROWS];
     mask_tile(k, s, 0, r0, r1, k0, nk);
-    for (int64_t i = r0; i < r1; i++) {
-        const float alpha = k->kn->softmax_row(s + i * k->T, nk, &mx[i], &sum[i]);
-        if (alpha != 1.0f) k->kn->scale_row(acc + i * lda, k->a->width, alpha);
-        kv_prefetch_to(pf, pf->lines * (i - r0 + 1) / (r1 - r0));
+    for (int64_t i0 = r0; i0 < r1; i0 += ROWS) {
+        const int64_t nr = r1 - i0 < ROWS ? r1 - i0 : ROWS;
+        k->kn->softmax_rows(s + i0 * k->T, k->T, nr, nk, mx + i0, sum + i0, alpha);
+        for (int64_t r = 0; r < nr; r++)
+            if (alpha[r] != 1.0f) k->kn->scale_row(acc + (i0 + r) * lda, k->a->width, alpha[r]);
+        kv_prefetch_to(pf, pf->lines * (i0 + nr - r0) / (r1 - r0));
     }
 }
 

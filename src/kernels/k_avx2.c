@@ -94,4 +94,4 @@ static void scale_row(float *x, int64_t n, float a)
     for (; e < n; e++) x[e] *= a;
 }
 
-const helix_kern helix_kern_avx2 = {HELIX_ISA_AVX2, MR, NR, ukr, ukr_rm, softmax_row, scale_row, NULL, NULL, MR1, ukr_rm1};
+const helix_kern helix_kern_avx2 = {HELIX_ISA_AVX2, MR, NR, ukr, ukr_rm, softmax_rows, scale_row, NULL, NULL, MR1, ukr_rm1};

@@ -100,4 +100,4 @@ static void pack_a(int64_t rows, int64_t kc, helix_dtype t, const void *src, int
     }
 }
 
-const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_row, scale_row, pack_bt, pack_a, MR1, ukr_rm1};
+const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_rows, scale_row, pack_bt, pack_a, MR1, ukr_rm1};

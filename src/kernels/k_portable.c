@@ -46,9 +46,14 @@ static float softmax_row(float *s, int64_t n, float *m, float *l)
     return alpha;
 }
 
+static void softmax_rows(float *s, int64_t ld, int64_t rows, int64_t n, float *m, float *l, float *alpha)
+{
+    for (int64_t r = 0; r < rows; r++) alpha[r] = softmax_row(s + r * ld, n, m + r, l + r);
+}
+
 static void scale_row(float *x, int64_t n, float a)
 {
     for (int64_t e = 0; e < n; e++) x[e] *= a;
 }
 
-const helix_kern helix_kern_portable = {HELIX_ISA_PORTABLE, MR, NR, ukr, ukr_rm, softmax_row, scale_row, NULL};
+const helix_kern helix_kern_portable = {HELIX_ISA_PORTABLE, MR, NR, ukr, ukr_rm, softmax_rows, scale_row, NULL};

@@ -26,12 +26,13 @@ typedef struct {
     int mr, nr;
     helix_ukr_fn ukr;
     helix_ukr_rm_fn ukr_rm;
-    /* online-softmax step on one row of n scores (in place: P), with a
-     * reference m (-inf before the first) and sum l: P = e^(s - m'),
-     * l' = l alpha + sum P, returns alpha = e^(m - m'). m' is the row's
-     * max (portable), or m itself while no score exceeds it by more than
-     * HELIX_SOFTMAX_SLACK (softmax-impl.h); m' = -inf: P = 0, alpha = 1 */
-    float (*softmax_row)(float *s, int64_t n, float *m, float *l);
+    /* online-softmax step on `rows` rows of n scores, ld apart (in place:
+     * P), row r with its reference m[r] (-inf before the first) and sum
+     * l[r]: P = e^(s - m'), l' = l alpha + sum P, alpha[r] = e^(m - m').
+     * m' is the row's max (portable), or m itself while no score exceeds
+     * it by more than HELIX_SOFTMAX_SLACK (softmax-impl.h); m' = -inf:
+     * P = 0, alpha = 1 */
+    void (*softmax_rows)(float *s, int64_t ld, int64_t rows, int64_t n, float *m, float *l, float *alpha);
     void (*scale_row)(float *x, int64_t n, float a);
     /* optional: helix_pack_b with trans, for this path's NR */
     void (*pack_bt)(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);

@@ -57,7 +57,8 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
             if (nk < 0) nk = 0;
             for (int64_t jj = 0; jj < nk; jj++) si[jj] *= a->scale;
             float m = -INFINITY, l = 0.0f;
-            kn->softmax_row(si, nk, &m, &l);
+            float alpha;
+            kn->softmax_rows(si, 0, 1, nk, &m, &l, &alpha);
             memset(si + nk, 0, sizeof(float) * (size_t)(lk - nk));
             inv[i] = l > 0.0f ? 1.0f / l : 0.0f;   /* no visible key: 0 */
         }

@@ -7,7 +7,7 @@
  *   V_ANY_ABOVE(x, y) some lane of x above y's, or unordered (NaN)
  *   V_HMAX(x) V_HSUM(x) V_EXP(x)   (e^x lane-wise for x <= SLACK)
  *   S_EXP(x)          the same e^x, one float
- * It defines softmax_row (the contract is in kern-impl.h).
+ * It defines softmax_rows (the contract is in kern-impl.h).
  *
  * The row goes by chunks of SM_CHUNK vectors held in registers, so each
  * score is read once. The reference m is kept while no score of a chunk
@@ -27,18 +27,14 @@ typedef struct {
  * of this row before it */
 static inline __attribute__((always_inline)) void sm_chunk(float *s, int64_t j0, int64_t n, int full, sm_state *st)
 {
-    VEC x[SM_CHUNK];
-    const VEC lim = V_SET1(st->m + HELIX_SOFTMAX_SLACK);   /* -inf while m is */
-    int over = 0;
+    VEC x[SM_CHUNK], mv;
 #pragma GCC unroll 8
     for (int v = 0; v < SM_CHUNK; v++) {
         x[v] = full ? V_LOAD(s + v * VL) : V_LOADN(s + v * VL, n - v * VL);
-        over |= V_ANY_ABOVE(x[v], lim);
+        mv = v ? V_MAX(mv, x[v]) : x[0];
     }
-    if (over) {   /* the reference moves to this chunk's max */
-        VEC mv = x[0];
-#pragma GCC unroll 8
-        for (int v = 1; v < SM_CHUNK; v++) mv = V_MAX(mv, x[v]);
+    /* -inf while m is; a NaN score may drop out of mv, but not out of P */
+    if (V_ANY_ABOVE(mv, V_SET1(st->m + HELIX_SOFTMAX_SLACK))) {   /* the reference moves to this chunk's max */
         const float mx = V_HMAX(mv), a = st->m == -INFINITY ? 0.0f : S_EXP(st->m - mx);
         const VEC av = V_SET1(a);
         for (int64_t j = -j0; j < 0; j += VL) V_STOREN(s + j, -j, V_MUL(V_LOADN(s + j, -j), av));
@@ -51,10 +47,10 @@ static inline __attribute__((always_inline)) void sm_chunk(float *s, int64_t j0,
         for (int v = 0; v < SM_CHUNK && v * VL < n; v++) V_STOREN(s + v * VL, n - v * VL, V_ZERO());
         return;
     }
-    const VEC mv = V_SET1(st->m);
+    const VEC mr = V_SET1(st->m);
 #pragma GCC unroll 8
     for (int v = 0; v < SM_CHUNK; v++) {
-        const VEC e = V_EXP(V_SUB(x[v], mv));   /* lanes past n: -inf, 0 */
+        const VEC e = V_EXP(V_SUB(x[v], mr));   /* lanes past n: -inf, 0 */
         if (full) V_STORE(s + v * VL, e);
         else if (v * VL < n) V_STOREN(s + v * VL, n - v * VL, e);
         if (v & 1) st->sum1 = V_ADD(st->sum1, e);
@@ -62,7 +58,7 @@ static inline __attribute__((always_inline)) void sm_chunk(float *s, int64_t j0,
     }
 }
 
-static float softmax_row(float *s, int64_t n, float *m, float *l)
+static inline __attribute__((always_inline)) float sm_row(float *s, int64_t n, float *m, float *l)
 {
     sm_state st = {*m, 1.0f, V_ZERO(), V_ZERO()};
     int64_t j0 = 0;
@@ -71,4 +67,10 @@ static float softmax_row(float *s, int64_t n, float *m, float *l)
     *l = *l * st.alpha + V_HSUM(V_ADD(st.sum0, st.sum1));
     *m = st.m;
     return st.alpha;
+}
+
+/* rows in one call: the constants stay in registers from row to row */
+static void softmax_rows(float *s, int64_t ld, int64_t rows, int64_t n, float *m, float *l, float *alpha)
+{
+    for (int64_t r = 0; r < rows; r++) alpha[r] = sm_row(s + r * ld, n, m + r, l + r);
 }
