@@ -119,13 +119,17 @@ static void mask_tile(const blk_t *k, float *s, int64_t s0, int64_t r0, int64_t 
 typedef struct {
     const char *k, *v;
     int64_t ld, row_lines, lines, done;
+    int64_t row, line;   /* the next pair: K's and V's line `line` of key row `row` */
 } kv_prefetch;
 
 static void kv_prefetch_to(kv_prefetch *p, int64_t to)
 {
-    for (; p->done < to && p->done < p->lines; p->done++) {
-        const int64_t r = p->done / 2 / p->row_lines, l = p->done / 2 % p->row_lines;
-        __builtin_prefetch((p->done & 1 ? p->v : p->k) + r * p->ld + l * 64, 0, 2);
+    if (to > p->lines) to = p->lines;
+    for (; p->done < to; p->done += 2) {   /* no divisions: this runs between softmax rows */
+        const int64_t o = p->row * p->ld + p->line * 64;
+        __builtin_prefetch(p->k + o, 0, 2);
+        __builtin_prefetch(p->v + o, 0, 2);
+        if (++p->line == p->row_lines) { p->line = 0; p->row++; }
     }
 }
 
@@ -162,7 +166,7 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
         const int64_t r0 = first_row(k, k0, kn->mr);
         helix_pack_b(kn, w, nk, a->dtype, (const char *)a->k + off, a->kv_sl, 1, W->k);
         helix_tile_product(kn, nq - r0, nk, w, W->q + r0 * w, W->k, W->s + r0 * T, T, 0);
-        kv_prefetch pf = {a->k, a->v, (int64_t)((size_t)a->kv_sl * es), (int64_t)((w * es + 63) / 64), 0, 0};
+        kv_prefetch pf = {a->k, a->v, (int64_t)((size_t)a->kv_sl * es), (int64_t)((w * es + 63) / 64), 0, 0, 0, 0};
         if (k0 + T < k->kend) {   /* the next tile */
             const int64_t nk1 = k->kend - k0 - T < T ? k->kend - k0 - T : T;
             pf.k = (const char *)a->k + off + (size_t)(T * a->kv_sl) * es;
