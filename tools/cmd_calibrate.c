@@ -21,11 +21,11 @@ static const char *calibrate_help =
     "\n"
     "Measures, for 1..all cores: the f32 FMA peak (AVX-512 or AVX2, whichever\n"
     "the CPU has) and the triad memory bandwidth; the peak of every unit present\n"
-    "(AVX2 and AVX-512 f32 FMA, AVX512-BF16 vdpbf16ps, AMX-BF16 tiles); then, for\n"
-    "one device (thread) while every core computes, the rates helix's own\n"
-    "projection GEMM (f32, bf16, f16) and attention kernel reach on the kernel\n"
-    "path this CPU takes (medians of 5), and the\n"
-    "in-process broadcast latency and bandwidth. --out writes them as the\n"
+    "(AVX2 and AVX-512 f32 FMA, AVX512-BF16 vdpbf16ps, AMX-BF16 tiles, AVX512-FP16\n"
+    "vfmadd231ph); then, for one device (thread) while every core computes, the\n"
+    "rates helix's own projection GEMM (f32, bf16, f16) and attention kernel\n"
+    "reach on the kernel path this CPU takes (medians of 5), and the in-process\n"
+    "broadcast latency and bandwidth. --out writes them as the\n"
     "hardware description the planner reads (helix plan --hardware FILE).\n"
     "  --out FILE     hardware description to write        [print only]\n"
     "  --seconds S    time per FMA measurement, 0 < S <= 60 [0.3]\n";
@@ -272,7 +272,7 @@ int cmd_calibrate(int argc, char **argv)
      * loaded from L1, see cpu.h), 1 and all threads */
     printf("# %-16s %14s %14s\n", "unit", "1 thread", "all threads");
     static const char *unit_names[CPU_UNITS] = {"avx2 f32 FMA", "avx512 f32 FMA", "avx512_bf16 dp", "amx_bf16 tiles",
-                                                "amx_bf16 from L1"};
+                                                "amx_bf16 from L1", "avx512_fp16 FMA"};
     double amx1 = 0, u1[CPU_UNITS] = {0};
     for (int u = 0; u < CPU_UNITS; u++) {
         const double p1 = u1[u] = cpu_unit_peak((cpu_unit)u, 1, secs);
@@ -288,6 +288,11 @@ int cmd_calibrate(int argc, char **argv)
         printf("# avx512_bf16 vdpbf16ps reads %.2f x the f32 FMA rate here; bf16 is widened onto the f32 FMA units (%s)\n", r,
                r > 1.0 ? "helix has no vdpbf16ps kernel: on this CPU one could be faster" : "a vdpbf16ps kernel would be slower");
     }
+    /* why f16 is widened even with AVX512-FP16: its FMA accumulates in f16 */
+    if (u1[CPU_UNIT_AVX512_FP16] > 0 && u1[CPU_UNIT_AVX512_FMA] > 0)
+        printf("# avx512_fp16 vfmadd231ph reads %.2f x the f32 FMA rate here, but it accumulates in f16 (11-bit significand, "
+               "max 65504): helix accumulates in f32, so f16 is widened onto the f32 FMA units\n",
+               u1[CPU_UNIT_AVX512_FP16] / u1[CPU_UNIT_AVX512_FMA]);
     printf("# kernel path %s: f32 %s; bf16 %s; f16 %s\n", helix_isa_name(kisa), helix_kernel_path(HELIX_F32),
            helix_kernel_path(HELIX_BF16), helix_kernel_path(HELIX_F16));
     /* what the kernels reach on one device (one thread) while every core

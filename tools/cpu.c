@@ -79,6 +79,20 @@ __attribute__((target("avx512f,avx512bf16"))) static double dpbf16_loop(long ite
     return s;
 }
 
+/* AVX512-FP16: vfmadd231ph, 32 f16 lanes, twelve independent chains;
+ * a = a/2 + 1 stays near 2 (no overflow, no subnormals). */
+__attribute__((target("avx512f,avx512fp16"))) static double fp16_loop(long iters)
+{
+    __m512h a[12];
+    const __m512h x = _mm512_set1_ph((_Float16)0.5f), y = _mm512_set1_ph((_Float16)1.0f);
+    for (int k = 0; k < 12; k++) a[k] = _mm512_set1_ph((_Float16)(float)k);
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 12; k++) a[k] = _mm512_fmadd_ph(a[k], x, y);
+    float s = 0;
+    for (int k = 0; k < 12; k++) s += (float)_mm512_reduce_add_ph(a[k]);
+    return s;
+}
+
 /* AMX-BF16: tdpbf16ps on tiles that stay in registers, 16 x 16 x 32 x 2
  * FLOPs each; four accumulators so consecutive products are independent.
  * The operands are ordinary numbers (values in [1, 2)): on zeros the unit
@@ -153,7 +167,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_l1_loop(long iter
 }
 
 typedef struct {
-    int wide;      /* 0 avx2 FMA, 1 avx512 FMA, 2 vdpbf16ps, 3 AMX, 4 AMX fed from L1 */
+    int wide;      /* 0 avx2 FMA, 1 avx512 FMA, 2 vdpbf16ps, 3 AMX, 4 AMX fed from L1, 5 vfmadd231ph */
     long iters;
 } fma_job;
 
@@ -163,16 +177,24 @@ static volatile double fma_sink;
 static void *fma_run(void *arg)
 {
     fma_job *j = (fma_job *)arg;
-    fma_sink = j->wide == 4 ? amx_l1_loop(j->iters) : j->wide == 3 ? amx_loop(j->iters) : j->wide == 2 ? dpbf16_loop(j->iters)
-             : j->wide ? fma_avx512(j->iters) : fma_avx2(j->iters);
+    switch (j->wide) {
+    case 5: fma_sink = fp16_loop(j->iters); break;
+    case 4: fma_sink = amx_l1_loop(j->iters); break;
+    case 3: fma_sink = amx_loop(j->iters); break;
+    case 2: fma_sink = dpbf16_loop(j->iters); break;
+    case 1: fma_sink = fma_avx512(j->iters); break;
+    default: fma_sink = fma_avx2(j->iters); break;
+    }
     return NULL;
 }
 
 static double unit_peak(int wide, int threads, double seconds)
 {
-    const double flops_per_iter = wide >= 3 ? 4.0 * 16 * 16 * 32 * 2 : wide == 2 ? 12.0 * 16 * 4 : 12.0 * (wide ? 16 : 8) * 2;
+    const int amx = wide == 3 || wide == 4;
+    const double flops_per_iter = amx ? 4.0 * 16 * 16 * 32 * 2 : wide == 5 ? 12.0 * 32 * 2 : wide == 2 ? 12.0 * 16 * 4
+                                                                                                        : 12.0 * (wide ? 16 : 8) * 2;
     /* size the loop from a short trial */
-    long iters = wide >= 3 ? 1 << 14 : 1 << 20;
+    long iters = amx ? 1 << 14 : 1 << 20;
     double t0 = cli_now();
     fma_job trial = {wide, iters};
     fma_run(&trial);
@@ -215,6 +237,7 @@ double cpu_unit_peak(cpu_unit u, int threads, double seconds)
     case CPU_UNIT_AVX512_BF16: return f->avx512f && f->avx512bf16 ? unit_peak(2, threads, seconds) : 0;
     case CPU_UNIT_AMX_BF16: return helix_isa_supported(HELIX_ISA_AMX) ? unit_peak(3, threads, seconds) : 0;
     case CPU_UNIT_AMX_BF16_L1: return helix_isa_supported(HELIX_ISA_AMX) ? unit_peak(4, threads, seconds) : 0;
+    case CPU_UNIT_AVX512_FP16: return f->avx512f && f->avx512fp16 ? unit_peak(5, threads, seconds) : 0;
     }
     return 0;
 }

@@ -17,8 +17,11 @@ const char *cpu_features(const cpu_info *c, char *buf, int n);
 /* Peak f32 FMA FLOP/s with `threads` threads running at once (widest of
  * AVX-512 / AVX2 that the CPU has); 0 if neither. *isa names it. */
 double cpu_fma_peak(const cpu_info *c, int threads, double seconds, const char **isa);
-typedef enum { CPU_UNIT_AVX2_FMA, CPU_UNIT_AVX512_FMA, CPU_UNIT_AVX512_BF16, CPU_UNIT_AMX_BF16, CPU_UNIT_AMX_BF16_L1 } cpu_unit;
-#define CPU_UNITS 5
+typedef enum {
+    CPU_UNIT_AVX2_FMA, CPU_UNIT_AVX512_FMA, CPU_UNIT_AVX512_BF16, CPU_UNIT_AMX_BF16, CPU_UNIT_AMX_BF16_L1,
+    CPU_UNIT_AVX512_FP16   /* vfmadd231ph: f16 products accumulated in f16 */
+} cpu_unit;
+#define CPU_UNITS 6
 /* Peak FLOP/s of one unit with `threads` threads at once, operands in
  * registers (CPU_UNIT_AMX_BF16_L1: the AMX products with their tiles
  * loaded from L1 every step, as a GEMM feeds them; not a peak, the rate
