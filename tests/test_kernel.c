@@ -78,6 +78,34 @@ static double run_case(helix_dtype t, int64_t B, int64_t Lq, int64_t Lk, int64_t
     return run_case_ramp(t, B, Lq, Lk, H, w, causal, q_pos0, pad, 0.0);
 }
 
+/* A NaN in query row `qrow` (or, with qrow < 0, in key row `krow`) under
+ * causal attention: returns how many output rows are not as they should
+ * be: all NaN where the row's scores include the NaN (that query; or the
+ * queries at and after the key), all finite elsewhere. */
+static int64_t nan_rows_wrong(int64_t qrow, int64_t krow)
+{
+    const int64_t L = 300, w = 16;
+    float *q = malloc(sizeof(float) * L * w), *k = malloc(sizeof(float) * L * w), *v = malloc(sizeof(float) * L * w),
+          *o = malloc(sizeof(float) * L * w);
+    void *work = aligned_alloc(64, (size_t)helix_attention_workspace_bytes(w));
+    uint64_t seed = 99;
+    for (int64_t x = 0; x < L * w; x++) { q[x] = frand(&seed); k[x] = frand(&seed); v[x] = frand(&seed); }
+    if (qrow >= 0) q[qrow * w + 3] = NAN;
+    else k[krow * w + 5] = NAN;
+    helix_attn_args a = {0};
+    a.B = 1; a.Lq = a.Lk = L; a.H = 1; a.width = w; a.dtype = HELIX_F32;
+    a.q = q; a.k = k; a.v = v; a.o = o; a.scale = 0.25f; a.causal = 1;
+    helix_attn_args_dense(&a);
+    int64_t wrong = helix_attention_fwd(&a, work) == HELIX_OK ? 0 : L;
+    for (int64_t i = 0; i < L && !wrong; i++) {
+        const int want_nan = qrow >= 0 ? i == qrow : i >= krow;
+        for (int64_t e = 0; e < w; e++)
+            if ((isnan(o[i * w + e]) != 0) != want_nan || (!want_nan && !isfinite(o[i * w + e]))) { wrong++; break; }
+    }
+    free(q); free(k); free(v); free(o); free(work);
+    return wrong;
+}
+
 static const char *path = "";
 
 static void cases(void)
@@ -127,6 +155,10 @@ static void cases(void)
             CHECK(e <= tol_ramp[ti], "%s w=%lld logits growing along the keys causal=%d: %.3g > %.3g",
                   helix_dtype_name(types[ti]), (long long)w, causal, e, tol_ramp[ti]);
         }
+    /* a NaN input gives NaN where it enters, never a silent 0 (the row's
+     * max must not skip it) */
+    CHECK(nan_rows_wrong(7, -1) == 0, "NaN in query 7: %lld output rows wrong", (long long)nan_rows_wrong(7, -1));
+    CHECK(nan_rows_wrong(-1, 150) == 0, "NaN in key 150 (causal): %lld output rows wrong", (long long)nan_rows_wrong(-1, 150));
     /* tiny shapes: one query, one key */
     CHECK(run_case(HELIX_F32, 1, 1, 1, 1, 4, 0, 0, 0) <= tol[0], "1x1");
     CHECK(run_case(HELIX_F32, 1, 1, 1, 1, 4, 1, 0, 0) <= tol[0], "1x1 causal");

@@ -71,6 +71,7 @@ void helix_attn_args_dense(helix_attn_args *a)
 /* e^x (x <= 0), the scalar form of what every path computes. */
 float helix_exp_neg(float v)
 {
+    if (v != v) return v;   /* NaN stays NaN (and never reaches the int conversion) */
     const float c = v < HELIX_EXP_LO ? HELIX_EXP_LO : v;
     const float k = rintf(c * HELIX_LOG2E);
     const float r = c - k * HELIX_LN2_HI - k * HELIX_LN2_LO;

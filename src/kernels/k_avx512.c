@@ -29,6 +29,7 @@
 #define V_LOADN(p, n) _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), helix_mask16((n) < 0 ? 0 : (n)), p)
 #define V_STOREN(p, n, x) _mm512_mask_storeu_ps(p, helix_mask16(n), x)
 #define V_ANY_ABOVE(x, y) (_mm512_cmp_ps_mask(x, y, _CMP_NLE_UQ) != 0)
+#define V_ANY_NAN(x) (_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) != 0)
 #define V_HMAX(x) _mm512_reduce_max_ps(x)
 #define V_HSUM(x) _mm512_reduce_add_ps(x)
 #define V_EXP(x) helix_exp_neg16(x)

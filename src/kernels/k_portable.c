@@ -32,7 +32,7 @@ static void ukr_rm(int64_t kc, const float *a, int64_t lda, const float *bp, flo
 static float softmax_row(float *s, int64_t n, float *m, float *l)
 {
     float mnew = *m;
-    for (int64_t j = 0; j < n; j++) mnew = s[j] > mnew ? s[j] : mnew;
+    for (int64_t j = 0; j < n; j++) mnew = s[j] > mnew || s[j] != s[j] ? s[j] : mnew;   /* a NaN sticks: P NaN, not 0 */
     if (mnew == -INFINITY) { memset(s, 0, sizeof(float) * (size_t)n); return 1.0f; }
     float part[8] = {0};
     int64_t j = 0;

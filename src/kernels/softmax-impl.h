@@ -5,6 +5,7 @@
  *   V_LOADN(p, n)     the first n lanes (n may exceed VL), -inf after
  *   V_STOREN(p, n, x) store the first n lanes
  *   V_ANY_ABOVE(x, y) some lane of x above y's, or unordered (NaN)
+ *   V_ANY_NAN(x)      some lane NaN
  *   V_HMAX(x) V_HSUM(x) V_EXP(x)   (e^x lane-wise for x <= SLACK)
  *   S_EXP(x)          the same e^x, one float
  * It defines softmax_rows (the contract is in kern-impl.h).
@@ -33,7 +34,8 @@ static inline __attribute__((always_inline)) void sm_chunk(float *s, int64_t j0,
         x[v] = full ? V_LOAD(s + v * VL) : V_LOADN(s + v * VL, n - v * VL);
         mv = v ? V_MAX(mv, x[v]) : x[0];
     }
-    /* -inf while m is; a NaN score may drop out of mv, but not out of P */
+    /* -inf while m is; a NaN score may drop out of mv (vmaxps), but not
+     * out of P: e^(NaN - m) */
     if (V_ANY_ABOVE(mv, V_SET1(st->m + HELIX_SOFTMAX_SLACK))) {   /* the reference moves to this chunk's max */
         const float mx = V_HMAX(mv), a = st->m == -INFINITY ? 0.0f : S_EXP(st->m - mx);
         const VEC av = V_SET1(a);
@@ -43,9 +45,13 @@ static inline __attribute__((always_inline)) void sm_chunk(float *s, int64_t j0,
         st->alpha *= a;
         st->m = mx;
     }
-    if (st->m == -INFINITY) {   /* no visible key in the row so far: P = 0 */
-        for (int v = 0; v < SM_CHUNK && v * VL < n; v++) V_STOREN(s + v * VL, n - v * VL, V_ZERO());
-        return;
+    if (st->m == -INFINITY) {   /* no visible key in the row so far: P = 0 ... */
+        for (int v = 0; v < SM_CHUNK; v++)
+            if (V_ANY_NAN(x[v])) st->m = NAN;   /* ... unless a NaN dropped out of mv: then P is NaN */
+        if (st->m == -INFINITY) {
+            for (int v = 0; v < SM_CHUNK && v * VL < n; v++) V_STOREN(s + v * VL, n - v * VL, V_ZERO());
+            return;
+        }
     }
     const VEC mr = V_SET1(st->m);
 #pragma GCC unroll 8
