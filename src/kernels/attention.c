@@ -160,7 +160,7 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
     const int64_t w = a->width, T = k->T, nq = k->nq, wr = helix_rup(w, 32);
     const size_t es = helix_dtype_size(a->dtype);
     const char *qb = (const char *)a->q + (size_t)(k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh) * es;
-    helix_pack_a(kn, nq, w, a->dtype, qb, a->q_sl, a->scale, W->q);
+    helix_pack_a(kn, nq, w, a->dtype, qb, a->q_sl, kn->base2 ? a->scale * HELIX_LOG2E : a->scale, W->q);
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
         const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T;
         const size_t off = (size_t)(k->b * a->kv_sb + k0 * a->kv_sl + k->h * a->kv_sh) * es;

@@ -19,8 +19,8 @@ static inline __mmask16 helix_mask16(int64_t left)
  * sixteen lanes: t = k + r with k an integer and
  * |r| <= 1/2, 2^r by a degree-5 polynomial fitted for relative error on
  * [-1/2, 1/2] with p(0) = 1 (1.6e-7 evaluated in f32), times 2^k (scalef).
- * Below -125 and at -inf exactly 0; NaN stays NaN. Both softmaxes use it:
- * the f32 one through helix_exp_neg16, AMX's (in base 2 already) direct. */
+ * Below -125 and at -inf exactly 0; NaN stays NaN. Both softmaxes use it
+ * (scores in log2 units: the callers fold log2(e) into the scale). */
 static inline __m512 helix_exp2_16(__m512 t)
 {
     /* r = t - round(t) in one vreduceps (AVX512DQ), then k = t - r, exact:
@@ -36,15 +36,6 @@ static inline __m512 helix_exp2_16(__m512 t)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     /* not-less-than, unordered: true for NaN (kept), false for -inf */
     return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_NLT_UQ), p, k);
-}
-
-/* e^v for v <= 87 (softmax: v <= HELIX_SOFTMAX_SLACK): 2^(v log2(e)), four vector operations fewer per score
- * than helix_exp_neg's Cody-Waite form with its degree 6, and as accurate
- * (the rounding of v log2(e) costs at most 3e-8 of P relative).
- * Below v = -86.6 and at -inf exactly 0; NaN stays NaN. */
-static inline __m512 helix_exp_neg16(__m512 v)
-{
-    return helix_exp2_16(_mm512_mul_ps(v, _mm512_set1_ps(HELIX_LOG2E)));
 }
 
 /* Transpose 16 x 16 32-bit lanes in registers: four stages of two-source

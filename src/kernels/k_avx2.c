@@ -22,25 +22,26 @@
 #define V_BCAST(p) _mm256_broadcast_ss(p)
 #include "ukr-impl.h"
 
-/* e^v, v <= 87 (the softmax passes v <= HELIX_SOFTMAX_SLACK) */
-static inline __m256 exp_neg8(__m256 v)
+/* 2^t, t <= 126 (the softmax passes t <= HELIX_SOFTMAX_SLACK, in log2
+ * units): t = k + r, |r| <= 1/2, 2^r by the same fitted degree-5
+ * polynomial as the AVX-512 path (avx512-impl.h, 1.6e-7 relative), times
+ * 2^k built in the exponent bits. Below -125 and at -inf exactly 0; NaN
+ * stays NaN. */
+static inline __m256 exp2_8(__m256 t)
 {
-    const __m256 lo = _mm256_set1_ps(HELIX_EXP_LO);
-    const __m256 c = _mm256_max_ps(lo, v);               /* NaN in v stays NaN */
-    const __m256 k = _mm256_round_ps(_mm256_mul_ps(c, _mm256_set1_ps(HELIX_LOG2E)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(HELIX_LN2_HI), c);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(HELIX_LN2_LO), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256 lo = _mm256_set1_ps(-125.0f);
+    const __m256 c = _mm256_max_ps(lo, t);               /* NaN in t stays NaN */
+    const __m256 k = _mm256_round_ps(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_sub_ps(c, k);
+    __m256 p = _mm256_set1_ps(1.3265771558508277e-3f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.671548381447792e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.550730600953102e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(2.4022240936756134e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(6.931470036506653e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
     const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-    return _mm256_andnot_ps(_mm256_cmp_ps(v, lo, _CMP_LT_OQ), e);
+    return _mm256_andnot_ps(_mm256_cmp_ps(t, lo, _CMP_LT_OQ), e);
 }
 
 static inline float hmax8(__m256 x)
@@ -83,8 +84,8 @@ static inline void storen8(float *p, int64_t n, __m256 x)
 #define V_ANY_NAN(x) (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)) != 0)
 #define V_HMAX(x) hmax8(x)
 #define V_HSUM(x) hsum8(x)
-#define V_EXP(x) exp_neg8(x)
-#define S_EXP(x) helix_exp_neg(x)
+#define V_EXP(x) exp2_8(x)   /* base2: scores in units of log2 */
+#define S_EXP(x) exp2f(x)
 #include "softmax-impl.h"
 
 static void scale_row(float *x, int64_t n, float a)
@@ -95,4 +96,6 @@ static void scale_row(float *x, int64_t n, float a)
     for (; e < n; e++) x[e] *= a;
 }
 
-const helix_kern helix_kern_avx2 = {HELIX_ISA_AVX2, MR, NR, ukr, ukr_rm, softmax_rows, scale_row, NULL, NULL, MR1, ukr_rm1};
+const helix_kern helix_kern_avx2 = {
+    .isa = HELIX_ISA_AVX2, .mr = MR, .nr = NR, .ukr = ukr, .ukr_rm = ukr_rm,
+    .softmax_rows = softmax_rows, .base2 = 1, .scale_row = scale_row, .mr1 = MR1, .ukr_rm1 = ukr_rm1};

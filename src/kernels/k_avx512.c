@@ -32,8 +32,8 @@
 #define V_ANY_NAN(x) (_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) != 0)
 #define V_HMAX(x) _mm512_reduce_max_ps(x)
 #define V_HSUM(x) _mm512_reduce_add_ps(x)
-#define V_EXP(x) helix_exp_neg16(x)
-#define S_EXP(x) _mm512_cvtss_f32(helix_exp_neg16(_mm512_set1_ps(x)))
+#define V_EXP(x) helix_exp2_16(x)   /* base2: scores in units of log2 */
+#define S_EXP(x) _mm512_cvtss_f32(helix_exp2_16(_mm512_set1_ps(x)))
 #include "softmax-impl.h"
 
 static void scale_row(float *x, int64_t n, float a)
@@ -101,4 +101,7 @@ static void pack_a(int64_t rows, int64_t kc, helix_dtype t, const void *src, int
     }
 }
 
-const helix_kern helix_kern_avx512 = {HELIX_ISA_AVX512, MR, NR, ukr, ukr_rm, softmax_rows, scale_row, pack_bt, pack_a, MR1, ukr_rm1};
+const helix_kern helix_kern_avx512 = {
+    .isa = HELIX_ISA_AVX512, .mr = MR, .nr = NR, .ukr = ukr, .ukr_rm = ukr_rm,
+    .softmax_rows = softmax_rows, .base2 = 1, .scale_row = scale_row,
+    .pack_bt = pack_bt, .pack_a = pack_a, .mr1 = MR1, .ukr_rm1 = ukr_rm1};

@@ -56,4 +56,6 @@ static void scale_row(float *x, int64_t n, float a)
     for (int64_t e = 0; e < n; e++) x[e] *= a;
 }
 
-const helix_kern helix_kern_portable = {HELIX_ISA_PORTABLE, MR, NR, ukr, ukr_rm, softmax_rows, scale_row, NULL};
+const helix_kern helix_kern_portable = {
+    .isa = HELIX_ISA_PORTABLE, .mr = MR, .nr = NR, .ukr = ukr, .ukr_rm = ukr_rm,
+    .softmax_rows = softmax_rows, .base2 = 0, .scale_row = scale_row};

@@ -33,6 +33,10 @@ typedef struct {
      * it by more than HELIX_SOFTMAX_SLACK (softmax-impl.h); m' = -inf:
      * P = 0, alpha = 1 */
     void (*softmax_rows)(float *s, int64_t ld, int64_t rows, int64_t n, float *m, float *l, float *alpha);
+    /* 1: softmax_rows takes scores in units of log2 (the callers fold
+     * log2(e) into the scale), so e^ above reads 2^ and the exponential
+     * needs no multiply; 0 (portable): natural units */
+    int base2;
     void (*scale_row)(float *x, int64_t n, float a);
     /* optional: helix_pack_b with trans, for this path's NR */
     void (*pack_bt)(int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst);
@@ -49,11 +53,11 @@ extern const helix_kern helix_kern_portable, helix_kern_avx2, helix_kern_avx512;
 /* The f32 table of a path (AMX uses the AVX-512 one for f32 and f16). */
 const helix_kern *helix_kern_for(helix_isa isa);
 
-/* e^x for x <= 0, the formula the portable and AVX2 paths compute
- * (attention.c): Cody-Waite reduction and a degree-6 polynomial, rel.
- * error ~2e-7; below -87 (and -inf) exactly 0. AVX-512 computes the same
- * accuracy in base 2 with a fitted degree 5 (avx512-impl.h; AMX's
- * softmax too). */
+/* e^x for x <= 0, the portable path's (attention.c): Cody-Waite
+ * reduction and a degree-6 polynomial, rel. error ~2e-7; below -87 (and
+ * -inf) exactly 0. The SIMD paths take scores in log2 units (base2) and
+ * compute 2^x with a fitted degree 5 of the same accuracy (avx512-impl.h,
+ * k_avx2.c; AMX's softmax too). */
 #define HELIX_EXP_LO (-87.0f)
 #define HELIX_LOG2E 1.44269504088896341f
 #define HELIX_LN2_HI 0.693145751953125f
@@ -61,7 +65,7 @@ const helix_kern *helix_kern_for(helix_isa isa);
 float helix_exp_neg(float v);
 
 /* The SIMD softmax rows keep the running max m while no new score exceeds
- * it by more than this (so P <= e^8 ~ 3e3, sums far from f32's range):
+ * it by more than this (in log2 units: P <= 2^8, sums far from f32's range):
  * the max is reduced and acc rescaled only when it grows by more. */
 #define HELIX_SOFTMAX_SLACK 8.0f
 

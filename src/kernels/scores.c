@@ -55,7 +55,8 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
             if (a->kv_len && a->kv_len[b] < nk) nk = a->kv_len[b];
             if (nk > lk) nk = lk;
             if (nk < 0) nk = 0;
-            for (int64_t jj = 0; jj < nk; jj++) si[jj] *= a->scale;
+            const float sc = kn->base2 ? a->scale * HELIX_LOG2E : a->scale;   /* the path's units */
+            for (int64_t jj = 0; jj < nk; jj++) si[jj] *= sc;
             float m = -INFINITY, l = 0.0f;
             float alpha;
             kn->softmax_rows(si, 0, 1, nk, &m, &l, &alpha);
