@@ -7,6 +7,9 @@
  *   S = scale * Q K^T            (one GEMM per tile)
  *   m' = max(m, rowmax S); P = exp(S - m'); l = l e^(m-m') + rowsum P
  *   acc = acc e^(m-m') + P V      (one GEMM per tile)
+ * (the SIMD paths keep m' = m while rowmax S <= m + HELIX_SOFTMAX_SLACK,
+ * and take S in units of log2, log2(e) folded into Q's scale: 2^ for e^;
+ * softmax-impl.h). The final acc / l is the same either way.
  * Memory is the fixed workspace of helix_attention_workspace_bytes(width)
  * per thread: nothing grows with L. The two products are the path's own
  * micro-kernels (kern-impl.h) on packed tiles: Q once per block (scale
