@@ -31,6 +31,7 @@
  * block's buffers stay in L2. Reading f32 V in place instead of packing
  * it was tried: no faster (its rows are H*width apart). */
 int64_t helix_attn_tile(int64_t width) { (void)width; return HELIX_ATTN_TILE_MIN; }
+_Static_assert(HELIX_ATTN_TILE_MIN == HELIX_PV_LD, "P's rows are a key tile apart: the row kernels' fixed stride");
 
 /* Buffer sizes in bytes, in carving order (see attention-impl.h): rows
  * padded by one micro-kernel strip, widths rounded to 32 (panels, tiles). */

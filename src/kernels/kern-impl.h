@@ -16,6 +16,9 @@
 #define HELIX_MR_MAX 16
 static inline int64_t helix_rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 #define HELIX_NR_MAX 32
+/* the row stride of attention's P (its key tile, HELIX_ATTN_TILE_MIN):
+ * the row micro-kernels have a copy for it (ukr-impl.h) */
+#define HELIX_PV_LD 128
 
 typedef void (*helix_ukr_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc);
 /* the same with A unpacked, row-major (A(i, k) = a[i*lda + k]) */
