@@ -164,7 +164,7 @@ static void block_f32(const blk_t *k, const helix_attn_ws *W)
     const int64_t w = a->width, T = k->T, nq = k->nq, wr = helix_rup(w, 32);
     const size_t es = helix_dtype_size(a->dtype);
     const char *qb = (const char *)a->q + (size_t)(k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh) * es;
-    helix_pack_a(kn, nq, w, a->dtype, qb, a->q_sl, kn->base2 ? a->scale * HELIX_LOG2E : a->scale, W->q);
+    helix_pack_a(kn, nq, w, a->dtype, qb, a->q_sl, helix_score_scale(kn, a->scale), W->q);
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {
         const int64_t nk = k->kend - k0 < T ? k->kend - k0 : T;
         const size_t off = (size_t)(k->b * a->kv_sb + k0 * a->kv_sl + k->h * a->kv_sh) * es;
@@ -219,7 +219,7 @@ static void block_amx(const blk_t *k, const helix_attn_ws *W)
     const uint16_t *qs = (const uint16_t *)a->q + k->b * a->q_sb + k->q0 * a->q_sl + k->h * a->q_sh;
     amx_pipe q = {(const uint16_t *)W->q, (const uint16_t *)W->k, (const uint16_t *)W->v,
                   {W->s, W->s + 32 * T}, {(uint16_t *)W->p, (uint16_t *)W->p + 32 * T}, W->acc, wr, T, 0};
-    const float c = a->scale * HELIX_LOG2E;   /* scores in units of log2 */
+    const float c = helix_score_scale(k->kn, a->scale);   /* scores in units of log2 (AVX-512 is base2) */
     helix_amx_pack_a(nq, w, qs, a->q_sl, (uint16_t *)W->q);
     helix_amx_begin();
     for (int64_t k0 = 0; k0 < k->kend; k0 += T) {

@@ -63,7 +63,6 @@ void helix_pack_a(const helix_kern *kn, int64_t rows, int64_t kc, helix_dtype t,
     }
 }
 
-/* element (k, j) is src[k*ld + j] (trans = 0) or src[j*ld + k] (trans = 1) */
 /* B (kc x n, element (k, j) = src[k*ld + j]) into panels nr columns wide */
 static void pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, float *dst)
 {
@@ -80,6 +79,7 @@ static void pack_b_rows(int64_t nr, int64_t kc, int64_t n, helix_dtype t, const 
     }
 }
 
+/* element (k, j) is src[k*ld + j] (trans = 0) or src[j*ld + k] (trans = 1) */
 void helix_pack_b(const helix_kern *kn, int64_t kc, int64_t n, helix_dtype t, const void *src, int64_t ld, int trans,
                   float *dst)
 {

@@ -60,18 +60,24 @@ static inline float hsum8(__m256 x)
     return _mm_cvtss_f32(a);
 }
 
+/* all ones in the first n lanes (0 <= n < 8) */
+static inline __m256i mask8(int64_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 /* the first n lanes (n may exceed 8) of p, -inf after */
 static inline __m256 loadn8(const float *p, int64_t n)
 {
     if (n >= 8) return _mm256_loadu_ps(p);
-    const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i k = mask8(n < 0 ? 0 : n);
     return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(p, k), _mm256_castsi256_ps(k));
 }
 
 static inline void storen8(float *p, int64_t n, __m256 x)
 {
-    if (n >= 8) { _mm256_storeu_ps(p, x); return; }
-    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), x);
+    if (n >= 8) _mm256_storeu_ps(p, x);
+    else _mm256_maskstore_ps(p, mask8(n), x);
 }
 
 #define V_SET1(x) _mm256_set1_ps(x)

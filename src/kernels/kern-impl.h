@@ -17,7 +17,7 @@
 static inline int64_t helix_rup(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 #define HELIX_NR_MAX 32
 /* the row stride of attention's P (its key tile, HELIX_ATTN_TILE_MIN):
- * the row micro-kernels have a copy for it (ukr-impl.h) */
+ * the one-vector row micro-kernel has a copy for it (ukr-impl.h) */
 #define HELIX_PV_LD 128
 
 typedef void (*helix_ukr_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int acc);
@@ -66,6 +66,13 @@ const helix_kern *helix_kern_for(helix_isa isa);
 #define HELIX_LN2_HI 0.693145751953125f
 #define HELIX_LN2_LO 1.428606765330187e-06f
 float helix_exp_neg(float v);
+
+/* the factor the scores get before this path's softmax_rows: the
+ * attention scale, times log2(e) where the path works in log2 units */
+static inline float helix_score_scale(const helix_kern *kn, float scale)
+{
+    return kn->base2 ? scale * HELIX_LOG2E : scale;
+}
 
 /* The SIMD softmax rows keep the running max m while no new score exceeds
  * it by more than this (in log2 units: P <= 2^8, sums far from f32's range):

@@ -47,6 +47,7 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
     const int64_t wr = helix_rup(w, 32), rows = nq + HELIX_MR_MAX;   /* P and acc rows, the last strip's padding too */
     const size_t es = helix_dtype_size(a->dtype);
     const helix_attn_ws W = helix_attn_ws_carve(work, w);
+    const float sc = helix_score_scale(kn, a->scale);   /* the path's units */
     for (int64_t h = 0; h < hg; h++) {
         float inv[TQ];
         for (int64_t i = 0; i < nq; i++) {
@@ -55,10 +56,8 @@ void helix_cpu_softmax_v(const helix_scores_args *a, void *work)
             if (a->kv_len && a->kv_len[b] < nk) nk = a->kv_len[b];
             if (nk > lk) nk = lk;
             if (nk < 0) nk = 0;
-            const float sc = kn->base2 ? a->scale * HELIX_LOG2E : a->scale;   /* the path's units */
             for (int64_t jj = 0; jj < nk; jj++) si[jj] *= sc;
-            float m = -INFINITY, l = 0.0f;
-            float alpha;
+            float m = -INFINITY, l = 0.0f, alpha;
             kn->softmax_rows(si, 0, 1, nk, &m, &l, &alpha);
             memset(si + nk, 0, sizeof(float) * (size_t)(lk - nk));
             inv[i] = l > 0.0f ? 1.0f / l : 0.0f;   /* no visible key: 0 */

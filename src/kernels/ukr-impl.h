@@ -41,14 +41,9 @@ static void ukr(int64_t kc, const float *ap, const float *bp, float *c, int64_t 
     ukr_gen(kc, ap, 1, MR, bp, c, ldc, acc);
 }
 
-/* Rows HELIX_PV_LD apart (attention's P: a key tile) get their own copy
- * with the stride a compile-time constant: the rows' offsets become
- * immediates instead of MR registers the loop runs short of (it reloaded
- * them from the stack every step). */
 static void ukr_rm(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
 {
-    if (lda == HELIX_PV_LD) ukr_gen(kc, a, HELIX_PV_LD, 1, bp, c, ldc, acc);
-    else ukr_gen(kc, a, lda, 1, bp, c, ldc, acc);
+    ukr_gen(kc, a, lda, 1, bp, c, ldc, acc);
 }
 
 /* One vector wide: C[MR1][VL] (+)= A rows (A(i, k) = a[i*lda + k]) times a
@@ -72,8 +67,12 @@ static inline __attribute__((always_inline)) void ukr_rm1_gen(int64_t kc, const 
     }
 }
 
-/* the same split as ukr_rm's: one broadcast per FMA here, so the stack
- * reloads cost the most (16 x 16 in isolation: 56 -> 80 % of the peak) */
+/* Rows HELIX_PV_LD apart (attention's P: a key tile) get their own copy
+ * with the stride a compile-time constant: the rows' offsets become
+ * immediates instead of MR1 registers the loop runs short of (it reloaded
+ * them from the stack every step; one broadcast per FMA makes that the
+ * limit: 16 x 16 in isolation 56 -> 80 % of the peak). The two-vector
+ * ukr_rm, two FMAs per broadcast, measured the same either way. */
 static void ukr_rm1(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int acc)
 {
     if (lda == HELIX_PV_LD) ukr_rm1_gen(kc, a, HELIX_PV_LD, bp, c, ldc, acc);
